@@ -1,0 +1,265 @@
+//! The platform-neutral event every webhook becomes.
+//!
+//! An [`Event`] keeps the raw payload (rules can reach any field through `payload`) and adds what
+//! rules need to serve both platforms with one definition: a `topic` (`source/kind`), a canonical
+//! name from the table in DESIGN.md §3, and an [`OrderView`] with the fields shop owners ask for.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// One journaled webhook, normalized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    /// The source adapter that verified it: `sellix` or `selldone`.
+    pub source: String,
+    /// The platform's own event name (`order:paid`, `SentOrder`, `Product/Created`).
+    pub kind: String,
+    /// `source/kind`: what `on:` patterns with a slash match against.
+    pub topic: String,
+    /// The cross-platform name (`order.paid`), when the table knows the event.
+    pub canonical: Option<String>,
+    pub received_at: Timestamp,
+    /// The request body as JSON, unknown fields and all.
+    pub payload: serde_json::Value,
+    /// Present for order events of either platform.
+    pub order: Option<OrderView>,
+}
+
+impl Event {
+    /// A new event id: time-ordered, so ids sort like arrival.
+    pub fn new_id() -> String {
+        format!("evt_{}", uuid::Uuid::now_v7().simple())
+    }
+}
+
+/// A verified, normalized delivery on its way into the journal.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub event: Event,
+    /// Identifies repeated deliveries of one webhook (see each source for what it hashes).
+    pub dedupe_key: String,
+    /// The request body exactly as it arrived; the journal stores these bytes, not a
+    /// re-serialization, so what was verified is what is kept.
+    pub body: bytes::Bytes,
+}
+
+/// The order fields rules use on both platforms. Text fields are empty strings when the
+/// platform sent nothing, so `order.customer.email != ""` reads naturally in rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub id: String,
+    pub status: String,
+    /// The amount in `currency` (Sellix `total_display`, Selldone `basket.price`).
+    pub total: Option<f64>,
+    pub currency: String,
+    pub customer: Customer,
+    pub items: Vec<Item>,
+    pub shop: Shop,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub email: String,
+    pub name: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub title: String,
+    pub quantity: f64,
+    pub price: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shop {
+    pub id: String,
+    pub name: String,
+}
+
+/// Milliseconds since the Unix epoch; shown as RFC 3339 in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(from = "TimestampRepr")]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        let t = UNIX_EPOCH + Duration::from_millis(self.0.max(0) as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+/// Accepts what [`Timestamp`] serializes to, and plain milliseconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TimestampRepr {
+    Millis(i64),
+    Text(String),
+}
+
+impl From<TimestampRepr> for Timestamp {
+    fn from(r: TimestampRepr) -> Self {
+        match r {
+            TimestampRepr::Millis(ms) => Timestamp(ms),
+            TimestampRepr::Text(s) => humantime::parse_rfc3339(&s)
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| Timestamp(d.as_millis() as i64))
+                .unwrap_or(Timestamp(0)),
+        }
+    }
+}
+
+/// The canonical name of a Selldone `OnlineOrder` action (DESIGN.md §3).
+pub fn selldone_canonical(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "CheckoutOrder" => "order.checkout",
+        "PaymentOrder" => "order.paid",
+        "CancelProduct" => "order.item_cancelled",
+        "OrderConfirm" => "order.confirmed",
+        "PreparingOrder" => "order.preparing",
+        "SentOrder" => "order.shipped",
+        "ToCustomer" => "order.delivered",
+        "ReturnOrder" => "order.returned",
+        "DeliveryCanceled" => "order.delivery_cancelled",
+        _ => return None,
+    })
+}
+
+/// The canonical name of a Sellix event (DESIGN.md §3).
+///
+/// Product-scoped variants (`order:paid:product`) share the name of the shop-wide event;
+/// v1 and v2 subscription events both map to `subscription.*` (colons become dots, and
+/// `canceled` is spelled `cancelled`, so `subscription-v2:plan:canceled` is
+/// `subscription.plan.cancelled`).
+pub fn sellix_canonical(event: &str) -> Option<String> {
+    let event = event.strip_suffix(":product").unwrap_or(event);
+    let fixed = match event {
+        "order:created" => "order.checkout",
+        "order:paid" => "order.paid",
+        "order:partial" => "order.partial",
+        "order:cancelled" => "order.cancelled",
+        "order:disputed" => "order.disputed",
+        "order:updated" => "order.updated",
+        "product:created" => "product.created",
+        "product:edited" => "product.updated",
+        "product:stock" => "product.low_stock",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return Some(fixed.to_string());
+    }
+    let rest = event
+        .strip_prefix("subscription-v2:")
+        .or_else(|| event.strip_prefix("subscription:"))?;
+    let rest = rest.replace(':', ".").replace("canceled", "cancelled");
+    (!rest.is_empty()).then(|| format!("subscription.{rest}"))
+}
+
+/// Every canonical name storeflow can produce, for `on:` pattern checks and docs.
+pub const CANONICAL_NAMES: &[&str] = &[
+    "order.checkout",
+    "order.paid",
+    "order.partial",
+    "order.cancelled",
+    "order.item_cancelled",
+    "order.confirmed",
+    "order.preparing",
+    "order.shipped",
+    "order.delivered",
+    "order.returned",
+    "order.delivery_cancelled",
+    "order.disputed",
+    "order.updated",
+    "product.created",
+    "product.updated",
+    "product.low_stock",
+    "subscription.created",
+    "subscription.updated",
+    "subscription.trial.started",
+    "subscription.trial.ended",
+    "subscription.renewed",
+    "subscription.cancelled",
+    "subscription.upcoming",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sellix_names_map_to_canonical() {
+        assert_eq!(
+            sellix_canonical("order:paid").as_deref(),
+            Some("order.paid")
+        );
+        assert_eq!(
+            sellix_canonical("order:created").as_deref(),
+            Some("order.checkout")
+        );
+        assert_eq!(
+            sellix_canonical("order:paid:product").as_deref(),
+            Some("order.paid")
+        );
+        assert_eq!(
+            sellix_canonical("product:stock").as_deref(),
+            Some("product.low_stock")
+        );
+        assert_eq!(
+            sellix_canonical("product:edited").as_deref(),
+            Some("product.updated")
+        );
+        assert_eq!(
+            sellix_canonical("subscription-v2:canceled").as_deref(),
+            Some("subscription.cancelled")
+        );
+        assert_eq!(
+            sellix_canonical("subscription:cancelled").as_deref(),
+            Some("subscription.cancelled")
+        );
+        assert_eq!(
+            sellix_canonical("subscription:trial:started").as_deref(),
+            Some("subscription.trial.started")
+        );
+        assert_eq!(
+            sellix_canonical("subscription-v2:plan:canceled-merchant").as_deref(),
+            Some("subscription.plan.cancelled-merchant")
+        );
+        assert_eq!(sellix_canonical("feedback:received"), None);
+    }
+
+    #[test]
+    fn selldone_actions_map_to_canonical() {
+        assert_eq!(selldone_canonical("SentOrder"), Some("order.shipped"));
+        assert_eq!(selldone_canonical("ToCustomer"), Some("order.delivered"));
+        assert_eq!(selldone_canonical("Unknown"), None);
+    }
+
+    #[test]
+    fn timestamp_round_trips_through_json() {
+        let t = Timestamp(1_742_040_000_123);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2025-03-15T12:00:00.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+    }
+}

@@ -1,0 +1,81 @@
+//! The one place where errors become HTTP responses. Every error body is
+//! `{"error": "<what was wrong>"}`; none echoes a secret or an expected signature.
+
+use std::convert::Infallible;
+
+use warp::http::StatusCode;
+use warp::reject::Reject;
+use warp::{Rejection, Reply};
+
+use crate::sources::IntakeError;
+
+/// Everything the HTTP layer can refuse a request for.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+    #[error("unknown source `{name}`; webhooks go to {}", known.iter().map(|k| format!("/hooks/{k}")).collect::<Vec<_>>().join(" or "))]
+    UnknownSource {
+        name: String,
+        known: Vec<&'static str>,
+    },
+    #[error("body is larger than intake.max_body ({max} bytes)")]
+    TooLarge { max: u64 },
+    #[error("cannot read the request body: {0}")]
+    BodyRead(String),
+    #[error("the event journal cannot be written right now; retry later")]
+    JournalUnavailable,
+}
+
+impl Reject for ApiError {}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Intake(IntakeError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            ApiError::Intake(IntakeError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Intake(IntakeError::Malformed(_)) | ApiError::BodyRead(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::UnknownSource { .. } => StatusCode::NOT_FOUND,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::JournalUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// A JSON error response.
+pub fn error_reply(status: StatusCode, message: &str) -> warp::reply::Response {
+    let body = warp::reply::json(&serde_json::json!({ "error": message }));
+    warp::reply::with_status(body, status).into_response()
+}
+
+/// Maps every rejection (ours and warp's) to a status and a message.
+pub async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let (status, message) = if let Some(e) = r.find::<ApiError>() {
+        (e.status(), e.to_string())
+    } else if r.is_not_found() {
+        (
+            StatusCode::NOT_FOUND,
+            "not found; webhooks go to /hooks/<source>".to_string(),
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed; webhooks are POSTed".to_string(),
+        )
+    } else if let Some(e) = r.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        (StatusCode::BAD_REQUEST, "invalid query string".to_string())
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "body too large".to_string())
+    } else {
+        tracing::warn!(rejection = ?r, "unhandled rejection");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_string(),
+        )
+    };
+    Ok(error_reply(status, &message))
+}
