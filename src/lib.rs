@@ -6,13 +6,13 @@
 //! # Layout
 //!
 //! From the bottom up (each layer uses only those before it):
-//! - [`event`]: the event model and canonical names.
-//! - [`config`]: `storeflow.yaml`.
-//! - [`journal`]: durable storage (SQLite, group commit); knows events, nothing above.
-//! - [`sources`]: one adapter per platform: verify, then normalize.
-//! - [`server`]: the warp routes; journals and answers, never runs actions.
-//! - [`app`]: wiring under one shutdown token.
-//! - [`cli`]: one file per subcommand.
+//! - [`event`] holds the event model and canonical names.
+//! - [`config`] holds `storeflow.yaml`.
+//! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
+//! - [`sources`] holds one adapter per platform: verify, then normalize.
+//! - [`server`] holds the warp routes; journals and answers, never runs actions.
+//! - [`app`] holds wiring under one shutdown token.
+//! - [`cli`] holds one file per subcommand.
 
 pub mod app;
 pub mod cli;

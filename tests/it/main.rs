@@ -1,0 +1,11 @@
+//! Integration tests: one binary. `helpers` starts the daemon (in-process or as a real process)
+//! on port 0 with a temporary data dir.
+
+// Test helpers panic on setup failures by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod crash;
+mod helpers;
+mod intake;
+mod sources;
