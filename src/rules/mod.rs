@@ -1,0 +1,177 @@
+//! Rules: YAML files in `rules_dir` that match events and plan actions.
+//!
+//! Loading is two-phase ([`model`]: raw YAML structs with positions → [`load`]: compiled rules
+//! with parsed matchers, compiled Rhai `if` expressions and parsed templates). Every problem in
+//! every file is reported at once as a [`Diagnostic`]. Matching ([`RuleSet::evaluate`]) is pure:
+//! no I/O, no journal; the pipeline worker stores what it returns.
+//!
+//! This file is the public face of the module; the pipeline, the CLI and the server use only
+//! what is declared here.
+
+pub mod actions;
+pub mod load;
+pub mod matcher;
+pub mod model;
+pub mod template;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// Settings that shape compilation (Rhai limits come from `scripts:` in storeflow.yaml).
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub max_operations: u64,
+    /// Where `template:` files of the email action live (checked to exist at load).
+    pub templates_dir: PathBuf,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { max_operations: 1_000_000, templates_dir: "./templates".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found while loading rules: where, in which rule, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem has no position (e.g. an unreadable file).
+    pub line: usize,
+    /// 1-based; 0 when unknown.
+    pub column: usize,
+    pub rule: Option<String>,
+    pub message: String,
+    /// What to do about it ("did you mean `email`?").
+    pub hint: Option<String>,
+    /// The offending source line(s) with a caret under the column.
+    pub snippet: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `rules/shop.yaml:12:9: error: unknown action `emial` (rule `x`)`, then the snippet and
+    /// `  hint: ...` on their own lines.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}:{}:{}: {sev}: {}", self.file.display(), self.line, self.column, self.message)?;
+        if let Some(rule) = &self.rule {
+            write!(f, " (rule `{rule}`)")?;
+        }
+        if let Some(snippet) = &self.snippet {
+            write!(f, "\n{}", snippet.trim_end())?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of loading a rules directory: the compiled rules (only when there are no errors)
+/// and every diagnostic, errors and warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    pub rules: Option<RuleSet>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+    }
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning)
+    }
+}
+
+pub use load::RuleSet;
+
+/// Loads every `*.yaml` / `*.yml` file directly in `dir` (sorted by name; the `tests/`
+/// subfolder holds rule tests, not rules). A missing directory is an empty rule set.
+pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
+    load::load_dir(dir, options)
+}
+
+/// What evaluating the rules against one event decided: the trace the journal keeps and the
+/// actions to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// One entry per candidate rule (rules whose `on` matches the event), in load order.
+    pub rules: Vec<RuleTrace>,
+    /// How many rules were not candidates (their `on` does not match this event's topic or
+    /// canonical name).
+    pub not_listening: usize,
+}
+
+impl Evaluation {
+    pub fn matched(&self) -> impl Iterator<Item = &RuleTrace> {
+        self.rules.iter().filter(|r| r.matched)
+    }
+}
+
+/// One rule's verdict on one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleTrace {
+    pub rule: String,
+    pub file: PathBuf,
+    pub matched: bool,
+    /// For a rule that did not match (or whose `if` failed): why.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub miss: Option<Miss>,
+    /// For a matched rule: its actions with rendered parameters, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub actions: Vec<PlannedAction>,
+}
+
+/// Why a candidate rule did not fire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Miss {
+    /// `enabled: false`.
+    Disabled,
+    /// The first `match` condition that failed, with the value actually found.
+    Condition {
+        path: String,
+        /// The operator and operand as written (`gte 20`, `== "PHYSICAL"`, `any of 2`).
+        expected: String,
+        /// The value at `path` (JSON), or `null` when the path does not exist.
+        actual: serde_json::Value,
+    },
+    /// The `if` expression evaluated to false.
+    IfFalse { expr: String },
+    /// The `if` expression failed at run time (the rule does not fire; nothing crashes).
+    IfError { expr: String, error: String },
+}
+
+/// One action of a matched rule, with every string parameter rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedAction {
+    /// Position in the rule's `actions` list (part of the job's idempotency key).
+    pub index: usize,
+    /// `email`, `slack`, `http`, `flag`, `log`, `script`, or a plugin name.
+    pub kind: String,
+    /// The parameters after rendering (a JSON object), or the template error that prevented
+    /// rendering (a permanent failure for the job).
+    pub params: Result<serde_json::Value, String>,
+}
+
+impl RuleSet {
+    /// Evaluates the candidate rules for `event` (pure; no I/O).
+    pub fn evaluate(&self, event: &Event) -> Evaluation {
+        load::evaluate(self, event)
+    }
+}
