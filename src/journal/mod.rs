@@ -1,7 +1,8 @@
-//! The durable journal: storage only. It knows [`Event`]s and nothing above them.
+//! The durable journal: storage only. It knows [`Event`]s and nothing above them: traces and job
+//! parameters arrive as JSON the layers above produced.
 //!
 //! [`Store`] is the storage interface (SQLite by default, see [`sqlite`]); [`Journal`] puts one
-//! writer thread in front of it that batches concurrent appends into one transaction (group
+//! writer thread in front of it that batches concurrent writes into one transaction (group
 //! commit), so durability costs one fsync per batch rather than one per webhook.
 
 pub mod sqlite;
@@ -13,7 +14,7 @@ use serde::Serialize;
 
 use crate::event::{Event, Incoming, Timestamp};
 pub use sqlite::SqliteStore;
-pub use writer::Journal;
+pub use writer::{Journal, WriterHandle};
 
 /// What happened to one appended delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,6 +36,91 @@ pub struct EventSummary {
     pub order_id: Option<String>,
 }
 
+/// The outcome of running the rules on one event, committed in one transaction: the event is
+/// marked processed, its trace stored and its jobs created. Committing the same event twice is a
+/// no-op, so a crash between evaluation and commit cannot plan a job twice.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub event_id: String,
+    /// What the rules decided and why (opaque to the journal).
+    pub trace: serde_json::Value,
+    pub jobs: Vec<NewJob>,
+}
+
+/// A job to create. Its key is (event id, rule, action index).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub rule: String,
+    pub action_index: usize,
+    pub kind: String,
+    pub params: serde_json::Value,
+    /// Set when the job cannot run at all (e.g. its template failed to render): it is created
+    /// dead with this error, so it shows up among the dead letters instead of vanishing.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Done,
+    Dead,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        [
+            JobStatus::Pending,
+            JobStatus::Running,
+            JobStatus::Done,
+            JobStatus::Dead,
+        ]
+        .into_iter()
+        .find(|j| j.as_str() == s)
+    }
+}
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub event_id: String,
+    pub rule: String,
+    pub action_index: usize,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub status: JobStatus,
+    pub attempts: u32,
+    pub next_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// One write in a group commit.
+#[derive(Debug)]
+pub enum Write {
+    Append(Incoming),
+    Processed(Processed),
+}
+
+/// The answer to one [`Write`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    Appended(Appended),
+    /// `false` when the event had already been processed (nothing was written).
+    Processed(bool),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal database error: {0}")]
@@ -49,19 +135,34 @@ pub enum JournalError {
     Corrupt { id: String, reason: String },
 }
 
-/// Storage for events (and, as the system grows, traces, jobs, flags and state).
+/// Storage for events, traces and jobs (and, as the system grows, flags and state).
 pub trait Store: Send + 'static {
-    /// Appends a batch in one transaction. A delivery whose dedupe key was seen (same source)
-    /// within `dedupe_window` is answered with the earlier event's id and `duplicate: true`.
-    fn append_batch(
+    /// Applies a batch of writes in one transaction, answering each in order. An append whose
+    /// dedupe key was seen (same source) within `dedupe_window` is answered with the earlier
+    /// event's id and `duplicate: true`.
+    fn write_batch(
         &mut self,
-        batch: &[Incoming],
+        batch: &[Write],
         dedupe_window: Duration,
-    ) -> Result<Vec<Appended>, JournalError>;
+    ) -> Result<Vec<Written>, JournalError>;
 
     /// The newest events first.
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError>;
 
     /// One event, whole.
     fn event(&self, id: &str) -> Result<Option<Event>, JournalError>;
+
+    /// Events not yet processed by the rules, oldest first.
+    fn unprocessed_events(&self, limit: usize) -> Result<Vec<Event>, JournalError>;
+
+    /// The trace stored for an event, if it was processed.
+    fn trace(&self, event_id: &str) -> Result<Option<serde_json::Value>, JournalError>;
+
+    /// Jobs, newest first, optionally only those of one event and/or one status.
+    fn jobs(
+        &self,
+        event_id: Option<&str>,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> Result<Vec<Job>, JournalError>;
 }

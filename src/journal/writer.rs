@@ -1,27 +1,27 @@
-//! Group commit: one thread owns the store's write side; appends queue up while a transaction is
+//! Group commit: one thread owns the store's write side; writes queue up while a transaction is
 //! in flight and go into the next one together. Every caller is answered only after the commit
-//! that holds its event.
+//! that holds its write.
 
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Appended, JournalError, Store};
+use super::{Appended, JournalError, Processed, Store, Write, Written};
 use crate::event::Incoming;
 
-/// Upper bound on appends per transaction, so one commit never holds callers for long.
+/// Upper bound on writes per transaction, so one commit never holds callers for long.
 const MAX_BATCH: usize = 1024;
 
-type Reply = oneshot::Sender<Result<Appended, JournalError>>;
+type Reply = oneshot::Sender<Result<Written, JournalError>>;
 
-/// The handle the intake server appends through. Cheap to clone.
+/// The handle the intake server and the pipeline write through. Cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<(Incoming, Reply)>,
+    tx: mpsc::Sender<(Write, Reply)>,
 }
 
-/// Owns the writer thread; [`WriterHandle::close`] finishes queued appends and joins it.
+/// Owns the writer thread; [`WriterHandle::close`] finishes queued writes and joins it.
 pub struct WriterHandle {
     thread: Option<JoinHandle<()>>,
 }
@@ -46,10 +46,30 @@ impl Journal {
     pub async fn append(&self, incoming: Incoming) -> Result<Appended, JournalError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((incoming, reply))
+            .send((Write::Append(incoming), reply))
             .await
             .map_err(|_| JournalError::Closed)?;
-        answer.await.map_err(|_| JournalError::Closed)?
+        match answer.await.map_err(|_| JournalError::Closed)?? {
+            Written::Appended(a) => Ok(a),
+            other => Err(JournalError::CommitFailed(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Commits a processed event from a blocking thread (the pipeline); `false` if it had
+    /// already been processed.
+    pub fn processed_blocking(&self, processed: Processed) -> Result<bool, JournalError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .blocking_send((Write::Processed(processed), reply))
+            .map_err(|_| JournalError::Closed)?;
+        match answer.blocking_recv().map_err(|_| JournalError::Closed)?? {
+            Written::Processed(done) => Ok(done),
+            other => Err(JournalError::CommitFailed(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
     }
 }
 
@@ -65,15 +85,15 @@ impl WriterHandle {
 
 fn write_loop<S: Store>(
     mut store: S,
-    mut rx: mpsc::Receiver<(Incoming, Reply)>,
+    mut rx: mpsc::Receiver<(Write, Reply)>,
     dedupe_window: Duration,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
-        while let Some((incoming, reply)) = next {
-            batch.push(incoming);
+        while let Some((write, reply)) = next {
+            batch.push(write);
             replies.push(reply);
             next = if batch.len() < MAX_BATCH {
                 rx.try_recv().ok()
@@ -81,14 +101,14 @@ fn write_loop<S: Store>(
                 None
             };
         }
-        match store.append_batch(&batch, dedupe_window) {
+        match store.write_batch(&batch, dedupe_window) {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "journal commit failed");
+                tracing::error!(error = %e, writes = batch.len(), "journal commit failed");
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(JournalError::CommitFailed(e.to_string())));
                 }

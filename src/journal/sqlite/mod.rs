@@ -1,0 +1,164 @@
+//! The embedded journal: one SQLite file in WAL mode under `data_dir`.
+//!
+//! `synchronous = FULL` makes every commit durable against power loss, not only against a
+//! process crash; group commit in [`super::Journal`] pays for that fsync once per batch.
+
+mod events;
+mod jobs;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::{Event, EventSummary, Job, JobStatus, JournalError, Store, Write, Written};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    r#"
+    CREATE TABLE events (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           TEXT NOT NULL UNIQUE,
+        source       TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        topic        TEXT NOT NULL,
+        canonical    TEXT,
+        received_at  INTEGER NOT NULL,
+        order_id     TEXT,
+        dedupe_key   TEXT NOT NULL,
+        payload      BLOB NOT NULL,
+        order_view   TEXT,
+        processed_at INTEGER
+    );
+    CREATE INDEX events_dedupe ON events (source, dedupe_key, received_at);
+    CREATE INDEX events_unprocessed ON events (seq) WHERE processed_at IS NULL;
+    "#,
+    r#"
+    CREATE TABLE traces (
+        event_id   TEXT PRIMARY KEY,
+        trace      TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id     TEXT NOT NULL,
+        rule         TEXT NOT NULL,
+        action_index INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        params       TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_at      INTEGER NOT NULL,
+        last_error   TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        UNIQUE (event_id, rule, action_index)
+    );
+    CREATE INDEX jobs_due ON jobs (status, next_at);
+    CREATE INDEX jobs_event ON jobs (event_id);
+    "#,
+];
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the journal at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, JournalError> {
+        let open_err = |reason: String| JournalError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing journal for reading (the CLI), failing clearly if there is none.
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, JournalError> {
+        if !path.exists() {
+            return Err(JournalError::Open {
+                path: path.display().to_string(),
+                reason: "no journal there yet (has `storeflow serve` run with this data_dir?)"
+                    .into(),
+            });
+        }
+        Self::open(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), JournalError> {
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn write_batch(
+        &mut self,
+        batch: &[Write],
+        dedupe_window: Duration,
+    ) -> Result<Vec<Written>, JournalError> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(batch.len());
+        for write in batch {
+            out.push(match write {
+                Write::Append(inc) => Written::Appended(events::append(&tx, inc, dedupe_window)?),
+                Write::Processed(p) => Written::Processed(jobs::processed(&tx, p)?),
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
+        events::recent(&self.conn, limit)
+    }
+
+    fn event(&self, id: &str) -> Result<Option<Event>, JournalError> {
+        events::one(&self.conn, id)
+    }
+
+    fn unprocessed_events(&self, limit: usize) -> Result<Vec<Event>, JournalError> {
+        events::unprocessed(&self.conn, limit)
+    }
+
+    fn trace(&self, event_id: &str) -> Result<Option<serde_json::Value>, JournalError> {
+        jobs::trace(&self.conn, event_id)
+    }
+
+    fn jobs(
+        &self,
+        event_id: Option<&str>,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> Result<Vec<Job>, JournalError> {
+        jobs::list(&self.conn, event_id, status, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests;
