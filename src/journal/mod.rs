@@ -109,7 +109,8 @@ pub struct Job {
 /// One write in a group commit.
 #[derive(Debug)]
 pub enum Write {
-    Append(Incoming),
+    /// Boxed: an event is much larger than the other writes, and writes sit in a queue.
+    Append(Box<Incoming>),
     Processed(Processed),
 }
 

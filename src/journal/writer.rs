@@ -46,7 +46,7 @@ impl Journal {
     pub async fn append(&self, incoming: Incoming) -> Result<Appended, JournalError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((Write::Append(incoming), reply))
+            .send((Write::Append(Box::new(incoming)), reply))
             .await
             .map_err(|_| JournalError::Closed)?;
         match answer.await.map_err(|_| JournalError::Closed)?? {

@@ -41,9 +41,9 @@ fn appends_dedupes_within_window_and_reads_back() {
     let b = incoming("k1", 1_000_000 + 59_000); // same delivery, inside the window
     let c = incoming("k1", 1_000_000 + 120_000); // outside the window: a new event
     let batch = [
-        Write::Append(a.clone()),
-        Write::Append(b),
-        Write::Append(c.clone()),
+        Write::Append(Box::new(a.clone())),
+        Write::Append(Box::new(b)),
+        Write::Append(Box::new(c.clone())),
     ];
     let out = store.write_batch(&batch, window).unwrap();
     assert_eq!(
@@ -84,7 +84,10 @@ fn processing_is_recorded_once_with_trace_and_jobs() {
     let (a, b) = (incoming("a", 1), incoming("b", 2));
     store
         .write_batch(
-            &[Write::Append(a.clone()), Write::Append(b.clone())],
+            &[
+                Write::Append(Box::new(a.clone())),
+                Write::Append(Box::new(b.clone())),
+            ],
             window,
         )
         .unwrap();
