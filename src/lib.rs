@@ -10,6 +10,8 @@
 //! - [`config`] holds `storeflow.yaml`.
 //! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
+//! - [`script`] holds the hardened Rhai engine every script and `if` runs on.
+//! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
 //! - [`app`] holds wiring under one shutdown token.
 //! - [`cli`] holds one file per subcommand.
@@ -19,5 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod journal;
+pub mod rules;
+pub mod script;
 pub mod server;
 pub mod sources;

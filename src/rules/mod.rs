@@ -9,9 +9,14 @@
 //! what is declared here.
 
 pub mod actions;
+pub mod conditions;
+pub mod diag;
+pub mod filters;
 pub mod load;
 pub mod matcher;
 pub mod model;
+pub mod pattern;
+pub mod rule;
 pub mod template;
 
 use std::fmt;
@@ -31,7 +36,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_operations: 1_000_000, templates_dir: "./templates".into() }
+        LoadOptions {
+            max_operations: 1_000_000,
+            templates_dir: "./templates".into(),
+        }
     }
 }
 
@@ -67,7 +75,14 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {sev}: {}", self.file.display(), self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {sev}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
         if let Some(rule) = &self.rule {
             write!(f, " (rule `{rule}`)")?;
         }
@@ -91,10 +106,14 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Warning)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
     }
 }
 

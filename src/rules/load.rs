@@ -1,0 +1,370 @@
+//! Loading a rules directory into a [`RuleSet`] (with every diagnostic of every file), and
+//! evaluating a rule set against an event.
+//!
+//! A [`RuleSet`] is immutable once built and `Send + Sync`: the daemon shares it behind an `Arc`
+//! and swaps in a new one on reload.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rhai::Dynamic;
+
+use super::diag::{suggest, FileDiags};
+use super::matcher::Scope;
+use super::model::{self, pos, Node, Value};
+use super::pattern::Index;
+use super::rule::{self, Compiler, Rule};
+use super::template::{self, Templates};
+use super::{
+    Diagnostic, Evaluation, LoadOptions, Loaded, Miss, PlannedAction, RuleTrace, Severity,
+};
+use crate::event::Event;
+use crate::script::hardened_engine;
+
+/// Compiled rules, indexed by the events they listen to.
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    index: Index,
+    templates: Templates,
+    engine: rhai::Engine,
+}
+
+impl fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
+        f.debug_struct("RuleSet")
+            .field("rules", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuleSet {
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The compiled rules in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Rules that are not candidates for `event`: each name with its `on` patterns.
+    pub fn not_listening(&self, event: &Event) -> Vec<(String, Vec<String>)> {
+        let candidates = self.index.candidates(event);
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| candidates.binary_search(i).is_err())
+            .map(|(_, r)| (r.name.clone(), r.on.clone()))
+            .collect()
+    }
+}
+
+/// See [`super::load_dir`].
+pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
+    let mut diagnostics = Vec::new();
+    let files = match rule_files(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            diagnostics.push(unpositioned(
+                dir,
+                format!("cannot read rules directory: {e}"),
+            ));
+            return Loaded {
+                rules: None,
+                diagnostics,
+            };
+        }
+    };
+    let engine = hardened_engine(options.max_operations);
+    let mut templates = Templates::new();
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut compiler = Compiler {
+        engine: &engine,
+        templates: &mut templates,
+        options,
+        next_template: 0,
+    };
+    for file in &files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                let mut d = FileDiags::new(file, &text);
+                load_file(&text, &mut compiler, &mut d, &mut rules);
+                diagnostics.append(&mut d.out);
+            }
+            Err(e) => diagnostics.push(unpositioned(file, format!("cannot read file: {e}"))),
+        }
+    }
+    check_duplicates(&rules, &files, &mut diagnostics);
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return Loaded {
+            rules: None,
+            diagnostics,
+        };
+    }
+    let mut index = Index::default();
+    for (i, r) in rules.iter().enumerate() {
+        r.on.iter().for_each(|p| index.add(i, p));
+    }
+    let set = RuleSet {
+        rules,
+        index,
+        templates,
+        engine,
+    };
+    Loaded {
+        rules: Some(set),
+        diagnostics,
+    }
+}
+
+/// `*.yaml` / `*.yml` files directly in `dir`, sorted; none when `dir` does not exist.
+fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let ext = path.extension().and_then(|e| e.to_str());
+        if path.is_file() && matches!(ext, Some("yaml" | "yml")) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn unpositioned(file: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        rule: None,
+        message,
+        hint: None,
+        snippet: None,
+    }
+}
+
+/// Parses one file and compiles each rule in it.
+fn load_file(text: &str, c: &mut Compiler<'_>, d: &mut FileDiags<'_>, rules: &mut Vec<Rule>) {
+    let root = match model::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let at = e.location().map_or((0, 0), |l| model::loc_pos(&l));
+            d.error(
+                at,
+                yaml_message(&e.to_string()),
+                Some("fix the YAML syntax; rules in this file were not checked".into()),
+            );
+            return;
+        }
+    };
+    for node in rule_nodes(&root, d) {
+        rules.extend(rule::compile(node, c, d));
+    }
+}
+
+/// The entries of the top-level `rules:` list.
+fn rule_nodes<'n>(root: &'n Node, d: &mut FileDiags<'_>) -> &'n [Node] {
+    let entries = match &root.value {
+        Value::Null => return &[],
+        Value::Map(entries) => entries,
+        other => {
+            let msg = format!(
+                "a rules file must be a mapping with a `rules:` list, found {}",
+                other.type_name()
+            );
+            d.error(pos(root), msg, None);
+            return &[];
+        }
+    };
+    let mut list: &[Node] = &[];
+    for (key, value) in entries {
+        match (key.value.key_text().as_str(), &value.value) {
+            ("rules", Value::Seq(items)) => list = items,
+            ("rules", Value::Null) => {}
+            ("rules", other) => {
+                let msg = format!("`rules` must be a list, found {}", other.type_name());
+                d.error(
+                    pos(value),
+                    msg,
+                    Some("write each rule as `- name: ...`".into()),
+                );
+            }
+            (k, _) => {
+                let msg = format!("unknown top-level key `{k}`");
+                d.error(
+                    pos(key),
+                    msg,
+                    Some(suggest(k, &["rules"], "top-level keys")),
+                );
+            }
+        }
+    }
+    list
+}
+
+/// The first line of a serde-saphyr error without its `line L column C:` prefix.
+fn yaml_message(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((_, message)) => message.to_string(),
+        None => line.to_string(),
+    }
+}
+
+/// Reports the second and later rules with a name already used, pointing at the first.
+fn check_duplicates(rules: &[Rule], files: &[PathBuf], out: &mut Vec<Diagnostic>) {
+    let mut first: HashMap<&str, &Rule> = HashMap::new();
+    let texts: HashMap<&PathBuf, String> = files
+        .iter()
+        .filter_map(|f| Some((f, std::fs::read_to_string(f).ok()?)))
+        .collect();
+    for r in rules {
+        let Some(prev) = first.get(r.name.as_str()) else {
+            first.insert(&r.name, r);
+            continue;
+        };
+        let text = texts.get(&r.file).map_or("", String::as_str);
+        let mut d = FileDiags::new(&r.file, text);
+        d.rule = Some(r.name.clone());
+        let (line, _) = prev.name_at;
+        let msg = format!(
+            "duplicate rule name `{}` (first defined at {}:{line})",
+            r.name,
+            prev.file.display()
+        );
+        d.error(
+            r.name_at,
+            msg,
+            Some("rule names must be unique across all files".into()),
+        );
+        out.append(&mut d.out);
+    }
+}
+
+/// Per-event values built on first use and shared by all candidate rules.
+struct Lazy<'e> {
+    scope: Scope<'e>,
+    rhai: OnceCell<[Dynamic; 3]>,
+    context: OnceCell<minijinja::Value>,
+}
+
+/// See [`RuleSet::evaluate`].
+pub fn evaluate(set: &RuleSet, event: &Event) -> Evaluation {
+    let candidates = set.index.candidates(event);
+    let lazy = Lazy {
+        scope: Scope::new(event),
+        rhai: OnceCell::new(),
+        context: OnceCell::new(),
+    };
+    let rules = candidates
+        .iter()
+        .map(|&i| evaluate_rule(set, &set.rules[i], &lazy))
+        .collect();
+    Evaluation {
+        rules,
+        not_listening: set.rules.len() - candidates.len(),
+    }
+}
+
+fn evaluate_rule(set: &RuleSet, r: &Rule, lazy: &Lazy<'_>) -> RuleTrace {
+    let miss = if !r.enabled {
+        Some(Miss::Disabled)
+    } else if let Err(f) = r.matcher.check(&lazy.scope) {
+        Some(Miss::Condition {
+            path: f.path,
+            expected: f.expected,
+            actual: f.actual,
+        })
+    } else {
+        r.condition.as_ref().and_then(|c| run_if(set, c, lazy))
+    };
+    let actions = match miss {
+        Some(_) => Vec::new(),
+        None => plan_actions(set, r, lazy),
+    };
+    RuleTrace {
+        rule: r.name.clone(),
+        file: r.file.clone(),
+        matched: miss.is_none(),
+        miss,
+        actions,
+    }
+}
+
+/// Runs an `if` expression; `None` when it holds.
+fn run_if(set: &RuleSet, c: &rule::IfExpr, lazy: &Lazy<'_>) -> Option<Miss> {
+    let [event, order, payload] = lazy.rhai.get_or_init(|| rhai_values(&lazy.scope)).clone();
+    let mut scope = rhai::Scope::new();
+    scope.push_constant_dynamic("event", event);
+    scope.push_constant_dynamic("order", order);
+    scope.push_constant_dynamic("payload", payload);
+    let expr = c.source.clone();
+    match set
+        .engine
+        .eval_ast_with_scope::<Dynamic>(&mut scope, &c.ast)
+    {
+        Ok(v) => match v.as_bool() {
+            Ok(true) => None,
+            Ok(false) => Some(Miss::IfFalse { expr }),
+            Err(t) => Some(Miss::IfError {
+                expr,
+                error: format!("`if` returned {t}, not a boolean"),
+            }),
+        },
+        Err(e) => Some(Miss::IfError {
+            expr,
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// `event`, `order` and `payload` as Rhai values (shared, so each rule gets a cheap handle).
+fn rhai_values(scope: &Scope<'_>) -> [Dynamic; 3] {
+    let conv = |v: &serde_json::Value| {
+        rhai::serde::to_dynamic(v)
+            .unwrap_or(Dynamic::UNIT)
+            .into_shared()
+    };
+    [
+        conv(scope.event_json()),
+        conv(scope.order_json()),
+        conv(&scope.event.payload),
+    ]
+}
+
+fn plan_actions(set: &RuleSet, r: &Rule, lazy: &Lazy<'_>) -> Vec<PlannedAction> {
+    let base = lazy
+        .context
+        .get_or_init(|| template::base_context(&lazy.scope));
+    let ctx = template::rule_context(base, &r.name, &r.description);
+    r.actions
+        .iter()
+        .enumerate()
+        .map(|(index, a)| PlannedAction {
+            index,
+            kind: a.kind.clone(),
+            params: set.templates.render(&a.params, &ctx),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -1,0 +1,372 @@
+//! Compiling one rule from its YAML node: keys checked, `on` patterns, `match` conditions, the
+//! Rhai `if` expression and the actions with their templates. Every problem becomes a diagnostic
+//! and compilation goes on, so one pass reports them all.
+
+use std::path::PathBuf;
+
+use super::actions::{self, SCRIPT};
+use super::diag::{suggest, FileDiags};
+use super::matcher::Matcher;
+use super::model::{pos, Node, Value};
+use super::template::{Param, Templates};
+use super::{conditions, pattern, LoadOptions};
+
+/// Keys a rule may have.
+pub const RULE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "enabled",
+    "on",
+    "match",
+    "if",
+    "actions",
+];
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    /// Where the name is written, for "first defined at" messages.
+    pub name_at: (usize, usize),
+    pub enabled: bool,
+    pub on: Vec<String>,
+    pub matcher: Matcher,
+    pub condition: Option<IfExpr>,
+    pub actions: Vec<Action>,
+}
+
+/// A compiled `if:` expression.
+#[derive(Debug)]
+pub struct IfExpr {
+    pub source: String,
+    pub ast: rhai::AST,
+}
+
+/// An action with its parameters ready to render.
+#[derive(Debug)]
+pub struct Action {
+    pub kind: String,
+    pub params: Param,
+}
+
+/// What rule compilation needs from the loader.
+pub struct Compiler<'a> {
+    pub engine: &'a rhai::Engine,
+    pub templates: &'a mut Templates,
+    pub options: &'a LoadOptions,
+    /// Numbers template names so they are unique in the environment.
+    pub next_template: usize,
+}
+
+/// Compiles one entry of a `rules:` list; `None` when it has no usable name.
+pub fn compile(node: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<Rule> {
+    let Value::Map(entries) = &node.value else {
+        d.error(
+            pos(node),
+            format!("a rule must be a mapping, found {}", node.value.type_name()),
+            None,
+        );
+        return None;
+    };
+    let get = |k: &str| {
+        entries
+            .iter()
+            .find(|(key, _)| key.value.as_str() == Some(k))
+            .map(|e| &e.1)
+    };
+    let name_node = get("name");
+    let name = name_node.and_then(|n| n.value.as_str()).map(str::to_string);
+    d.rule = name.clone();
+    check_keys(entries, d);
+    for key in ["name", "on", "actions"] {
+        if get(key).is_none() {
+            d.error(
+                pos(node),
+                format!("rule has no `{key}`"),
+                Some(format!(
+                    "every rule needs `name`, `on` and `actions`; add `{key}:`"
+                )),
+            );
+        }
+    }
+    if let (Some(n), None) = (name_node, &name) {
+        d.error(
+            pos(n),
+            format!("`name` must be a string, found {}", n.value.type_name()),
+            None,
+        );
+    }
+    let rule = Rule {
+        name: name.clone().unwrap_or_default(),
+        description: get("description")
+            .map(|n| string_of(n, "description", d))
+            .unwrap_or_default(),
+        file: d.file.clone(),
+        name_at: name_node.map(pos).unwrap_or_else(|| pos(node)),
+        enabled: get("enabled").is_none_or(|n| bool_of(n, d)),
+        on: get("on").map(|n| compile_on(n, d)).unwrap_or_default(),
+        matcher: get("match")
+            .map(|n| conditions::compile(n, d))
+            .unwrap_or_default(),
+        condition: get("if").and_then(|n| compile_if(n, c, d)),
+        actions: get("actions")
+            .map(|n| compile_actions(n, c, d))
+            .unwrap_or_default(),
+    };
+    d.rule = None;
+    name.map(|_| rule)
+}
+
+fn check_keys(entries: &[(Node, Node)], d: &mut FileDiags<'_>) {
+    for (key, _) in entries {
+        let k = key.value.key_text();
+        if !RULE_KEYS.contains(&k.as_str()) {
+            d.error(
+                pos(key),
+                format!("unknown key `{k}` in rule"),
+                Some(suggest(&k, RULE_KEYS, "keys")),
+            );
+        }
+    }
+}
+
+fn string_of(n: &Node, key: &str, d: &mut FileDiags<'_>) -> String {
+    match &n.value {
+        Value::Str(s) => s.clone(),
+        other => {
+            d.error(
+                pos(n),
+                format!("`{key}` must be a string, found {}", other.type_name()),
+                None,
+            );
+            String::new()
+        }
+    }
+}
+
+fn bool_of(n: &Node, d: &mut FileDiags<'_>) -> bool {
+    match n.value {
+        Value::Bool(b) => b,
+        ref other => {
+            let hint = Some("write `enabled: true` or `enabled: false`".to_string());
+            d.error(
+                pos(n),
+                format!(
+                    "`enabled` must be true or false, found {}",
+                    other.type_name()
+                ),
+                hint,
+            );
+            true
+        }
+    }
+}
+
+fn compile_on(n: &Node, d: &mut FileDiags<'_>) -> Vec<String> {
+    let items: Vec<&Node> = match &n.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    if items.is_empty() {
+        d.error(
+            pos(n),
+            "`on` is an empty list",
+            Some("list at least one event pattern".into()),
+        );
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let Some(p) = item.value.as_str() else {
+            let msg = format!(
+                "`on` patterns must be strings, found {}",
+                item.value.type_name()
+            );
+            d.error(pos(item), msg, None);
+            continue;
+        };
+        if let Some((message, hint)) = pattern::never_matches(p) {
+            d.warning(pos(item), message, Some(hint));
+        }
+        out.push(p.to_string());
+    }
+    out
+}
+
+fn compile_if(n: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<IfExpr> {
+    let source = string_of(n, "if", d);
+    match c.engine.compile_expression(&source) {
+        Ok(ast) => Some(IfExpr { source, ast }),
+        Err(e) => {
+            let inner = (e.1.line().unwrap_or(1), e.1.position().unwrap_or(1));
+            let at = d.inner(pos(n), inner);
+            let hint = Some(
+                "`if` is one Rhai expression, e.g. `order.total > 20 && order.currency == \"EUR\"`"
+                    .into(),
+            );
+            d.error(at, format!("Rhai syntax error in `if`: {}", e.0), hint);
+            None
+        }
+    }
+}
+
+fn compile_actions(n: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Vec<Action> {
+    let Value::Seq(items) = &n.value else {
+        let msg = format!("`actions` must be a list, found {}", n.value.type_name());
+        d.error(
+            pos(n),
+            msg,
+            Some("write each action as `- email: {...}`".into()),
+        );
+        return Vec::new();
+    };
+    if items.is_empty() {
+        d.error(
+            pos(n),
+            "`actions` is an empty list",
+            Some("a rule needs at least one action".into()),
+        );
+    }
+    items
+        .iter()
+        .filter_map(|item| compile_action(item, c, d))
+        .collect()
+}
+
+fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<Action> {
+    let entries = match &item.value {
+        Value::Map(e) if e.len() == 1 => e,
+        _ => {
+            let hint =
+                Some("write `- slack: { text: \"...\" }`: one action name per list item".into());
+            d.error(
+                pos(item),
+                "an action must be a mapping with exactly one key, the action name",
+                hint,
+            );
+            return None;
+        }
+    };
+    let (key, value) = &entries[0];
+    let kind = key.value.key_text();
+    if kind == SCRIPT {
+        return compile_script(value, c, d);
+    }
+    let Some(spec) = actions::spec(&kind) else {
+        let hint = suggest(&kind, &actions::kinds(), "actions");
+        d.error(pos(key), format!("unknown action `{kind}`"), Some(hint));
+        return None;
+    };
+    let params = match &value.value {
+        Value::Map(p) => p.as_slice(),
+        Value::Null => &[],
+        other => {
+            let msg = format!(
+                "parameters of `{kind}` must be a mapping, found {}",
+                other.type_name()
+            );
+            d.error(pos(value), msg, None);
+            return None;
+        }
+    };
+    let given: Vec<String> = params.iter().map(|(k, _)| k.value.key_text()).collect();
+    let given_refs: Vec<&str> = given.iter().map(String::as_str).collect();
+    let missing = actions::missing(spec, &given_refs);
+    if !missing.is_empty() {
+        let msg = format!("action `{kind}` is missing {}", missing.join(" and "));
+        d.error(
+            pos(key),
+            msg,
+            Some(format!("`{kind}` takes {}", spec.params.join(", "))),
+        );
+    }
+    let mut out = Vec::new();
+    for ((pk, pv), name) in params.iter().zip(&given) {
+        if !spec.params.contains(&name.as_str()) {
+            let msg = format!("unknown parameter `{name}` for action `{kind}`");
+            d.error(pos(pk), msg, Some(suggest(name, spec.params, "parameters")));
+            continue;
+        }
+        check_param_value(&kind, name, pv, c, d);
+        out.push((name.clone(), compile_param(pv, c, d)));
+    }
+    Some(Action {
+        kind,
+        params: Param::Map(out),
+    })
+}
+
+fn check_param_value(kind: &str, name: &str, v: &Node, c: &Compiler<'_>, d: &mut FileDiags<'_>) {
+    let Some(lit) = v
+        .value
+        .as_str()
+        .filter(|s| !s.contains("{{") && !s.contains("{%"))
+    else {
+        return;
+    };
+    if let Some(allowed) = actions::allowed_values(kind, name) {
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(lit)) {
+            let msg = format!("`{name}` of `{kind}` cannot be `{lit}`");
+            d.error(pos(v), msg, Some(suggest(lit, allowed, "values")));
+        }
+    }
+    if (kind, name) == ("email", "template") && !c.options.templates_dir.join(lit).is_file() {
+        let dir = c.options.templates_dir.display();
+        let msg = format!("template file `{lit}` not found in `{dir}`");
+        d.error(
+            pos(v),
+            msg,
+            Some(format!("create `{dir}/{lit}` or fix the name")),
+        );
+    }
+}
+
+/// Turns a parameter value into a [`Param`] tree, parsing every string as a template.
+fn compile_param(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Param {
+    match &v.value {
+        Value::Str(s) => {
+            let name = format!("t{}", c.next_template);
+            c.next_template += 1;
+            c.templates.compile(name, s).unwrap_or_else(|issue| {
+                let at = issue.at.map_or(pos(v), |inner| d.inner(pos(v), inner));
+                d.error(at, issue.message, issue.hint);
+                Param::Lit(serde_json::Value::Null)
+            })
+        }
+        Value::Seq(items) => Param::Seq(items.iter().map(|i| compile_param(i, c, d)).collect()),
+        Value::Map(entries) => Param::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (k.value.key_text(), compile_param(v, c, d)))
+                .collect(),
+        ),
+        scalar => Param::Lit(scalar.to_json()),
+    }
+}
+
+/// `script:` takes a `.rhai` path or an inline script; inline scripts are syntax-checked now.
+fn compile_script(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<Action> {
+    let Value::Str(s) = &v.value else {
+        let msg = format!(
+            "`script` takes a file path or an inline script, found {}",
+            v.value.type_name()
+        );
+        d.error(pos(v), msg, None);
+        return None;
+    };
+    if !s.trim_end().ends_with(".rhai") {
+        if let Err(e) = c.engine.compile(s) {
+            let at = d.inner(
+                pos(v),
+                (e.1.line().unwrap_or(1), e.1.position().unwrap_or(1)),
+            );
+            d.error(at, format!("Rhai syntax error in `script`: {}", e.0), None);
+        }
+    }
+    let params = Param::Map(vec![("script".into(), Param::Lit(s.clone().into()))]);
+    Some(Action {
+        kind: SCRIPT.into(),
+        params,
+    })
+}

@@ -1,0 +1,170 @@
+//! Action parameters as minijinja templates: one environment per rule set, every string
+//! parameter parsed at load, rendered only for matched rules.
+//!
+//! Templates see `event`, `order`, `payload` and `rule` ({name, description}). Undefined values
+//! render empty, even chained (`payload.a.b` when `a` is missing): a missing payload field should
+//! not fail an email, but a template naming an
+//! unknown top-level variable is a load error: that is a typo, not missing data. Auto-escaping
+//! is off: parameters are plain text, JSON or Slack markup, not HTML pages.
+
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::Value as J;
+
+use super::filters;
+use super::matcher::Scope;
+
+/// The variables a template may use.
+pub const VARIABLES: &[&str] = &["event", "order", "payload", "rule"];
+/// Global functions minijinja provides, which templates may call.
+const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
+
+/// An action's parameters with their templates resolved to names in the environment.
+#[derive(Debug, Clone)]
+pub enum Param {
+    /// A value with no template syntax, used as is.
+    Lit(J),
+    /// The name of a parsed template.
+    Tmpl(String),
+    Seq(Vec<Param>),
+    Map(Vec<(String, Param)>),
+}
+
+/// A template problem found at load: the message and the 1-based (line, column) inside the
+/// template source, when minijinja knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateIssue {
+    pub message: String,
+    pub at: Option<(usize, usize)>,
+    pub hint: Option<String>,
+}
+
+/// The rule set's template environment.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_filter("money", filters::money);
+        env.add_filter("date", filters::date);
+        Templates { env }
+    }
+
+    /// Parses `source` as template `name`. Strings with no `{{`, `{%` or `{#` stay literal.
+    pub fn compile(&mut self, name: String, source: &str) -> Result<Param, TemplateIssue> {
+        if !["{{", "{%", "{#"].iter().any(|m| source.contains(m)) {
+            return Ok(Param::Lit(J::String(source.to_string())));
+        }
+        self.env
+            .add_template_owned(name.clone(), source.to_string())
+            .map_err(|e| issue_from_error(&e, source))?;
+        let tmpl = self
+            .env
+            .get_template(&name)
+            .map_err(|e| issue_from_error(&e, source))?;
+        let mut unknown: Vec<String> = tmpl
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|v| !VARIABLES.contains(&v.as_str()) && !GLOBALS.contains(&v.as_str()))
+            .collect();
+        unknown.sort();
+        if let Some(var) = unknown.first() {
+            return Err(TemplateIssue {
+                message: format!("template uses unknown variable `{var}`"),
+                at: source.find(var.as_str()).map(|off| offset_pos(source, off)),
+                hint: Some(super::diag::suggest(var, VARIABLES, "variables")),
+            });
+        }
+        Ok(Param::Tmpl(name))
+    }
+
+    /// Renders a parameter tree to JSON; the first render error wins.
+    pub fn render(&self, param: &Param, ctx: &Value) -> Result<J, String> {
+        Ok(match param {
+            Param::Lit(v) => v.clone(),
+            Param::Tmpl(name) => {
+                let tmpl = self.env.get_template(name).map_err(|e| e.to_string())?;
+                J::String(tmpl.render(ctx).map_err(|e| render_message(&e))?)
+            }
+            Param::Seq(items) => J::Array(
+                items
+                    .iter()
+                    .map(|p| self.render(p, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Param::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, p)| Ok((k.clone(), self.render(p, ctx)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+}
+
+/// The part of the render context shared by every rule that matched one event.
+pub fn base_context(scope: &Scope<'_>) -> Value {
+    minijinja::context! {
+        event => Value::from(Serde(scope.event_json())),
+        order => Value::from(Serde(scope.order_json())),
+        payload => Value::from(Serde(&scope.event.payload)),
+    }
+}
+
+/// The full context for one rule.
+pub fn rule_context(base: &Value, name: &str, description: &str) -> Value {
+    minijinja::context! {
+        rule => minijinja::context! { name => name, description => description },
+        ..base.clone()
+    }
+}
+
+fn render_message(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(detail) = e.detail() {
+        if !msg.contains(detail) {
+            msg = format!("{msg}: {detail}");
+        }
+    }
+    msg
+}
+
+fn issue_from_error(e: &minijinja::Error, source: &str) -> TemplateIssue {
+    let at = e
+        .range()
+        .map(|r| offset_pos(source, r.start))
+        .or_else(|| e.line().map(|l| (l, 1)));
+    let kind = e.kind().to_string();
+    let message = match e.detail() {
+        Some(detail) => format!("template syntax error: {detail}"),
+        None => format!("template syntax error: {kind}"),
+    };
+    TemplateIssue {
+        message,
+        at,
+        hint: None,
+    }
+}
+
+/// 1-based (line, column) of a byte offset in `source`.
+pub fn offset_pos(source: &str, offset: usize) -> (usize, usize) {
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+#[path = "template_tests.rs"]
+mod tests;

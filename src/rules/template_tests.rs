@@ -1,0 +1,133 @@
+//! Template parsing, rendering with filters and nested parameters, and load-time errors.
+
+use serde_json::json;
+
+use super::*;
+use crate::event::{Event, OrderView, Timestamp};
+
+fn event() -> Event {
+    Event {
+        id: "evt_1".into(),
+        source: "sellix".into(),
+        kind: "order:paid".into(),
+        topic: "sellix/order:paid".into(),
+        canonical: Some("order.paid".into()),
+        received_at: Timestamp(1_742_040_000_000),
+        payload: json!({"data": {"created_at": 1_742_040_000, "reason": "not received"}}),
+        order: Some(OrderView {
+            id: "ord-7".into(),
+            total: Some(24.99),
+            currency: "USD".into(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn render(t: &mut Templates, source: &str) -> Result<J, String> {
+    let param = t.compile(format!("x{source}"), source).unwrap();
+    let e = event();
+    let scope = Scope::new(&e);
+    let ctx = rule_context(&base_context(&scope), "r1", "desc");
+    t.render(&param, &ctx)
+}
+
+#[test]
+fn renders_variables_and_filters() {
+    let mut t = Templates::new();
+    assert_eq!(render(&mut t, "plain text").unwrap(), json!("plain text"));
+    assert_eq!(
+        render(&mut t, "{{ order.total | money(order.currency) }}").unwrap(),
+        json!("24.99 USD")
+    );
+    assert_eq!(
+        render(&mut t, "{{ order.total|money }}").unwrap(),
+        json!("24.99")
+    );
+    assert_eq!(
+        render(&mut t, "{{ payload.data.created_at | date }}").unwrap(),
+        json!("2025-03-15")
+    );
+    assert_eq!(
+        render(&mut t, "{{ event.received_at | date('%H:%M') }}").unwrap(),
+        json!("12:00")
+    );
+    assert_eq!(
+        render(
+            &mut t,
+            "{{ rule.name }}: {{ payload.data.reason }} <{{ event.topic }}>"
+        )
+        .unwrap(),
+        json!("r1: not received <sellix/order:paid>")
+    );
+    assert_eq!(
+        render(&mut t, "[{{ payload.data.nope.deeper }}]").unwrap(),
+        json!("[]")
+    );
+}
+
+#[test]
+fn render_error_is_reported_not_panicked() {
+    let mut t = Templates::new();
+    let err = render(&mut t, "{{ payload.data.reason | money }}").unwrap_err();
+    assert!(
+        err.contains("money: `not received` is not a number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn renders_nested_parameters() {
+    let mut t = Templates::new();
+    let param = Param::Map(vec![
+        (
+            "url".into(),
+            t.compile("a".into(), "https://x/{{ order.id }}").unwrap(),
+        ),
+        (
+            "json".into(),
+            Param::Map(vec![
+                ("n".into(), Param::Lit(json!(3))),
+                (
+                    "tags".into(),
+                    Param::Seq(vec![t.compile("b".into(), "{{ event.source }}").unwrap()]),
+                ),
+            ]),
+        ),
+    ]);
+    let e = event();
+    let scope = Scope::new(&e);
+    let ctx = rule_context(&base_context(&scope), "r", "");
+    assert_eq!(
+        t.render(&param, &ctx).unwrap(),
+        json!({"url": "https://x/ord-7", "json": {"n": 3, "tags": ["sellix"]}})
+    );
+}
+
+#[test]
+fn unknown_top_level_variable_is_a_load_error() {
+    let mut t = Templates::new();
+    let issue = t.compile("u".into(), "Hi {{ ordr.id }}").unwrap_err();
+    assert_eq!(issue.message, "template uses unknown variable `ordr`");
+    assert_eq!(issue.hint.as_deref(), Some("did you mean `order`?"));
+    assert_eq!(issue.at, Some((1, 7)));
+    assert!(t
+        .compile(
+            "l".into(),
+            "{% for i in order.items %}{{ i.title }}{% endfor %}"
+        )
+        .is_ok());
+}
+
+#[test]
+fn syntax_error_has_position_inside_template() {
+    let mut t = Templates::new();
+    let issue = t
+        .compile("s".into(), "line one\nHi {{ order.id }")
+        .unwrap_err();
+    assert!(
+        issue.message.starts_with("template syntax error: "),
+        "{}",
+        issue.message
+    );
+    assert_eq!(issue.at.map(|a| a.0), Some(2));
+}
