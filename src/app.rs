@@ -1,27 +1,37 @@
-//! Wiring: journal, sources and server under one shutdown token.
+//! Wiring: journal, rules, pipeline, dispatcher and server under one shutdown token.
 //!
-//! [`run`] takes an already bound listener (tests bind port 0) and a cancellation token; when the
-//! token fires it stops accepting, lets in-flight requests finish, and closes the journal after
-//! its last commit.
+//! [`run`] takes an already bound listener (tests bind port 0) and a cancellation token. When the
+//! token fires it stops accepting and lets in-flight requests finish, finishes the pipeline's
+//! round, gives deliveries in flight a deadline, and closes the journal after its last commit.
+//! Whatever is left (unprocessed events, pending jobs) waits in the journal for the next start.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::flag::FlagAction;
+use crate::actions::{Actions, ActionsError};
 use crate::config::Config;
 use crate::journal::{Journal, JournalError, SqliteStore};
+use crate::rules::live::LiveRules;
+use crate::rules::LoadOptions;
 use crate::server::{self, Health, Intake};
 use crate::sources;
+use crate::worker::pipeline::Pipeline;
+use crate::worker::{dispatcher, reload, retention};
 
-/// How long shutdown waits for the journal writer to commit what is queued.
-const JOURNAL_CLOSE_DEADLINE: Duration = Duration::from_secs(30);
+/// How long shutdown waits for deliveries in flight, and then for the journal writer.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Actions(#[from] ActionsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -45,28 +55,59 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
-    let store = SqliteStore::open(&config.journal_path())?;
-    let (journal, writer) = Journal::start(store, config.intake.dedupe_window);
+    let path = config.journal_path();
+    let (doorbell, rings) = std::sync::mpsc::sync_channel(1);
+    let (journal, writer) = Journal::start(
+        SqliteStore::open(&path)?,
+        config.intake.dedupe_window,
+        Some(doorbell.clone()),
+    );
+    let reader = Arc::new(Mutex::new(SqliteStore::open(&path)?));
+    let mut actions = Actions::from_config(&config)?;
+    actions.insert(Arc::new(FlagAction::new(journal.clone(), reader.clone())));
+
+    let rules = Arc::new(LiveRules::load(
+        config.rules_dir.clone(),
+        load_options(&config),
+    ));
+    let jobs_planned = Arc::new(Notify::new());
+    let pipeline = Pipeline::start(
+        SqliteStore::open(&path)?,
+        journal.clone(),
+        rules.clone(),
+        (doorbell.clone(), rings),
+        jobs_planned.clone(),
+    );
+    let watcher = reload::start(&config.rules_dir, rules.clone(), doorbell, shutdown.clone());
+    let dispatcher = tokio::spawn(dispatcher::run(
+        reader,
+        journal.clone(),
+        Arc::new(actions),
+        config.delivery.clone(),
+        jobs_planned,
+        shutdown.clone(),
+        SHUTDOWN_DEADLINE,
+    ));
+    tokio::spawn(retention::run(
+        journal.clone(),
+        config.retention,
+        shutdown.clone(),
+    ));
+
     let sources = sources::registry(&config);
-    let mut insecure = Vec::new();
-    for source in sources.iter() {
-        if let Some(warning) = source.insecure_warning() {
-            tracing::warn!("{warning}");
-            insecure.push(source.name());
-        }
-    }
+    let insecure = warn_insecure(&sources);
     let intake = Arc::new(Intake {
         sources,
         journal,
         max_body: config.intake.max_body,
     });
     let health = Arc::new(Health {
-        status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         insecure_sources: insecure,
+        rules,
     });
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(journal = %config.journal_path().display(), "listening on http://{addr}");
+        tracing::info!(journal = %path.display(), "listening on http://{addr}");
     }
     let stop = shutdown.clone();
     server::run(
@@ -76,15 +117,40 @@ pub async fn run(
         async move { stop.cancelled().await },
     )
     .await;
-    tracing::info!("stopped accepting; closing the journal");
-    let closed = tokio::task::spawn_blocking(move || writer.close());
-    if tokio::time::timeout(JOURNAL_CLOSE_DEADLINE, closed)
+    tracing::info!("stopped accepting; finishing pipeline and deliveries, closing the journal");
+    drop(watcher);
+    let _ = dispatcher.await;
+    let closed = tokio::task::spawn_blocking(move || {
+        pipeline.stop();
+        writer.close();
+    });
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, closed)
         .await
         .is_err()
     {
-        tracing::warn!("journal writer did not stop within {JOURNAL_CLOSE_DEADLINE:?}");
+        tracing::warn!("journal writer did not stop within {SHUTDOWN_DEADLINE:?}");
     }
     Ok(())
+}
+
+/// Logs a warning for every source running without a secret; returns their names.
+fn warn_insecure(sources: &sources::Sources) -> Vec<&'static str> {
+    sources
+        .iter()
+        .filter_map(|s| {
+            let warning = s.insecure_warning()?;
+            tracing::warn!("{warning}");
+            Some(s.name())
+        })
+        .collect()
+}
+
+/// How rules are compiled, from the config.
+pub fn load_options(config: &Config) -> LoadOptions {
+    LoadOptions {
+        max_operations: config.scripts.max_operations,
+        templates_dir: config.templates_dir.clone(),
+    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

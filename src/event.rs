@@ -69,6 +69,8 @@ pub struct Customer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub title: String,
+    /// Whole quantities read as integers (`2`, not `2.0`) in templates and JSON.
+    #[serde(serialize_with = "whole_as_int")]
     pub quantity: f64,
     pub price: Option<f64>,
 }
@@ -77,6 +79,14 @@ pub struct Item {
 pub struct Shop {
     pub id: String,
     pub name: String,
+}
+
+fn whole_as_int<S: Serializer>(n: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        s.serialize_i64(*n as i64)
+    } else {
+        s.serialize_f64(*n)
+    }
 }
 
 /// Milliseconds since the Unix epoch; shown as RFC 3339 in JSON.

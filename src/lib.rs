@@ -11,11 +11,16 @@
 //! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
 //! - [`script`] holds the hardened Rhai engine every script and `if` runs on.
-//! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning.
+//! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning,
+//!   live reload and rule tests.
+//! - [`actions`] holds the executors of jobs (email, Slack, HTTP, flag, log).
+//! - [`worker`] holds the pipeline (events → rules → trace + jobs), the dispatcher (jobs →
+//!   actions, retries, dead letters), rule reloading and retention.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
 //! - [`app`] holds wiring under one shutdown token.
 //! - [`cli`] holds one file per subcommand.
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -25,3 +30,4 @@ pub mod rules;
 pub mod script;
 pub mod server;
 pub mod sources;
+pub mod worker;

@@ -22,7 +22,7 @@ pub struct EventsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// Show one event in full (JSON)
+    /// Show one event in full, with the rules' trace and its jobs (JSON)
     Show { id: String },
 }
 
@@ -33,9 +33,14 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
             eprintln!("no event with id {id}");
             return Ok(ExitCode::from(1));
         };
+        let shown = serde_json::json!({
+            "event": event,
+            "trace": store.trace(&id)?,
+            "jobs": store.jobs(Some(&id), None, 1000)?,
+        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&event).context("printing the event")?
+            serde_json::to_string_pretty(&shown).context("printing the event")?
         );
         return Ok(ExitCode::SUCCESS);
     }

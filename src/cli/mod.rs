@@ -1,8 +1,13 @@
 //! The command line: one file per subcommand. Errors surface here as `anyhow` with context.
 
+mod check;
 mod events;
+mod flags;
+mod jobs;
 mod serve;
 mod sign;
+mod simulate;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,8 +35,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: receive webhooks and journal them
     Serve,
-    /// List journaled events, newest first, or show one
+    /// Check the rules: every problem with file, line, column and a hint
+    Check(check::CheckArgs),
+    /// Dry-run the rules on a webhook body: what matches, why not, what would be sent
+    Simulate(simulate::SimulateArgs),
+    /// Run the rule tests (`tests:` in rule files and rules_dir/tests/*.yaml)
+    Test(test::TestArgs),
+    /// List journaled events, newest first, or show one (with its trace and jobs)
     Events(events::EventsArgs),
+    /// List jobs (planned actions), show one with its attempts, or re-queue dead letters
+    Jobs(jobs::JobsArgs),
+    /// List the flags actions recorded on orders (e.g. disputes)
+    Flags(flags::FlagsArgs),
     /// Print the Sellix signature (X-Sellix-Signature) of a file, to test with curl
     Sign(sign::SignArgs),
 }
@@ -40,7 +55,12 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => serve::run(load_config(cli.config)?),
+        Command::Check(args) => check::run(&load_config(cli.config)?, args),
+        Command::Simulate(args) => simulate::run(&load_config(cli.config)?, args),
+        Command::Test(args) => test::run(&load_config(cli.config)?, args),
         Command::Events(args) => events::run(&load_config(cli.config)?, args),
+        Command::Jobs(args) => jobs::run(&load_config(cli.config)?, args),
+        Command::Flags(args) => flags::run(&load_config(cli.config)?, args),
         Command::Sign(args) => sign::run(args),
     }
 }

@@ -106,12 +106,72 @@ pub struct Job {
     pub created_at: Timestamp,
 }
 
+/// How one delivery attempt of a job ended, and what happens next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptOutcome {
+    pub job_id: i64,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// The error of a failed attempt.
+    pub error: Option<String>,
+    pub next: NextStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NextStep {
+    Done,
+    /// Try again at this time.
+    Retry(Timestamp),
+    /// Permanent failure or retries exhausted: a dead letter until someone re-queues it.
+    Dead,
+}
+
+/// A stored attempt, for `storeflow jobs show`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub job_id: i64,
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// `done`, `retry` or `dead`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// A flag on an order (e.g. a dispute), unique per (source, order, kind).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flag {
+    pub source: String,
+    pub order_id: String,
+    pub kind: String,
+    pub note: String,
+    pub event_id: String,
+    pub rule: String,
+    pub created_at: Timestamp,
+}
+
+/// Which jobs `storeflow jobs retry` puts back in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requeue {
+    One(i64),
+    AllDead,
+}
+
 /// One write in a group commit.
 #[derive(Debug)]
 pub enum Write {
     /// Boxed: an event is much larger than the other writes, and writes sit in a queue.
     Append(Box<Incoming>),
     Processed(Processed),
+    Attempt(AttemptOutcome),
+    Flag(Flag),
+    /// Makes jobs due now with a fresh retry schedule.
+    Requeue(Requeue),
+    /// Deletes events (with their traces and finished jobs) received before the time; dead
+    /// letters, their events and flags are kept until handled.
+    Prune {
+        before: Timestamp,
+    },
 }
 
 /// The answer to one [`Write`].
@@ -120,6 +180,9 @@ pub enum Written {
     Appended(Appended),
     /// `false` when the event had already been processed (nothing was written).
     Processed(bool),
+    /// Rows changed: jobs updated, flags added (0 when the flag existed), jobs re-queued,
+    /// events pruned.
+    Changed(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +221,21 @@ pub trait Store: Send + 'static {
 
     /// The trace stored for an event, if it was processed.
     fn trace(&self, event_id: &str) -> Result<Option<serde_json::Value>, JournalError>;
+
+    /// One job.
+    fn job(&self, id: i64) -> Result<Option<Job>, JournalError>;
+
+    /// Pending jobs due at `now`, oldest due first.
+    fn due_jobs(&self, now: Timestamp, limit: usize) -> Result<Vec<Job>, JournalError>;
+
+    /// When the next pending job falls due, if any.
+    fn next_due(&self) -> Result<Option<Timestamp>, JournalError>;
+
+    /// The attempts of one job, first first.
+    fn attempts(&self, job_id: i64) -> Result<Vec<Attempt>, JournalError>;
+
+    /// Flags, newest first, optionally of one kind.
+    fn flags(&self, kind: Option<&str>, limit: usize) -> Result<Vec<Flag>, JournalError>;
 
     /// Jobs, newest first, optionally only those of one event and/or one status.
     fn jobs(

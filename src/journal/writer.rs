@@ -2,6 +2,7 @@
 //! in flight and go into the next one together. Every caller is answered only after the commit
 //! that holds its write.
 
+use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,12 +28,17 @@ pub struct WriterHandle {
 }
 
 impl Journal {
-    /// Starts the writer thread over `store`.
-    pub fn start<S: Store>(store: S, dedupe_window: Duration) -> (Journal, WriterHandle) {
+    /// Starts the writer thread over `store`. After each commit that added events, `appended`
+    /// (if given) is rung so the pipeline wakes up without polling.
+    pub fn start<S: Store>(
+        store: S,
+        dedupe_window: Duration,
+        appended: Option<SyncSender<()>>,
+    ) -> (Journal, WriterHandle) {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || write_loop(store, rx, dedupe_window))
+            .spawn(move || write_loop(store, rx, dedupe_window, appended))
             .expect("spawning the journal writer thread");
         (
             Journal { tx },
@@ -42,14 +48,19 @@ impl Journal {
         )
     }
 
-    /// Appends one delivery; resolves once it is committed (or found to be a duplicate).
-    pub async fn append(&self, incoming: Incoming) -> Result<Appended, JournalError> {
+    /// Commits one write; resolves once the transaction holding it is durable.
+    pub async fn write(&self, write: Write) -> Result<Written, JournalError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((Write::Append(Box::new(incoming)), reply))
+            .send((write, reply))
             .await
             .map_err(|_| JournalError::Closed)?;
-        match answer.await.map_err(|_| JournalError::Closed)?? {
+        answer.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Appends one delivery; resolves once it is committed (or found to be a duplicate).
+    pub async fn append(&self, incoming: Incoming) -> Result<Appended, JournalError> {
+        match self.write(Write::Append(Box::new(incoming))).await? {
             Written::Appended(a) => Ok(a),
             other => Err(JournalError::CommitFailed(format!(
                 "unexpected answer {other:?}"
@@ -57,19 +68,33 @@ impl Journal {
         }
     }
 
-    /// Commits a processed event from a blocking thread (the pipeline); `false` if it had
+    /// Commits processed events from a blocking thread (the pipeline). All are queued before
+    /// any answer is awaited, so they share commits. Each answer is `false` if that event had
     /// already been processed.
-    pub fn processed_blocking(&self, processed: Processed) -> Result<bool, JournalError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .blocking_send((Write::Processed(processed), reply))
-            .map_err(|_| JournalError::Closed)?;
-        match answer.blocking_recv().map_err(|_| JournalError::Closed)?? {
-            Written::Processed(done) => Ok(done),
-            other => Err(JournalError::CommitFailed(format!(
-                "unexpected answer {other:?}"
-            ))),
-        }
+    pub fn processed_many_blocking(
+        &self,
+        processed: Vec<Processed>,
+    ) -> Vec<Result<bool, JournalError>> {
+        let answers: Vec<Option<_>> = processed
+            .into_iter()
+            .map(|p| {
+                let (reply, answer) = oneshot::channel();
+                let queued = self.tx.blocking_send((Write::Processed(p), reply)).is_ok();
+                queued.then_some(answer)
+            })
+            .collect();
+        answers
+            .into_iter()
+            .map(|a| {
+                let answer = a.ok_or(JournalError::Closed)?;
+                match answer.blocking_recv().map_err(|_| JournalError::Closed)?? {
+                    Written::Processed(done) => Ok(done),
+                    other => Err(JournalError::CommitFailed(format!(
+                        "unexpected answer {other:?}"
+                    ))),
+                }
+            })
+            .collect()
     }
 }
 
@@ -87,6 +112,7 @@ fn write_loop<S: Store>(
     mut store: S,
     mut rx: mpsc::Receiver<(Write, Reply)>,
     dedupe_window: Duration,
+    appended: Option<SyncSender<()>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
@@ -103,6 +129,12 @@ fn write_loop<S: Store>(
         }
         match store.write_batch(&batch, dedupe_window) {
             Ok(outcomes) => {
+                let added = outcomes
+                    .iter()
+                    .any(|o| matches!(o, Written::Appended(a) if !a.duplicate));
+                if let (true, Some(bell)) = (added, &appended) {
+                    let _ = bell.try_send(());
+                }
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }

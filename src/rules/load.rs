@@ -194,6 +194,8 @@ fn rule_nodes<'n>(root: &'n Node, d: &mut FileDiags<'_>) -> &'n [Node] {
         match (key.value.key_text().as_str(), &value.value) {
             ("rules", Value::Seq(items)) => list = items,
             ("rules", Value::Null) => {}
+            // Rule tests live beside the rules; `storeflow test` reads them (rules::ruletest).
+            ("tests", _) => {}
             ("rules", other) => {
                 let msg = format!("`rules` must be a list, found {}", other.type_name());
                 d.error(
@@ -207,7 +209,7 @@ fn rule_nodes<'n>(root: &'n Node, d: &mut FileDiags<'_>) -> &'n [Node] {
                 d.error(
                     pos(key),
                     msg,
-                    Some(suggest(k, &["rules"], "top-level keys")),
+                    Some(suggest(k, &["rules", "tests"], "top-level keys")),
                 );
             }
         }

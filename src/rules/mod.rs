@@ -12,11 +12,13 @@ pub mod actions;
 pub mod conditions;
 pub mod diag;
 pub mod filters;
+pub mod live;
 pub mod load;
 pub mod matcher;
 pub mod model;
 pub mod pattern;
 pub mod rule;
+pub mod ruletest;
 pub mod template;
 
 use std::fmt;
@@ -192,5 +194,23 @@ impl RuleSet {
     /// Evaluates the candidate rules for `event` (pure; no I/O).
     pub fn evaluate(&self, event: &Event) -> Evaluation {
         load::evaluate(self, event)
+    }
+}
+
+impl fmt::Display for Miss {
+    /// One line on why a rule did not fire, for people.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Miss::Disabled => write!(f, "disabled (enabled: false)"),
+            Miss::Condition {
+                path,
+                expected,
+                actual,
+            } => {
+                write!(f, "{path}: expected {expected}, found {actual}")
+            }
+            Miss::IfFalse { expr } => write!(f, "`if: {expr}` is false"),
+            Miss::IfError { expr, error } => write!(f, "`if: {expr}` failed: {error}"),
+        }
     }
 }

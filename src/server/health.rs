@@ -1,18 +1,19 @@
-//! `GET /healthz`: liveness, answered from memory (no journal round trip), so it stays cheap
-//! enough to poll often.
+//! `GET /healthz`: liveness and rules status, answered from memory (no journal round trip), so
+//! it stays cheap enough to poll often.
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde_json::json;
 use warp::{Filter, Rejection, Reply};
 
+use crate::rules::live::LiveRules;
+
 /// What `/healthz` reports.
-#[derive(Debug, Serialize)]
 pub struct Health {
-    pub status: &'static str,
     pub version: &'static str,
     /// Sources running without a secret (loopback clients only).
     pub insecure_sources: Vec<&'static str>,
+    pub rules: Arc<LiveRules>,
 }
 
 pub fn route(
@@ -21,5 +22,13 @@ pub fn route(
     warp::get()
         .and(warp::path("healthz"))
         .and(warp::path::end())
-        .map(move || warp::reply::json(&*health).into_response())
+        .map(move || {
+            let body = json!({
+                "status": "ok",
+                "version": health.version,
+                "insecure_sources": health.insecure_sources,
+                "rules": health.rules.status(),
+            });
+            warp::reply::json(&body).into_response()
+        })
 }

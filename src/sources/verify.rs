@@ -54,6 +54,12 @@ pub fn token_matches(expected: &str, given: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
+/// A body read from a local file the user named (`storeflow simulate`, rule tests): trusted
+/// because it never came over the network. The intake server never calls this.
+pub fn local_file(body: Bytes, kind_hint: Option<String>) -> Verified {
+    Verified { body, kind_hint }
+}
+
 /// Builds a [`Verified`] once a source's checks have passed.
 pub(super) fn verified(body: Bytes, kind_hint: Option<String>) -> Verified {
     Verified { body, kind_hint }

@@ -71,8 +71,11 @@ async fn events_lists_newest_first_and_shows_one_in_full() {
     let out = storeflow(&["events", "show", id, "-c", c]);
     assert!(out.status.success());
     let e: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(e["order"]["id"], "7a31c2-9f0e4b6d21-58c0d3");
-    assert_eq!(e["payload"]["data"]["serials"][0], "PRO-7Q2M-XK4D-91TZ");
+    assert_eq!(e["event"]["order"]["id"], "7a31c2-9f0e4b6d21-58c0d3");
+    assert_eq!(
+        e["event"]["payload"]["data"]["serials"][0],
+        "PRO-7Q2M-XK4D-91TZ"
+    );
 
     let out = storeflow(&["events", "show", "evt_nope", "-c", c]);
     assert_eq!(out.status.code(), Some(1));
@@ -94,4 +97,188 @@ fn a_config_typo_is_reported_with_its_position() {
         err.contains("storeflow.yaml:4:5: unknown field `secrett`"),
         "{err}"
     );
+}
+
+/// A config file in `dir` pointing at `rules_dir`.
+fn config_for(dir: &std::path::Path, rules_dir: &std::path::Path) -> String {
+    let config = dir.join("storeflow.yaml");
+    let text = format!(
+        "rules_dir: {}\ndata_dir: {}\n",
+        rules_dir.display(),
+        dir.join("data").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    config.to_str().unwrap().to_string()
+}
+
+fn example_rules() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+#[test]
+fn check_passes_the_example_rules_and_reports_every_problem_of_broken_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config_for(dir.path(), &example_rules());
+    let out = storeflow(&["check", "-c", &c]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).ends_with("4 rules, 0 errors, 0 warnings\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("a.yaml"),
+        "rules:\n  - name: one\n    on: order.paid\n    actions:\n      - emial: { to: x }\n",
+    )
+    .unwrap();
+    std::fs::write(broken.join("b.yaml"), "rules:\n  - name: two\n    on: order.shiped\n    match:\n      order.id: { matches: \"(\" }\n    actions: [ { log: { message: hi } } ]\n").unwrap();
+    let c = config_for(dir.path(), &broken);
+    let out = storeflow(&["check", "-c", &c]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("a.yaml:5:9: error: unknown action `emial` (rule `one`)"),
+        "{text}"
+    );
+    assert!(text.contains("hint: did you mean `email`?"), "{text}");
+    assert!(
+        text.contains("b.yaml:5:") && text.contains("(rule `two`)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b.yaml:3:9: warning:"),
+        "the never-matching `on` is a warning: {text}"
+    );
+    assert!(
+        text.contains("2 errors") || text.contains("1 error"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_can_deny_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("a.yaml"),
+        "rules:\n  - name: one\n    on: order.shiped\n    actions: [ { log: { message: hi } } ]\n",
+    )
+    .unwrap();
+    let c = config_for(dir.path(), &rules);
+    assert_eq!(storeflow(&["check", "-c", &c]).status.code(), Some(0));
+    assert_eq!(
+        storeflow(&["check", "--deny-warnings", "-c", &c])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn simulate_shows_matches_misses_and_rendered_actions_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config_for(dir.path(), &example_rules());
+    let sent = fixture_path("selldone/SentOrder.json");
+    let out = storeflow(&[
+        "simulate",
+        "--source",
+        "selldone",
+        sent.to_str().unwrap(),
+        "-c",
+        &c,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("✔ email-customer-when-shipped — matches"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"subject\": \"Your order #48213 is on its way\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("not listening to selldone/SentOrder:"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "a dry run writes nothing"
+    );
+
+    let paid = fixture_path("sellix/order_paid.json");
+    let small = dir.path().join("small.json");
+    let body = String::from_utf8(std::fs::read(&paid).unwrap())
+        .unwrap()
+        .replace("\"total_display\": 49.98", "\"total_display\": 4.98");
+    std::fs::write(&small, body).unwrap();
+    let out = storeflow(&[
+        "simulate",
+        "--source",
+        "sellix",
+        "--json",
+        small.to_str().unwrap(),
+        "-c",
+        &c,
+    ]);
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let big = eval["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "slack-big-paid-orders")
+        .unwrap();
+    assert_eq!(big["miss"]["path"], "order.total");
+    assert_eq!(big["miss"]["actual"], serde_json::json!(4.98));
+
+    let out = storeflow(&[
+        "simulate",
+        "--source",
+        "shopify",
+        small.to_str().unwrap(),
+        "-c",
+        &c,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown source `shopify`"));
+}
+
+#[test]
+fn rule_tests_pass_on_the_examples_and_fail_with_expected_versus_actual() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config_for(dir.path(), &example_rules());
+    let out = storeflow(&["test", "-c", &c]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("5 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join("tests")).unwrap();
+    std::fs::write(rules.join("r.yaml"), "rules:\n  - name: big\n    on: order.paid\n    match:\n      order.total: { gt: 100 }\n    actions: [ { slack: { text: \"big {{ order.id }}\" } } ]\n").unwrap();
+    let paid = fixture_path("sellix/order_paid.json");
+    std::fs::write(
+        rules.join("tests/t.yaml"),
+        format!("tests:\n  - name: paid orders are big\n    source: sellix\n    fixture: {}\n    expect:\n      fired: [big]\n", paid.display()),
+    )
+    .unwrap();
+    let c = config_for(dir.path(), &rules);
+    let out = storeflow(&["test", "-c", &c]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL tests/t.yaml: paid orders are big"),
+        "{text}"
+    );
+    assert!(
+        text.contains("expected `big` to fire, but it did not: order.total: expected"),
+        "{text}"
+    );
+    assert!(text.contains("found 49.98"), "{text}");
 }

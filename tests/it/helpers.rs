@@ -57,6 +57,7 @@ impl Daemon {
     pub async fn start_in(dir: TempDir, yaml: &str) -> Daemon {
         let mut config = Config::parse(yaml, Path::new("test.yaml"), |_| None).unwrap();
         config.data_dir = dir.path().join("data");
+        config.rules_dir = dir.path().join("rules");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
@@ -85,6 +86,71 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Writes a rules file into this daemon's rules directory.
+    pub fn write_rules(&self, file: &str, yaml: &str) {
+        write_rules(self.dir.path(), file, yaml);
+    }
+
+    /// Waits until the pipeline has processed `event_id`, and returns its trace.
+    pub async fn trace(&self, event_id: &str) -> serde_json::Value {
+        let id = event_id.to_string();
+        wait_for("the event to be processed", || {
+            self.journal().trace(&id).unwrap()
+        })
+        .await
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
+        reqwest::get(self.url("/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Writes `rules/<file>` under `dir` (creating the folder).
+pub fn write_rules(dir: &Path, file: &str, yaml: &str) {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join(file), yaml).unwrap();
+}
+
+/// A data dir with `rules/<file>` already written, for starting a daemon over it.
+pub fn dir_with_rules(file: &str, yaml: &str) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_rules(dir.path(), file, yaml);
+    dir
+}
+
+/// Polls `probe` until it yields a value (deadline 20 s).
+pub async fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls an async `probe` until it yields a value (deadline 20 s).
+pub async fn wait_for_async<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

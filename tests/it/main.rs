@@ -8,4 +8,5 @@ mod cli;
 mod crash;
 mod helpers;
 mod intake;
+mod rules;
 mod sources;

@@ -143,3 +143,32 @@ impl RawEvent {
         Ok(event)
     }
 }
+
+/// Retention: deletes old events that need nothing more (processed, no job left, no flag), with
+/// their traces and finished jobs. Dead letters and flagged orders keep their events.
+pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, JournalError> {
+    let old = "SELECT id FROM events WHERE received_at < ?1 AND processed_at IS NOT NULL";
+    tx.execute(
+        &format!(
+            "DELETE FROM attempts WHERE job_id IN
+               (SELECT id FROM jobs WHERE status = 'done' AND event_id IN ({old}))"
+        ),
+        [before.millis()],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM jobs WHERE status = 'done' AND event_id IN ({old})"),
+        [before.millis()],
+    )?;
+    let unneeded = format!(
+        "{old} AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = events.id)
+               AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.event_id = events.id)"
+    );
+    tx.execute(
+        &format!("DELETE FROM traces WHERE event_id IN ({unneeded})"),
+        [before.millis()],
+    )?;
+    Ok(tx.execute(
+        &format!("DELETE FROM events WHERE id IN ({unneeded})"),
+        [before.millis()],
+    )?)
+}

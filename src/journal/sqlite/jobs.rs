@@ -4,7 +4,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::event::Timestamp;
-use crate::journal::{Job, JobStatus, JournalError, Processed};
+use crate::journal::{
+    Attempt, AttemptOutcome, Job, JobStatus, JournalError, NextStep, Processed, Requeue,
+};
 
 /// Marks the event processed and stores its trace and jobs; `false` (and no writes) when it was
 /// already processed.
@@ -64,19 +66,113 @@ pub(super) fn trace(
     .transpose()
 }
 
+const JOB_COLUMNS: &str = "id, event_id, rule, action_index, kind, params, status, attempts, \
+                           next_at, last_error, created_at";
+
+pub(super) fn one(conn: &Connection, id: i64) -> Result<Option<Job>, JournalError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id], job).optional()?)
+}
+
+pub(super) fn due(
+    conn: &Connection,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Job>, JournalError> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND next_at <= ?1
+         ORDER BY next_at, id LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![now.millis(), limit as i64], job)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn next_due(conn: &Connection) -> Result<Option<Timestamp>, JournalError> {
+    let at: Option<i64> = conn
+        .prepare_cached("SELECT MIN(next_at) FROM jobs WHERE status = 'pending'")?
+        .query_row([], |r| r.get(0))?;
+    Ok(at.map(Timestamp))
+}
+
+/// Records one attempt and moves the job on (done, retry later, or dead).
+pub(super) fn record_attempt(tx: &Connection, a: &AttemptOutcome) -> Result<usize, JournalError> {
+    let (status, next_at, outcome) = match a.next {
+        NextStep::Done => (JobStatus::Done, a.finished_at, "done"),
+        NextStep::Retry(at) => (JobStatus::Pending, at, "retry"),
+        NextStep::Dead => (JobStatus::Dead, a.finished_at, "dead"),
+    };
+    let changed = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = ?2, attempts = attempts + 1, next_at = ?3, last_error = ?4,
+                             updated_at = ?5
+             WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![
+            a.job_id,
+            status.as_str(),
+            next_at.millis(),
+            a.error,
+            a.finished_at.millis()
+        ])?;
+    if changed > 0 {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO attempts (job_id, number, started_at, finished_at, outcome, error)
+             VALUES (?1, (SELECT attempts FROM jobs WHERE id = ?1), ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![a.job_id, a.started_at.millis(), a.finished_at.millis(), outcome, a.error])?;
+    }
+    Ok(changed)
+}
+
+/// Puts dead (or any, by id) jobs back in the queue, due now, with a fresh retry schedule.
+pub(super) fn requeue(tx: &Connection, r: &Requeue) -> Result<usize, JournalError> {
+    let now = Timestamp::now().millis();
+    let changed = match r {
+        Requeue::One(id) => tx.execute(
+            "UPDATE jobs SET status = 'pending', attempts = 0, next_at = ?2, updated_at = ?2
+             WHERE id = ?1 AND status IN ('dead', 'done')",
+            params![id, now],
+        )?,
+        Requeue::AllDead => tx.execute(
+            "UPDATE jobs SET status = 'pending', attempts = 0, next_at = ?1, updated_at = ?1
+             WHERE status = 'dead'",
+            params![now],
+        )?,
+    };
+    Ok(changed)
+}
+
+pub(super) fn attempts(conn: &Connection, job_id: i64) -> Result<Vec<Attempt>, JournalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT job_id, number, started_at, finished_at, outcome, error FROM attempts
+         WHERE job_id = ?1 ORDER BY started_at, number",
+    )?;
+    let rows = stmt.query_map([job_id], |r| {
+        Ok(Attempt {
+            job_id: r.get(0)?,
+            number: r.get(1)?,
+            started_at: Timestamp(r.get(2)?),
+            finished_at: Timestamp(r.get(3)?),
+            outcome: r.get(4)?,
+            error: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(super) fn list(
     conn: &Connection,
     event_id: Option<&str>,
     status: Option<JobStatus>,
     limit: usize,
 ) -> Result<Vec<Job>, JournalError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, event_id, rule, action_index, kind, params, status, attempts, next_at,
-                last_error, created_at
-         FROM jobs
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs
          WHERE (?1 IS NULL OR event_id = ?1) AND (?2 IS NULL OR status = ?2)
-         ORDER BY id DESC LIMIT ?3",
-    )?;
+         ORDER BY id DESC LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
         params![event_id, status.map(JobStatus::as_str), limit as i64],
         job,

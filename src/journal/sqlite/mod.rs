@@ -4,6 +4,7 @@
 //! process crash; group commit in [`super::Journal`] pays for that fsync once per batch.
 
 mod events;
+mod flags;
 mod jobs;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::{Event, EventSummary, Job, JobStatus, JournalError, Store, Write, Written};
+use super::{
+    Attempt, Event, EventSummary, Flag, Job, JobStatus, JournalError, Store, Write, Written,
+};
+use crate::event::Timestamp;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -56,6 +60,27 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX jobs_due ON jobs (status, next_at);
     CREATE INDEX jobs_event ON jobs (event_id);
+    "#,
+    r#"
+    CREATE TABLE attempts (
+        job_id      INTEGER NOT NULL,
+        number      INTEGER NOT NULL,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        outcome     TEXT NOT NULL,
+        error       TEXT,
+        PRIMARY KEY (job_id, number)
+    );
+    CREATE TABLE flags (
+        source     TEXT NOT NULL,
+        order_id   TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        note       TEXT NOT NULL,
+        event_id   TEXT NOT NULL,
+        rule       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (source, order_id, kind)
+    );
     "#,
 ];
 
@@ -128,6 +153,10 @@ impl Store for SqliteStore {
             out.push(match write {
                 Write::Append(inc) => Written::Appended(events::append(&tx, inc, dedupe_window)?),
                 Write::Processed(p) => Written::Processed(jobs::processed(&tx, p)?),
+                Write::Attempt(a) => Written::Changed(jobs::record_attempt(&tx, a)?),
+                Write::Flag(f) => Written::Changed(flags::add(&tx, f)?),
+                Write::Requeue(r) => Written::Changed(jobs::requeue(&tx, r)?),
+                Write::Prune { before } => Written::Changed(events::prune(&tx, *before)?),
             });
         }
         tx.commit()?;
@@ -148,6 +177,26 @@ impl Store for SqliteStore {
 
     fn trace(&self, event_id: &str) -> Result<Option<serde_json::Value>, JournalError> {
         jobs::trace(&self.conn, event_id)
+    }
+
+    fn job(&self, id: i64) -> Result<Option<Job>, JournalError> {
+        jobs::one(&self.conn, id)
+    }
+
+    fn due_jobs(&self, now: Timestamp, limit: usize) -> Result<Vec<Job>, JournalError> {
+        jobs::due(&self.conn, now, limit)
+    }
+
+    fn next_due(&self) -> Result<Option<Timestamp>, JournalError> {
+        jobs::next_due(&self.conn)
+    }
+
+    fn attempts(&self, job_id: i64) -> Result<Vec<Attempt>, JournalError> {
+        jobs::attempts(&self.conn, job_id)
+    }
+
+    fn flags(&self, kind: Option<&str>, limit: usize) -> Result<Vec<Flag>, JournalError> {
+        flags::list(&self.conn, kind, limit)
     }
 
     fn jobs(

@@ -157,3 +157,173 @@ fn processing_is_recorded_once_with_trace_and_jobs() {
         1
     );
 }
+
+#[test]
+fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
+    use crate::journal::{AttemptOutcome, Flag, NextStep, Requeue};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+    let w = Duration::from_secs(60);
+    let a = incoming("a", 1);
+    store
+        .write_batch(&[Write::Append(Box::new(a.clone()))], w)
+        .unwrap();
+    let job = |i| NewJob {
+        rule: "r".into(),
+        action_index: i,
+        kind: "http".into(),
+        params: serde_json::json!({}),
+        error: None,
+    };
+    let p = Processed {
+        event_id: a.event.id.clone(),
+        trace: serde_json::json!({}),
+        jobs: vec![job(0), job(1)],
+    };
+    store.write_batch(&[Write::Processed(p)], w).unwrap();
+    let due = store.due_jobs(Timestamp::now(), 10).unwrap();
+    assert_eq!(due.len(), 2);
+    let (first, second) = (due[0].id, due[1].id);
+
+    let attempt = |job_id, next, error: Option<&str>| {
+        Write::Attempt(AttemptOutcome {
+            job_id,
+            started_at: Timestamp(10),
+            finished_at: Timestamp(20),
+            error: error.map(str::to_string),
+            next,
+        })
+    };
+    let later = Timestamp(Timestamp::now().millis() + 60_000);
+    let out = store
+        .write_batch(
+            &[
+                attempt(first, NextStep::Retry(later), Some("HTTP 500")),
+                attempt(second, NextStep::Dead, Some("HTTP 400")),
+            ],
+            w,
+        )
+        .unwrap();
+    assert_eq!(out, vec![Written::Changed(1), Written::Changed(1)]);
+    assert!(
+        store.due_jobs(Timestamp::now(), 10).unwrap().is_empty(),
+        "retry is not due yet"
+    );
+    assert_eq!(store.next_due().unwrap(), Some(later));
+    store
+        .write_batch(&[attempt(first, NextStep::Done, None)], w)
+        .unwrap();
+    let done = store.jobs(None, Some(JobStatus::Done), 10).unwrap();
+    assert_eq!((done.len(), done[0].attempts), (1, 2));
+    let history = store.attempts(first).unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect::<Vec<_>>(),
+        vec!["retry", "done"]
+    );
+    assert_eq!(history[0].error.as_deref(), Some("HTTP 500"));
+
+    // A dead letter comes back, due now, with a fresh schedule.
+    assert_eq!(
+        store
+            .write_batch(&[Write::Requeue(Requeue::AllDead)], w)
+            .unwrap(),
+        vec![Written::Changed(1)]
+    );
+    let due = store.due_jobs(Timestamp::now(), 10).unwrap();
+    assert_eq!((due.len(), due[0].id, due[0].attempts), (1, second, 0));
+
+    // Flags are unique per (source, order, kind).
+    let flag = Flag {
+        source: "sellix".into(),
+        order_id: "inv-1".into(),
+        kind: "dispute".into(),
+        note: "n".into(),
+        event_id: a.event.id.clone(),
+        rule: "r".into(),
+        created_at: Timestamp(5),
+    };
+    let out = store
+        .write_batch(&[Write::Flag(flag.clone()), Write::Flag(flag.clone())], w)
+        .unwrap();
+    assert_eq!(out, vec![Written::Changed(1), Written::Changed(0)]);
+    assert_eq!(store.flags(Some("dispute"), 10).unwrap(), vec![flag]);
+    assert!(store.flags(Some("fraud"), 10).unwrap().is_empty());
+}
+
+#[test]
+fn retention_prunes_finished_history_but_keeps_dead_letters_and_flags() {
+    use crate::journal::{AttemptOutcome, NextStep};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+    let w = Duration::from_secs(60);
+    let (done, dead, fresh, held) = (
+        incoming("1", 1_000),
+        incoming("2", 1_000),
+        incoming("3", 9_000),
+        incoming("4", 1_000),
+    );
+    for e in [&done, &dead, &fresh, &held] {
+        store
+            .write_batch(&[Write::Append(Box::new(e.clone()))], w)
+            .unwrap();
+    }
+    for e in [&done, &dead, &fresh] {
+        let job = NewJob {
+            rule: "r".into(),
+            action_index: 0,
+            kind: "log".into(),
+            params: serde_json::json!({}),
+            error: None,
+        };
+        let p = Processed {
+            event_id: e.event.id.clone(),
+            trace: serde_json::json!({}),
+            jobs: vec![job],
+        };
+        store.write_batch(&[Write::Processed(p)], w).unwrap();
+    }
+    for (e, next) in [
+        (&done, NextStep::Done),
+        (&dead, NextStep::Dead),
+        (&fresh, NextStep::Done),
+    ] {
+        let id = store.jobs(Some(&e.event.id), None, 1).unwrap()[0].id;
+        let a = AttemptOutcome {
+            job_id: id,
+            started_at: Timestamp(1),
+            finished_at: Timestamp(2),
+            error: None,
+            next,
+        };
+        store.write_batch(&[Write::Attempt(a)], w).unwrap();
+    }
+    let out = store
+        .write_batch(
+            &[Write::Prune {
+                before: Timestamp(5_000),
+            }],
+            w,
+        )
+        .unwrap();
+    assert_eq!(out, vec![Written::Changed(1)]);
+    assert!(
+        store.event(&done.event.id).unwrap().is_none(),
+        "old and finished: pruned"
+    );
+    assert!(store.trace(&done.event.id).unwrap().is_none());
+    assert!(
+        store.event(&dead.event.id).unwrap().is_some(),
+        "dead letter kept"
+    );
+    assert!(
+        store.event(&fresh.event.id).unwrap().is_some(),
+        "inside retention"
+    );
+    assert!(
+        store.event(&held.event.id).unwrap().is_some(),
+        "never processed: kept"
+    );
+}

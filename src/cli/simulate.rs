@@ -1,0 +1,123 @@
+//! `storeflow simulate --source S [--event E] FILE`: a dry run. Which rules match the payload,
+//! why the others do not, and every action rendered exactly as it would be sent. No side effects:
+//! nothing is journaled and no action runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::app::load_options;
+use crate::config::Config;
+use crate::event::{Event, Timestamp};
+use crate::rules::{self, Evaluation, RuleSet};
+use crate::sources::{self, verify};
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The platform that would send the payload: sellix or selldone
+    #[arg(long)]
+    pub source: String,
+    /// The event name (Sellix `X-Sellix-Event`); default: the body's `event` field
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Print the evaluation as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// The webhook body
+    pub file: PathBuf,
+}
+
+pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let event = event_from_file(config, &args.source, args.event, &args.file)?;
+    let loaded = rules::load_dir(&config.rules_dir, &load_options(config));
+    let Some(rules) = loaded.rules.filter(|_| {
+        loaded
+            .diagnostics
+            .iter()
+            .all(|d| d.severity != rules::Severity::Error)
+    }) else {
+        for d in loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == rules::Severity::Error)
+        {
+            eprintln!("{d}\n");
+        }
+        eprintln!("the rules have errors; fix them first (see `storeflow check`)");
+        return Ok(ExitCode::from(1));
+    };
+    let evaluation = rules.evaluate(&event);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+    } else {
+        print_report(&event, &rules, &evaluation)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the event the daemon would journal for this body (no signature check: the file is
+/// the user's own).
+pub fn event_from_file(
+    config: &Config,
+    source: &str,
+    kind: Option<String>,
+    file: &PathBuf,
+) -> anyhow::Result<Event> {
+    let registry = sources::registry(config);
+    let Some(adapter) = registry.get(source) else {
+        anyhow::bail!(
+            "unknown source `{source}`; use one of: {}",
+            registry.names().join(", ")
+        );
+    };
+    let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let verified = verify::local_file(body.into(), kind);
+    let incoming = adapter
+        .normalize(&verified, Timestamp::now())
+        .with_context(|| format!("{} is not a {source} webhook", file.display()))?;
+    Ok(incoming.event)
+}
+
+fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyhow::Result<()> {
+    let canonical = event.canonical.as_deref().unwrap_or("no canonical name");
+    println!("event {} ({canonical})", event.topic);
+    for r in &evaluation.rules {
+        if r.matched {
+            println!("\n✔ {} — matches", r.rule);
+            for a in &r.actions {
+                match &a.params {
+                    Ok(p) => println!(
+                        "  {}. {}: {}",
+                        a.index + 1,
+                        a.kind,
+                        serde_json::to_string_pretty(p)?.replace('\n', "\n     ")
+                    ),
+                    Err(e) => println!("  {}. {}: template error: {e}", a.index + 1, a.kind),
+                }
+            }
+        } else {
+            println!(
+                "\n✘ {} — {}",
+                r.rule,
+                r.miss
+                    .as_ref()
+                    .map_or("does not match".into(), |m| m.to_string())
+            );
+        }
+    }
+    let others = rules.not_listening(event);
+    if !others.is_empty() {
+        println!("\nnot listening to {}:", event.topic);
+        for (name, on) in others {
+            println!("  {name} (on: {})", on.join(", "));
+        }
+    }
+    let matched = evaluation.matched().count();
+    println!(
+        "\n{matched} of {} rules match; nothing was sent.",
+        rules.len()
+    );
+    Ok(())
+}

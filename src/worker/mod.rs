@@ -1,0 +1,8 @@
+//! Background work: the pipeline (journaled events → rules → trace + jobs), the dispatcher
+//! (jobs → actions, with retries) and rule reloading.
+
+pub mod dispatcher;
+pub mod pipeline;
+pub mod reload;
+pub mod retention;
+pub mod retry;

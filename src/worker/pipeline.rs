@@ -1,0 +1,180 @@
+//! The pipeline worker: takes journaled events in order, evaluates the rules, and commits for each
+//! event its trace and jobs together with marking it processed (one transaction), so an event is
+//! planned exactly once even across crashes: an event left unprocessed by a crash is simply
+//! picked up again after restart.
+//!
+//! It runs on its own thread: rule evaluation (Rhai `if` expressions included) never runs on the
+//! async threads that answer webhooks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::event::Event;
+use crate::journal::{Journal, JournalError, NewJob, Processed, SqliteStore, Store};
+use crate::rules::live::LiveRules;
+use crate::rules::{Evaluation, RuleSet};
+
+/// Events read and committed per round.
+const BATCH: usize = 256;
+/// How long the worker sleeps when nothing rings; also the retry delay after an error.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// A running pipeline thread.
+pub struct Pipeline {
+    stop: Arc<AtomicBool>,
+    /// Rung by [`Pipeline::stop`] so an idle worker notices at once.
+    doorbell: SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Pipeline {
+    /// Starts the worker. The doorbell (both ends of one channel) is rung after commits that
+    /// appended events and after reloads; `reader` is a connection of its own for reading
+    /// unprocessed events.
+    pub fn start(
+        reader: SqliteStore,
+        journal: Journal,
+        rules: Arc<LiveRules>,
+        (bell, doorbell): (SyncSender<()>, Receiver<()>),
+        jobs_planned: Arc<Notify>,
+    ) -> Pipeline {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let worker = Worker {
+            reader,
+            journal,
+            rules,
+            jobs_planned,
+        };
+        let thread = std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || worker.run(doorbell, flag))
+            .expect("spawning the pipeline thread");
+        Pipeline {
+            stop,
+            doorbell: bell,
+            thread,
+        }
+    }
+
+    /// Finishes the round in progress and stops. Waits at most for that round.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.doorbell.try_send(());
+        let _ = self.thread.join();
+    }
+}
+
+struct Worker {
+    reader: SqliteStore,
+    journal: Journal,
+    rules: Arc<LiveRules>,
+    /// Rung after a commit that planned jobs, so the dispatcher starts at once.
+    jobs_planned: Arc<Notify>,
+}
+
+impl Worker {
+    fn run(self, doorbell: Receiver<()>, stop: Arc<AtomicBool>) {
+        while !stop.load(Ordering::SeqCst) {
+            let busy = match self.rules.current() {
+                Some(set) => self.round(&set).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "pipeline round failed; retrying");
+                    false
+                }),
+                None => false,
+            };
+            if busy {
+                continue;
+            }
+            match doorbell.recv_timeout(IDLE) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(IDLE),
+            }
+        }
+    }
+
+    /// Processes one batch; true when there may be more waiting.
+    fn round(&self, rules: &RuleSet) -> Result<bool, JournalError> {
+        let events = self.reader.unprocessed_events(BATCH)?;
+        if events.is_empty() {
+            return Ok(false);
+        }
+        let processed: Vec<Processed> = events.iter().map(|e| plan(e, rules)).collect();
+        let full = processed.len() == BATCH;
+        let planned = processed.iter().any(|p| !p.jobs.is_empty());
+        for result in self.journal.processed_many_blocking(processed) {
+            result?;
+        }
+        if planned {
+            self.jobs_planned.notify_one();
+        }
+        Ok(full)
+    }
+}
+
+/// Evaluates the rules for one event and turns the result into what the journal stores. A bug
+/// that panics inside evaluation is contained: the event's trace records it (so `events show`
+/// explains the silence) and the worker moves on instead of stalling on that event forever.
+pub fn plan(event: &Event, rules: &RuleSet) -> Processed {
+    let evaluated =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rules.evaluate(event)));
+    let evaluation = match evaluated {
+        Ok(evaluation) => evaluation,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(event_id = %event.id, "rule evaluation panicked: {what}");
+            let trace = serde_json::json!({ "error": format!("internal error while evaluating rules: {what}") });
+            return Processed {
+                event_id: event.id.clone(),
+                trace,
+                jobs: Vec::new(),
+            };
+        }
+    };
+    let jobs = jobs_of(&evaluation);
+    for r in evaluation.matched() {
+        tracing::info!(event_id = %event.id, rule = %r.rule, actions = r.actions.len(), "rule matched");
+    }
+    let trace = serde_json::to_value(&evaluation).unwrap_or_else(
+        |e| serde_json::json!({ "error": format!("trace could not be serialized: {e}") }),
+    );
+    Processed {
+        event_id: event.id.clone(),
+        trace,
+        jobs,
+    }
+}
+
+/// One job per planned action of every matched rule.
+pub fn jobs_of(evaluation: &Evaluation) -> Vec<NewJob> {
+    evaluation
+        .matched()
+        .flat_map(|r| {
+            r.actions.iter().map(|a| {
+                let (params, error) = match &a.params {
+                    Ok(p) => (p.clone(), None),
+                    Err(e) => (
+                        serde_json::Value::Null,
+                        Some(format!("template error: {e}")),
+                    ),
+                };
+                NewJob {
+                    rule: r.rule.clone(),
+                    action_index: a.index,
+                    kind: a.kind.clone(),
+                    params,
+                    error,
+                }
+            })
+        })
+        .collect()
+}
