@@ -186,7 +186,9 @@ pub struct PlannedAction {
     /// `email`, `slack`, `http`, `flag`, `log`, `script`, or a plugin name.
     pub kind: String,
     /// The parameters after rendering (a JSON object), or the template error that prevented
-    /// rendering (a permanent failure for the job).
+    /// rendering (a permanent failure for the job). In JSON: the object, or
+    /// `{"template_error": "..."}`.
+    #[serde(with = "rendered")]
     pub params: Result<serde_json::Value, String>,
 }
 
@@ -211,6 +213,33 @@ impl fmt::Display for Miss {
             }
             Miss::IfFalse { expr } => write!(f, "`if: {expr}` is false"),
             Miss::IfError { expr, error } => write!(f, "`if: {expr}` failed: {error}"),
+        }
+    }
+}
+
+/// JSON form of rendered parameters: the object itself, or `{"template_error": "..."}`.
+mod rendered {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    const KEY: &str = "template_error";
+
+    pub fn serialize<S: Serializer>(r: &Result<Value, String>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Ok(v) => v.serialize(s),
+            Err(e) => serde_json::json!({ KEY: e }).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Result<Value, String>, D::Error> {
+        let v = Value::deserialize(d)?;
+        match v
+            .as_object()
+            .and_then(|m| m.get(KEY))
+            .and_then(Value::as_str)
+        {
+            Some(e) if v.as_object().is_some_and(|m| m.len() == 1) => Ok(Err(e.to_string())),
+            _ => Ok(Ok(v)),
         }
     }
 }

@@ -289,6 +289,10 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
             continue;
         }
         check_param_value(&kind, name, pv, c, d);
+        if (kind.as_str(), name.as_str()) == ("email", "template") {
+            out.extend(compile_template_file(pv, c, d));
+            continue;
+        }
         out.push((name.clone(), compile_param(pv, c, d)));
     }
     Some(Action {
@@ -319,6 +323,35 @@ fn check_param_value(kind: &str, name: &str, v: &Node, c: &Compiler<'_>, d: &mut
             msg,
             Some(format!("create `{dir}/{lit}` or fix the name")),
         );
+    }
+}
+
+/// The email `template:` file, compiled now so its errors show at load: it renders into `html`
+/// (for `.html`/`.htm` files, with HTML escaping) or `body`.
+fn compile_template_file(
+    v: &Node,
+    c: &mut Compiler<'_>,
+    d: &mut FileDiags<'_>,
+) -> Option<(String, Param)> {
+    let file = v.value.as_str()?;
+    let path = c.options.templates_dir.join(file);
+    let source = std::fs::read_to_string(&path).ok()?; // a missing file is already reported
+    let html = file.ends_with(".html") || file.ends_with(".htm");
+    let name = format!("t{}{}", c.next_template, if html { ".html" } else { "" });
+    c.next_template += 1;
+    match c.templates.compile(name, &source) {
+        Ok(param) => Some((if html { "html" } else { "body" }.to_string(), param)),
+        Err(issue) => {
+            let line = issue
+                .at
+                .map_or(String::new(), |(l, col)| format!(" line {l} column {col}"));
+            d.error(
+                pos(v),
+                format!("template file `{file}`{line}: {}", issue.message),
+                issue.hint,
+            );
+            None
+        }
     }
 }
 

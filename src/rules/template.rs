@@ -55,7 +55,15 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        // Only email template files named `.html` are HTML: there, customer-supplied text must
+        // not become markup. Everything else (Slack text, JSON, plain mail) stays verbatim.
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
         env.add_filter("money", filters::money);
         env.add_filter("date", filters::date);
         Templates { env }

@@ -282,3 +282,67 @@ fn rule_tests_pass_on_the_examples_and_fail_with_expected_versus_actual() {
     );
     assert!(text.contains("found 49.98"), "{text}");
 }
+
+#[test]
+fn email_template_files_render_into_html_with_escaping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rules, templates) = (dir.path().join("rules"), dir.path().join("templates"));
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("shipped.html"),
+        "<p>Hi {{ order.customer.name }}, order {{ order.id }} shipped.</p>",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("r.yaml"),
+        "rules:\n  - name: mail\n    on: order.shipped\n    actions:\n      - email: { to: \"{{ order.customer.email }}\", subject: s, template: shipped.html }\n",
+    )
+    .unwrap();
+    let config = dir.path().join("storeflow.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules_dir: {}\ntemplates_dir: {}\n",
+            rules.display(),
+            templates.display()
+        ),
+    )
+    .unwrap();
+    let body = String::from_utf8(fixture("selldone/SentOrder.json"))
+        .unwrap()
+        .replace("\"name\": \"Jane Example\"", "\"name\": \"<b>Jane</b>\"");
+    let payload = dir.path().join("sent.json");
+    std::fs::write(&payload, body).unwrap();
+    let out = storeflow(&[
+        "simulate",
+        "--source",
+        "selldone",
+        "--json",
+        payload.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let params = &eval["rules"][0]["actions"][0]["params"];
+    assert_eq!(
+        params["html"], "<p>Hi &lt;b&gt;Jane&lt;&#x2f;b&gt;, order 48213 shipped.</p>",
+        "{eval}"
+    );
+    assert!(params.get("template").is_none());
+
+    std::fs::write(templates.join("shipped.html"), "<p>{{ order.id </p>").unwrap();
+    let out = storeflow(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("r.yaml:5:74: error: template file `shipped.html` line 1"),
+        "{}",
+        stdout(&out)
+    );
+}
