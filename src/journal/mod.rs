@@ -45,6 +45,8 @@ pub struct Processed {
     /// What the rules decided and why (opaque to the journal).
     pub trace: serde_json::Value,
     pub jobs: Vec<NewJob>,
+    /// Script state written while processing this event (`state_set`, `state_incr`).
+    pub state: Vec<(String, serde_json::Value)>,
 }
 
 /// A job to create. Its key is (event id, rule, action index).
@@ -218,6 +220,9 @@ pub trait Store: Send + 'static {
 
     /// Events not yet processed by the rules, oldest first.
     fn unprocessed_events(&self, limit: usize) -> Result<Vec<Event>, JournalError>;
+
+    /// A script state value (`state_get`).
+    fn state(&self, key: &str) -> Result<Option<serde_json::Value>, JournalError>;
 
     /// The trace stored for an event, if it was processed.
     fn trace(&self, event_id: &str) -> Result<Option<serde_json::Value>, JournalError>;

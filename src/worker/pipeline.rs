@@ -137,6 +137,7 @@ pub fn plan(event: &Event, rules: &RuleSet) -> Processed {
                 event_id: event.id.clone(),
                 trace,
                 jobs: Vec::new(),
+                state: Vec::new(),
             };
         }
     };
@@ -151,6 +152,7 @@ pub fn plan(event: &Event, rules: &RuleSet) -> Processed {
         event_id: event.id.clone(),
         trace,
         jobs,
+        state: Vec::new(),
     }
 }
 

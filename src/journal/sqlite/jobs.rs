@@ -8,8 +8,8 @@ use crate::journal::{
     Attempt, AttemptOutcome, Job, JobStatus, JournalError, NextStep, Processed, Requeue,
 };
 
-/// Marks the event processed and stores its trace and jobs; `false` (and no writes) when it was
-/// already processed.
+/// Marks the event processed and stores its trace, jobs and script state; `false` (and no
+/// writes) when it was already processed.
 pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalError> {
     let now = Timestamp::now().millis();
     let marked = tx
@@ -29,6 +29,13 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
                                      next_at, last_error, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?7)",
     )?;
+    let mut set = tx.prepare_cached(
+        "INSERT INTO kv (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )?;
+    for (key, value) in &p.state {
+        set.execute(params![key, value.to_string(), now])?;
+    }
     for job in &p.jobs {
         let status = if job.error.is_some() {
             JobStatus::Dead
@@ -47,6 +54,23 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
         ])?;
     }
     Ok(true)
+}
+
+pub(super) fn state(
+    conn: &Connection,
+    key: &str,
+) -> Result<Option<serde_json::Value>, JournalError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| JournalError::Corrupt {
+            id: key.to_string(),
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
 }
 
 pub(super) fn trace(

@@ -82,6 +82,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, order_id, kind)
     );
     "#,
+    r#"
+    CREATE TABLE kv (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -173,6 +180,10 @@ impl Store for SqliteStore {
 
     fn unprocessed_events(&self, limit: usize) -> Result<Vec<Event>, JournalError> {
         events::unprocessed(&self.conn, limit)
+    }
+
+    fn state(&self, key: &str) -> Result<Option<serde_json::Value>, JournalError> {
+        jobs::state(&self.conn, key)
     }
 
     fn trace(&self, event_id: &str) -> Result<Option<serde_json::Value>, JournalError> {

@@ -114,11 +114,17 @@ fn processing_is_recorded_once_with_trace_and_jobs() {
         event_id: a.event.id.clone(),
         trace: serde_json::json!({"rules": [{"rule": "r", "matched": true}]}),
         jobs: vec![job(0, None), job(1, Some("template error"))],
+        state: vec![("orders:buyer@example.com".into(), serde_json::json!(3))],
     };
     let out = store
         .write_batch(&[Write::Processed(p.clone())], window)
         .unwrap();
     assert_eq!(out, vec![Written::Processed(true)]);
+    assert_eq!(
+        store.state("orders:buyer@example.com").unwrap(),
+        Some(serde_json::json!(3))
+    );
+    assert_eq!(store.state("nope").unwrap(), None);
     // A second commit of the same event (a retry after a crash) writes nothing.
     let again = Processed {
         jobs: vec![job(2, None)],
@@ -179,6 +185,7 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
         event_id: a.event.id.clone(),
         trace: serde_json::json!({}),
         jobs: vec![job(0), job(1)],
+        state: Vec::new(),
     };
     store.write_batch(&[Write::Processed(p)], w).unwrap();
     let due = store.due_jobs(Timestamp::now(), 10).unwrap();
@@ -282,6 +289,7 @@ fn retention_prunes_finished_history_but_keeps_dead_letters_and_flags() {
             event_id: e.event.id.clone(),
             trace: serde_json::json!({}),
             jobs: vec![job],
+            state: Vec::new(),
         };
         store.write_batch(&[Write::Processed(p)], w).unwrap();
     }
