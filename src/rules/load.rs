@@ -263,8 +263,9 @@ fn check_duplicates(rules: &[Rule], files: &[PathBuf], out: &mut Vec<Diagnostic>
 /// Per-event values built on first use and shared by all candidate rules.
 struct Lazy<'e> {
     scope: Scope<'e>,
-    rhai: OnceCell<[Dynamic; 3]>,
-    context: OnceCell<minijinja::Value>,
+    rhai: OnceCell<[Dynamic; 2]>,
+    /// The payload is the big one: converted only for expressions that name it.
+    rhai_payload: OnceCell<Dynamic>,
 }
 
 /// See [`RuleSet::evaluate`].
@@ -273,7 +274,7 @@ pub fn evaluate(set: &RuleSet, event: &Event) -> Evaluation {
     let lazy = Lazy {
         scope: Scope::new(event),
         rhai: OnceCell::new(),
-        context: OnceCell::new(),
+        rhai_payload: OnceCell::new(),
     };
     let rules = candidates
         .iter()
@@ -312,7 +313,14 @@ fn evaluate_rule(set: &RuleSet, r: &Rule, lazy: &Lazy<'_>) -> RuleTrace {
 
 /// Runs an `if` expression; `None` when it holds.
 fn run_if(set: &RuleSet, c: &rule::IfExpr, lazy: &Lazy<'_>) -> Option<Miss> {
-    let [event, order, payload] = lazy.rhai.get_or_init(|| rhai_values(&lazy.scope)).clone();
+    let [event, order] = lazy.rhai.get_or_init(|| rhai_values(&lazy.scope)).clone();
+    let payload = match c.uses_payload {
+        true => lazy
+            .rhai_payload
+            .get_or_init(|| to_rhai(&lazy.scope.event.payload))
+            .clone(),
+        false => Dynamic::UNIT,
+    };
     let mut scope = rhai::Scope::new();
     scope.push_constant_dynamic("event", event);
     scope.push_constant_dynamic("order", order);
@@ -337,25 +345,20 @@ fn run_if(set: &RuleSet, c: &rule::IfExpr, lazy: &Lazy<'_>) -> Option<Miss> {
     }
 }
 
-/// `event`, `order` and `payload` as Rhai values (shared, so each rule gets a cheap handle).
-fn rhai_values(scope: &Scope<'_>) -> [Dynamic; 3] {
-    let conv = |v: &serde_json::Value| {
-        rhai::serde::to_dynamic(v)
-            .unwrap_or(Dynamic::UNIT)
-            .into_shared()
-    };
-    [
-        conv(scope.event_json()),
-        conv(scope.order_json()),
-        conv(&scope.event.payload),
-    ]
+/// `event` and `order` as Rhai values.
+fn rhai_values(scope: &Scope<'_>) -> [Dynamic; 2] {
+    [to_rhai(scope.event_json()), to_rhai(scope.order_json())]
+}
+
+/// A JSON value as a shared Rhai value (each rule gets a cheap handle, not a copy).
+fn to_rhai(v: &serde_json::Value) -> Dynamic {
+    rhai::serde::to_dynamic(v)
+        .unwrap_or(Dynamic::UNIT)
+        .into_shared()
 }
 
 fn plan_actions(set: &RuleSet, r: &Rule, lazy: &Lazy<'_>) -> Vec<PlannedAction> {
-    let base = lazy
-        .context
-        .get_or_init(|| template::base_context(&lazy.scope));
-    let ctx = template::rule_context(base, &r.name, &r.description);
+    let ctx = template::sparse_context(&lazy.scope, &r.template_paths, &r.name, &r.description);
     r.actions
         .iter()
         .enumerate()

@@ -35,6 +35,9 @@ pub struct Rule {
     pub matcher: Matcher,
     pub condition: Option<IfExpr>,
     pub actions: Vec<Action>,
+    /// The event paths the action templates read, shortest first (see
+    /// [`super::template::sparse_context`]).
+    pub template_paths: Vec<Vec<String>>,
 }
 
 /// A compiled `if:` expression.
@@ -42,6 +45,8 @@ pub struct Rule {
 pub struct IfExpr {
     pub source: String,
     pub ast: rhai::AST,
+    /// Whether the expression names `payload` (else the payload is not converted for it).
+    pub uses_payload: bool,
 }
 
 /// An action with its parameters ready to render.
@@ -114,7 +119,13 @@ pub fn compile(node: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
         actions: get("actions")
             .map(|n| compile_actions(n, c, d))
             .unwrap_or_default(),
+        template_paths: Vec::new(),
     };
+    let mut rule = rule;
+    for a in &rule.actions {
+        c.templates.paths(&a.params, &mut rule.template_paths);
+    }
+    rule.template_paths.sort_by_key(Vec::len);
     d.rule = None;
     name.map(|_| rule)
 }
@@ -197,7 +208,11 @@ fn compile_on(n: &Node, d: &mut FileDiags<'_>) -> Vec<String> {
 fn compile_if(n: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<IfExpr> {
     let source = string_of(n, "if", d);
     match c.engine.compile_expression(&source) {
-        Ok(ast) => Some(IfExpr { source, ast }),
+        Ok(ast) => Some(IfExpr {
+            uses_payload: source.contains("payload"),
+            source,
+            ast,
+        }),
         Err(e) => {
             let inner = (e.1.line().unwrap_or(1), e.1.position().unwrap_or(1));
             let at = d.inner(pos(n), inner);

@@ -121,6 +121,84 @@ impl Templates {
     }
 }
 
+impl Templates {
+    /// The variable paths a parameter's templates read (`payload.data.total`), cut at the first
+    /// array index, so a render context can hold only those parts of the event.
+    pub fn paths(&self, param: &Param, out: &mut Vec<Vec<String>>) {
+        match param {
+            Param::Lit(_) => {}
+            Param::Tmpl(name) => {
+                let Ok(tmpl) = self.env.get_template(name) else {
+                    return;
+                };
+                for path in tmpl.undeclared_variables(true) {
+                    let steps: Vec<String> = path
+                        .split('.')
+                        .take_while(|s| s.parse::<usize>().is_err())
+                        .map(str::to_string)
+                        .collect();
+                    if !out.contains(&steps) {
+                        out.push(steps);
+                    }
+                }
+            }
+            Param::Seq(items) => items.iter().for_each(|p| self.paths(p, out)),
+            Param::Map(entries) => entries.iter().for_each(|(_, p)| self.paths(p, out)),
+        }
+    }
+}
+
+/// The render context of one rule holding only the `paths` its templates read (shortest
+/// first), copied out of the event: rendering never converts the whole payload.
+pub fn sparse_context(
+    scope: &Scope<'_>,
+    paths: &[Vec<String>],
+    name: &str,
+    description: &str,
+) -> Value {
+    let mut root = serde_json::Map::new();
+    for path in paths {
+        let Some((first, rest)) = path.split_first() else {
+            continue;
+        };
+        let source = match first.as_str() {
+            "event" => scope.event_json(),
+            "order" => scope.order_json(),
+            "payload" => &scope.event.payload,
+            _ => continue,
+        };
+        let found = rest.iter().try_fold(source, |v, k| v.get(k.as_str()));
+        if let Some(v) = found {
+            insert_at(&mut root, path, v);
+        }
+    }
+    root.insert(
+        "rule".into(),
+        serde_json::json!({"name": name, "description": description}),
+    );
+    Value::from(Serde(J::Object(root)))
+}
+
+/// Puts `v` at `path`, creating objects on the way; a shorter path already copied whole wins.
+fn insert_at(root: &mut serde_json::Map<String, J>, path: &[String], v: &J) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut map = root;
+    for key in parents {
+        let slot = map
+            .entry(key.clone())
+            .or_insert_with(|| J::Object(Default::default()));
+        match slot {
+            J::Object(m) => map = m,
+            _ => return,
+        }
+    }
+    if !map.contains_key(last.as_str()) {
+        map.insert(last.clone(), v.clone());
+    }
+}
+
 /// The part of the render context shared by every rule that matched one event.
 pub fn base_context(scope: &Scope<'_>) -> Value {
     minijinja::context! {
