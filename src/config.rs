@@ -287,7 +287,7 @@ impl Config {
                 path: path.to_path_buf(),
                 line,
                 column,
-                message: first_line(&e.to_string()),
+                message: yaml_error_message(&e.to_string()),
             }
         })
     }
@@ -304,9 +304,9 @@ impl Config {
     }
 }
 
-/// The first line of a YAML error, without the parser's own `error: line L column C:` prefix
-/// (the location is already in our `file:line:column`).
-fn first_line(s: &str) -> String {
+/// The first line of a YAML (serde-saphyr) error, without the parser's own
+/// `error: line L column C:` prefix (callers put the location in their `file:line:column`).
+pub(crate) fn yaml_error_message(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s).trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
     match line

@@ -164,7 +164,7 @@ fn load_file(text: &str, c: &mut Compiler<'_>, d: &mut FileDiags<'_>, rules: &mu
             let at = e.location().map_or((0, 0), |l| model::loc_pos(&l));
             d.error(
                 at,
-                yaml_message(&e.to_string()),
+                crate::config::yaml_error_message(&e.to_string()),
                 Some("fix the YAML syntax; rules in this file were not checked".into()),
             );
             return;
@@ -215,19 +215,6 @@ fn rule_nodes<'n>(root: &'n Node, d: &mut FileDiags<'_>) -> &'n [Node] {
         }
     }
     list
-}
-
-/// The first line of a serde-saphyr error without its `line L column C:` prefix.
-fn yaml_message(s: &str) -> String {
-    let line = s.lines().next().unwrap_or(s).trim();
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((_, message)) => message.to_string(),
-        None => line.to_string(),
-    }
 }
 
 /// Reports the second and later rules with a name already used, pointing at the first.

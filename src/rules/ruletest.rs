@@ -95,11 +95,9 @@ pub fn discover(rules_dir: &Path) -> Result<Vec<(PathBuf, RuleTest)>, String> {
         let text =
             std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let parsed: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
-            format!(
-                "{}: {}",
-                file.display(),
-                e.to_string().lines().next().unwrap_or("")
-            )
+            let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let message = crate::config::yaml_error_message(&e.to_string());
+            format!("{}:{line}:{col}: {message}", file.display())
         })?;
         found.extend(parsed.tests.into_iter().map(|t| (file.clone(), t)));
     }
