@@ -125,6 +125,9 @@ pub struct SmtpConfig {
     pub username: String,
     #[serde(default)]
     pub password: Secret,
+    /// An extra CA certificate (PEM) to trust, for a server with a self-signed certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_smtp_port() -> u16 {

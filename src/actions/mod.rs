@@ -1,15 +1,22 @@
 //! Actions: the executors that deliver jobs. The dispatcher looks each job's `kind` up in
-//! [`Actions`] and runs it; errors say whether retrying can help.
+//! [`Actions`] and runs it with the job's rendered parameters; an error says whether retrying
+//! can help ([`ActionError`]), so the dispatcher never inspects error text.
 //!
-//! The built-in network executors (email, Slack, HTTP, log) are added by `from_config`; `flag`
-//! needs the journal and is inserted by the app.
+//! Adding an action is one file here and one line in [`Actions::from_config`].
 
+pub mod email;
 pub mod flag;
+pub mod http;
+pub mod log;
+pub mod params;
+pub mod slack;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::config::Config;
 
 /// Which delivery a job is: also the idempotency key.
 #[derive(Debug, Clone)]
@@ -42,6 +49,21 @@ pub enum ActionError {
     Permanent { message: String },
 }
 
+impl ActionError {
+    pub fn permanent(message: impl Into<String>) -> ActionError {
+        ActionError::Permanent {
+            message: message.into(),
+        }
+    }
+
+    pub fn retryable(message: impl Into<String>) -> ActionError {
+        ActionError::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
 /// A future an executor returns.
 pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), ActionError>> + Send + 'a>>;
 
@@ -52,8 +74,12 @@ pub trait Action: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionsError {
-    #[error("invalid action configuration: {0}")]
-    Config(String),
+    #[error("email.from `{from}` is not a valid address: {reason}")]
+    From { from: String, reason: String },
+    #[error("email.smtp: {0}")]
+    Smtp(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
 }
 
 /// The closed registry of executors.
@@ -62,8 +88,21 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn from_config(_config: &crate::config::Config) -> Result<Actions, ActionsError> {
-        Ok(Actions { list: Vec::new() })
+    /// The built-in executors, configured. (`flag` needs the journal; the app inserts it.)
+    pub fn from_config(config: &Config) -> Result<Actions, ActionsError> {
+        let client = http::client(config.delivery.timeout)?;
+        Ok(Actions {
+            list: vec![
+                Arc::new(email::EmailAction::from_config(config)?),
+                Arc::new(slack::SlackAction::new(
+                    &config.slack,
+                    &config.data_dir,
+                    client.clone(),
+                )),
+                Arc::new(http::HttpAction::new(client)),
+                Arc::new(log::LogAction),
+            ],
+        })
     }
 
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Action>> {
@@ -78,4 +117,14 @@ impl Actions {
     pub fn insert(&mut self, action: Arc<dyn Action>) {
         self.list.push(action)
     }
+}
+
+/// Writes `bytes` to `path` atomically (temp file, then rename), creating the folder.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
 }

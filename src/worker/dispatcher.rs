@@ -22,13 +22,25 @@ use crate::journal::{AttemptOutcome, Job, Journal, NextStep, SqliteStore, Store,
 
 /// The longest the loop sleeps without looking at the journal.
 const MAX_IDLE: Duration = Duration::from_secs(1);
+/// The shortest pause between looks when a job is due but in flight (a finished delivery wakes
+/// the loop at once anyway).
+const MIN_IDLE: Duration = Duration::from_millis(10);
+
+/// Jobs being delivered, and how many deliveries have finished. A list of due jobs read before
+/// a delivery finished may still show that job as pending: claims from such a stale list are
+/// refused (the generation moved on), so a job is never delivered twice.
+#[derive(Default)]
+struct InFlight {
+    ids: HashSet<i64>,
+    generation: u64,
+}
 
 /// What every delivery task shares.
 struct Shared {
     journal: Journal,
     actions: Arc<Actions>,
     delivery: DeliveryConfig,
-    in_flight: Mutex<HashSet<i64>>,
+    in_flight: Mutex<InFlight>,
     /// Rung when jobs are planned or a delivery finishes.
     wake: Arc<Notify>,
 }
@@ -55,17 +67,20 @@ pub async fn run(
     let tracker = TaskTracker::new();
     while !stop.is_cancelled() {
         let free = permits.available_permits();
+        let generation = shared.generation();
         let due = if free > 0 {
             read(&reader, move |s| s.due_jobs(Timestamp::now(), free * 2)).await
         } else {
             Vec::new()
         };
         for job in due {
-            if !shared.claim(job.id) {
-                continue;
+            match shared.claim(job.id, generation) {
+                Claim::Taken => {}
+                Claim::Busy => continue,
+                Claim::Stale => break,
             }
             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                shared.release(job.id);
+                shared.unclaim(job.id);
                 break;
             };
             let shared = shared.clone();
@@ -93,9 +108,10 @@ async fn idle_time(reader: &Arc<Mutex<SqliteStore>>, free: usize) -> Duration {
         return MAX_IDLE;
     }
     match read(reader, |s| s.next_due()).await {
-        Some(at) => Duration::from_millis(
-            (at.millis() - Timestamp::now().millis()).clamp(0, MAX_IDLE.as_millis() as i64) as u64,
-        ),
+        Some(at) => {
+            let wait = (at.millis() - Timestamp::now().millis()).max(0) as u64;
+            Duration::from_millis(wait).clamp(MIN_IDLE, MAX_IDLE)
+        }
         None => MAX_IDLE,
     }
 }
@@ -124,17 +140,47 @@ async fn read<T: Send + Default + 'static>(
     }
 }
 
+enum Claim {
+    Taken,
+    /// Already being delivered.
+    Busy,
+    /// A delivery finished since the list was read: read again.
+    Stale,
+}
+
 impl Shared {
-    fn claim(&self, id: i64) -> bool {
+    fn generation(&self) -> u64 {
         self.in_flight
             .lock()
-            .map(|mut s| s.insert(id))
-            .unwrap_or(false)
+            .map(|f| f.generation)
+            .unwrap_or(u64::MAX)
     }
 
+    fn claim(&self, id: i64, read_at: u64) -> Claim {
+        let Ok(mut f) = self.in_flight.lock() else {
+            return Claim::Stale;
+        };
+        if f.generation != read_at {
+            Claim::Stale
+        } else if f.ids.insert(id) {
+            Claim::Taken
+        } else {
+            Claim::Busy
+        }
+    }
+
+    /// Gives back a claim that was never started.
+    fn unclaim(&self, id: i64) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.ids.remove(&id);
+        }
+    }
+
+    /// Called after the attempt is journaled.
     fn release(&self, id: i64) {
-        if let Ok(mut s) = self.in_flight.lock() {
-            s.remove(&id);
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.ids.remove(&id);
+            f.generation += 1;
         }
     }
 

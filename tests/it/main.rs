@@ -4,9 +4,12 @@
 // Test helpers panic on setup failures by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod actions;
 mod cli;
 mod crash;
+mod delivery;
 mod helpers;
 mod intake;
+mod receivers;
 mod rules;
 mod sources;
