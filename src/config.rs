@@ -125,6 +125,10 @@ pub struct SmtpConfig {
     pub username: String,
     #[serde(default)]
     pub password: Secret,
+    /// Extra CA certificate(s) to trust, PEM (self-signed or private-CA servers). The system's
+    /// roots stay trusted too.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_smtp_port() -> u16 {

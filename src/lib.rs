@@ -10,10 +10,13 @@
 //! - [`config`] holds `storeflow.yaml`.
 //! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
+//! - [`actions`] holds the executors that send things (email, slack, http, log) and their
+//!   registry; each job's params arrive rendered, errors say retryable or permanent.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
 //! - [`app`] holds wiring under one shutdown token.
 //! - [`cli`] holds one file per subcommand.
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod config;
