@@ -4,8 +4,12 @@
 // Test helpers panic on setup failures by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod actions_email;
+mod actions_http;
+mod actions_slack;
 mod cli;
 mod crash;
 mod helpers;
 mod intake;
+mod receivers;
 mod sources;
