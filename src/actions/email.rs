@@ -205,6 +205,18 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_is_read_from_the_config() {
+        let yaml = "email:\n  smtp:\n    host: mail.example.com\n    ca_file: /etc/ca.pem\n";
+        let config = Config::parse(yaml, std::path::Path::new("t.yaml"), |_| None).unwrap();
+        let smtp = config.email.smtp.unwrap();
+        assert_eq!(
+            smtp.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(smtp.security, SmtpSecurity::Starttls);
+    }
+
+    #[test]
     fn config_problems_are_reported_at_build() {
         let timeout = Duration::from_secs(1);
         assert!(matches!(

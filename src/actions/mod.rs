@@ -222,6 +222,13 @@ mod tests {
         assert!(!job("../../etc").file_stem().contains('/'));
     }
 
+    /// The dispatcher shares one registry between its tasks.
+    #[test]
+    fn registry_is_shareable_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Actions>();
+    }
+
     #[test]
     fn registry_lists_builtins_and_accepts_extras() {
         let mut actions = Actions::from_config(&Config::default()).unwrap();
