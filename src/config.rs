@@ -125,7 +125,8 @@ pub struct SmtpConfig {
     pub username: String,
     #[serde(default)]
     pub password: Secret,
-    /// An extra CA certificate (PEM) to trust, for a server with a self-signed certificate.
+    /// Extra CA certificate(s) to trust, PEM (self-signed or private-CA servers). The system's
+    /// roots stay trusted too.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
 }

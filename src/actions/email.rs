@@ -1,31 +1,48 @@
-//! `email`: sends through SMTP (lettre, pooled, STARTTLS/TLS), or without SMTP configured writes
-//! the message as an `.eml` file to `<data_dir>/mail` so a trial run shows exactly what would be
-//! sent. The Message-ID is derived from the job's idempotency key: a retried or replayed send of
-//! the same job carries the same id, so mail systems can recognise a repeat.
+//! The `email` action: send over SMTP with lettre, or drop `.eml` files when SMTP is not set up.
+//!
+//! The SMTP transport (with its connection pool) is configured once from `email.smtp` and opened
+//! on first use. Without `email.smtp`, each message is written to
+//! `<data_dir>/mail/<key>.eml`, named from the job's idempotency key, so running the same job
+//! again overwrites its file instead of adding a second one. Every message carries a Message-ID
+//! derived from that key ([`message::message_id`]).
+
+mod message;
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Mailboxes, MultiPart, SinglePart};
+use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
+use lettre::{AsyncTransport, Message, Tokio1Executor};
 
-use super::params::{list, required, text};
-use super::{write_atomically, Action, ActionError, ActionsError, Delivery, JobContext};
+use super::params::Params;
+use super::{Action, ActionError, ActionFuture, ActionsError, JobContext};
 use crate::config::{Config, SmtpConfig, SmtpSecurity};
 
-enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    /// No SMTP configured: `.eml` files in this folder.
-    Drop(PathBuf),
-}
+pub use message::message_id;
 
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// Sends `email` jobs.
 pub struct EmailAction {
     from: Mailbox,
-    transport: Transport,
+    destination: Destination,
+    timeout: Duration,
+}
+
+enum Destination {
+    Smtp {
+        /// `host:port`, for messages.
+        server: String,
+        builder: Box<AsyncSmtpTransportBuilder>,
+        /// Built on first use: lettre's pool starts a task, which needs the runtime.
+        transport: OnceLock<Transport>,
+    },
+    /// `<data_dir>/mail`.
+    MailDir(PathBuf),
 }
 
 impl EmailAction {
@@ -33,28 +50,45 @@ impl EmailAction {
         let from = config
             .email
             .from
-            .parse::<Mailbox>()
-            .map_err(|e| ActionsError::From {
+            .parse()
+            .map_err(|e: lettre::address::AddressError| ActionsError::From {
                 from: config.email.from.clone(),
-                reason: e.to_string(),
+                message: e.to_string(),
             })?;
-        let transport = match &config.email.smtp {
-            Some(smtp) => Transport::Smtp(smtp_transport(smtp, config.delivery.timeout)?),
-            None => Transport::Drop(config.data_dir.join("mail")),
+        let destination = match &config.email.smtp {
+            Some(smtp) => Destination::Smtp {
+                server: format!("{}:{}", smtp.host, smtp.port),
+                builder: Box::new(transport_builder(smtp, config.delivery.timeout)?),
+                transport: OnceLock::new(),
+            },
+            None => Destination::MailDir(config.data_dir.join("mail")),
         };
-        Ok(EmailAction { from, transport })
+        Ok(EmailAction {
+            from,
+            destination,
+            timeout: config.delivery.timeout,
+        })
     }
 
-    async fn send(&self, params: &Value, job: &JobContext) -> Result<(), ActionError> {
-        let message = build_message(&self.from, params, job)?;
-        match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(smtp_error),
-            Transport::Drop(dir) => {
-                let path = dir.join(format!("{}.eml", file_safe(&job.idempotency_key())));
-                write_atomically(&path, &message.formatted()).map_err(|e| {
-                    ActionError::retryable(format!("cannot write {}: {e}", path.display()))
-                })
+    async fn deliver(&self, msg: &Message, job: &JobContext) -> Result<(), ActionError> {
+        match &self.destination {
+            Destination::Smtp {
+                server,
+                builder,
+                transport,
+            } => {
+                let transport = transport.get_or_init(|| (**builder).clone().build());
+                let sent = tokio::time::timeout(self.timeout, transport.send(msg.clone())).await;
+                match sent {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(smtp_error(server, &e)),
+                    Err(_) => Err(ActionError::retryable(format!(
+                        "smtp {server}: no answer within {:?}",
+                        self.timeout
+                    ))),
+                }
             }
+            Destination::MailDir(dir) => write_eml(dir, &job.file_stem(), &msg.formatted()).await,
         }
     }
 }
@@ -64,168 +98,140 @@ impl Action for EmailAction {
         "email"
     }
 
-    fn execute<'a>(&'a self, params: &'a Value, job: &'a JobContext) -> Delivery<'a> {
-        Box::pin(self.send(params, job))
-    }
-}
-
-fn smtp_transport(
-    smtp: &SmtpConfig,
-    timeout: std::time::Duration,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, ActionsError> {
-    let err = |e: lettre::transport::smtp::Error| ActionsError::Smtp(e.to_string());
-    let mut builder =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).port(smtp.port);
-    if smtp.security != SmtpSecurity::None {
-        let mut tls = TlsParameters::builder(smtp.host.clone());
-        if let Some(ca) = &smtp.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| ActionsError::Smtp(format!("ca_file {}: {e}", ca.display())))?;
-            tls = tls.add_root_certificate(Certificate::from_pem(&pem).map_err(err)?);
-        }
-        let params = tls.build_rustls().map_err(err)?;
-        builder = builder.tls(match smtp.security {
-            SmtpSecurity::Tls => Tls::Wrapper(params),
-            _ => Tls::Required(params),
-        });
-    }
-    if !smtp.username.is_empty() {
-        let creds = Credentials::new(smtp.username.clone(), smtp.password.expose().to_string());
-        builder = builder.credentials(creds);
-    }
-    Ok(builder.timeout(Some(timeout)).build())
-}
-
-/// The message for one job. Bad addresses are permanent failures naming the parameter.
-fn build_message(from: &Mailbox, params: &Value, job: &JobContext) -> Result<Message, ActionError> {
-    let mut b = Message::builder()
-        .from(match text(params, "from") {
-            f if f.is_empty() => from.clone(),
-            f => mailbox("from", &f)?,
+    fn execute<'a>(
+        &'a self,
+        params: &'a serde_json::Value,
+        job: &'a JobContext,
+    ) -> ActionFuture<'a> {
+        Box::pin(async move {
+            let p = Params::new("email", params)?;
+            let keep_bcc = matches!(self.destination, Destination::MailDir(_));
+            let msg = message::build(&p, &self.from, job, keep_bcc)?;
+            self.deliver(&msg, job).await
         })
-        .subject(required(params, "email", "subject")?)
-        .message_id(Some(message_id(&job.idempotency_key())));
-    let to = list(params, "to");
-    if to.is_empty() {
-        return Err(ActionError::permanent(
-            "email: parameter `to` is missing or empty",
+    }
+}
+
+/// The transport as `email.smtp` describes it (not connected yet).
+fn transport_builder(
+    smtp: &SmtpConfig,
+    timeout: Duration,
+) -> Result<AsyncSmtpTransportBuilder, ActionsError> {
+    let host = smtp.host.trim();
+    if host.is_empty() {
+        return Err(ActionsError::SmtpHost);
+    }
+    let tls = match smtp.security {
+        SmtpSecurity::None => Tls::None,
+        SmtpSecurity::Starttls => Tls::Required(tls_parameters(smtp, host)?),
+        SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(smtp, host)?),
+    };
+    let mut builder = Transport::builder_dangerous(host)
+        .port(smtp.port)
+        .tls(tls)
+        .timeout(Some(timeout));
+    if !smtp.username.is_empty() {
+        builder = builder.credentials(Credentials::new(
+            smtp.username.clone(),
+            smtp.password.expose().to_string(),
         ));
     }
-    for m in mailboxes("to", &to)? {
-        b = b.to(m);
-    }
-    for m in mailboxes("cc", &list(params, "cc"))? {
-        b = b.cc(m);
-    }
-    for m in mailboxes("bcc", &list(params, "bcc"))? {
-        b = b.bcc(m);
-    }
-    if let Some(r) = list(params, "reply_to").first() {
-        b = b.reply_to(mailbox("reply_to", r)?);
-    }
-    let (body, html) = (text(params, "body"), text(params, "html"));
-    let built = match (body.is_empty(), html.is_empty()) {
-        (true, true) => {
-            return Err(ActionError::permanent(
-                "email: give `body`, `html` or `template`",
-            ))
-        }
-        (false, true) => b.singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(body),
-        ),
-        (true, false) => b.multipart(MultiPart::alternative_plain_html(html_to_text(&html), html)),
-        (false, false) => b.multipart(MultiPart::alternative_plain_html(body, html)),
-    };
-    built.map_err(|e| ActionError::permanent(format!("email: {e}")))
+    Ok(builder)
 }
 
-fn mailbox(param: &str, s: &str) -> Result<Mailbox, ActionError> {
-    s.parse().map_err(|e| {
-        ActionError::permanent(format!("email: `{param}` address `{s}` is invalid: {e}"))
+/// TLS for `host`, trusting the system roots plus `ca_file` when given.
+fn tls_parameters(smtp: &SmtpConfig, host: &str) -> Result<TlsParameters, ActionsError> {
+    let mut params = TlsParameters::builder(host.to_string());
+    if let Some(path) = &smtp.ca_file {
+        let ca_error = |message: String| ActionsError::CaFile {
+            path: path.clone(),
+            message,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ca_error("no PEM certificate in the file".into()));
+        }
+        let cert = Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
+        params = params.add_root_certificate(cert);
+    }
+    params.build().map_err(|e| ActionsError::Tls {
+        host: host.to_string(),
+        message: e.to_string(),
     })
 }
 
-fn mailboxes(param: &str, items: &[String]) -> Result<Mailboxes, ActionError> {
-    items.iter().map(|s| mailbox(param, s)).collect()
-}
-
-/// `<first 32 hex of sha256(key)>@storeflow`: stable for a job, opaque to readers.
-pub fn message_id(key: &str) -> String {
-    let digest = hex::encode(Sha256::digest(key.as_bytes()));
-    format!("<{}@storeflow>", &digest[..32])
-}
-
-/// SMTP 4xx, timeouts and connection problems are worth retrying; 5xx are not.
-fn smtp_error(e: lettre::transport::smtp::Error) -> ActionError {
-    if e.is_permanent() {
-        ActionError::permanent(format!("SMTP server refused the message: {e}"))
+/// SMTP 5xx and malformed messages are permanent; 4xx, network, TLS and timeouts are retryable.
+fn smtp_error(server: &str, e: &lettre::transport::smtp::Error) -> ActionError {
+    let mut message = format!("smtp {server}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if e.is_permanent() || e.is_client() {
+        ActionError::permanent(message)
     } else {
-        ActionError::retryable(format!("SMTP delivery failed: {e}"))
+        ActionError::retryable(message)
     }
 }
 
-fn file_safe(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// A readable plain-text alternative of an HTML body: tags dropped, block ends as line breaks,
-/// the common entities decoded.
-pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(start) = rest.find('<') {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('>') else {
-            break;
-        };
-        let tag = rest[start + 1..start + end]
-            .trim_start_matches('/')
-            .to_ascii_lowercase();
-        if ["br", "p", "div", "li", "tr", "h1", "h2", "h3"]
-            .iter()
-            .any(|t| tag.starts_with(t))
-        {
-            out.push('\n');
-        }
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    let decoded = out
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#x2f;", "/")
-        .replace("&amp;", "&");
-    let lines: Vec<&str> = decoded.lines().map(str::trim).collect();
-    lines.join("\n").trim().to_string()
+/// Writes `<dir>/<stem>.eml` through a temporary file and a rename, so a reader never sees half a
+/// message and a re-run replaces the file.
+async fn write_eml(dir: &std::path::Path, stem: &str, bytes: &[u8]) -> Result<(), ActionError> {
+    let path = dir.join(format!("{stem}.eml"));
+    let tmp = dir.join(format!(".{stem}.eml.tmp"));
+    let failed =
+        |e: std::io::Error| ActionError::retryable(format!("cannot write {}: {e}", path.display()));
+    tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+    tokio::fs::write(&tmp, bytes).await.map_err(failed)?;
+    tokio::fs::rename(&tmp, &path).await.map_err(failed)?;
+    tracing::info!(path = %path.display(), "email written to the mail drop (no email.smtp configured)");
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn html_becomes_readable_text() {
-        let html = "<p>Hi &lt;Jane&gt;,</p><p>order <b>42</b> &amp; more<br>bye</p>";
-        assert_eq!(html_to_text(html), "Hi <Jane>,\n\norder 42 & more\nbye");
+    fn smtp(host: &str) -> SmtpConfig {
+        SmtpConfig {
+            host: host.into(),
+            port: 25,
+            security: SmtpSecurity::Starttls,
+            username: String::new(),
+            password: Default::default(),
+            ca_file: None,
+        }
     }
 
     #[test]
-    fn message_ids_are_stable_per_job() {
-        assert_eq!(message_id("e/r/0"), message_id("e/r/0"));
-        assert_ne!(message_id("e/r/0"), message_id("e/r/1"));
-        assert!(message_id("e/r/0").ends_with("@storeflow>"));
+    fn ca_file_is_read_from_the_config() {
+        let yaml = "email:\n  smtp:\n    host: mail.example.com\n    ca_file: /etc/ca.pem\n";
+        let config = Config::parse(yaml, std::path::Path::new("t.yaml"), |_| None).unwrap();
+        let smtp = config.email.smtp.unwrap();
+        assert_eq!(
+            smtp.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(smtp.security, SmtpSecurity::Starttls);
+    }
+
+    #[test]
+    fn config_problems_are_reported_at_build() {
+        let timeout = Duration::from_secs(1);
+        assert!(matches!(
+            transport_builder(&smtp(" "), timeout),
+            Err(ActionsError::SmtpHost)
+        ));
+        let mut bad_ca = smtp("localhost");
+        bad_ca.ca_file = Some("/nonexistent/ca.pem".into());
+        let e = transport_builder(&bad_ca, timeout).err().unwrap();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let mut config = Config::default();
+        config.email.from = "not an address".into();
+        assert!(matches!(
+            EmailAction::from_config(&config),
+            Err(ActionsError::From { .. })
+        ));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::{Action, ActionError, Delivery, JobContext};
+use super::{Action, ActionError, ActionFuture, JobContext};
 use crate::event::Timestamp;
 use crate::journal::{Flag, Journal, SqliteStore, Store, Write};
 
@@ -86,7 +86,7 @@ impl Action for FlagAction {
         "flag"
     }
 
-    fn execute<'a>(&'a self, params: &'a Value, job: &'a JobContext) -> Delivery<'a> {
+    fn execute<'a>(&'a self, params: &'a Value, job: &'a JobContext) -> ActionFuture<'a> {
         Box::pin(self.flag(params, job))
     }
 }

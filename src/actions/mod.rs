@@ -1,22 +1,36 @@
-//! Actions: the executors that deliver jobs. The dispatcher looks each job's `kind` up in
-//! [`Actions`] and runs it with the job's rendered parameters; an error says whether retrying
-//! can help ([`ActionError`]), so the dispatcher never inspects error text.
+//! Action executors: the part of storeflow that actually sends things (DESIGN.md §5).
 //!
-//! Adding an action is one file here and one line in [`Actions::from_config`].
+//! A *job* (event id, rule name, action index) names an action `kind` and its `params`, a JSON
+//! object whose strings are already rendered templates. This module owns the closed registry of
+//! built-in executors ([`Actions`]) and the one error type they share ([`ActionError`]), whose
+//! variant — retryable or permanent — is the only thing the dispatcher looks at: it never
+//! matches on message strings.
+//!
+//! Executors are built once from the config (SMTP transport, HTTP client) and shared by every
+//! job; each job validates its own params at execute time and fails *permanently* when they are
+//! missing or ill-typed, because retrying the same params cannot help.
 
-pub mod email;
+mod email;
 pub mod flag;
-pub mod http;
-pub mod log;
-pub mod params;
-pub mod slack;
+mod http;
+mod log;
+mod params;
+mod slack;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use crate::config::Config;
+
+pub use email::{message_id, EmailAction};
+pub use http::{signature, HttpAction, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+pub use log::LogAction;
+pub use slack::SlackAction;
 
 /// Which delivery a job is: also the idempotency key.
 #[derive(Debug, Clone)]
@@ -25,23 +39,47 @@ pub struct JobContext {
     pub event_id: String,
     pub rule: String,
     pub action_index: usize,
-    /// 1 for the first attempt.
+    /// 1 for the first try; only for logs (the effect must not depend on it).
     pub attempt: u32,
 }
 
 impl JobContext {
-    /// Stable across retries and restarts: `{event_id}/{rule}/{action_index}`.
+    /// `"{event_id}/{rule}/{action_index}"`: the same for every attempt of the same job, so a
+    /// receiver (or our own `.eml` drop) can recognise a retried delivery.
     pub fn idempotency_key(&self) -> String {
         format!("{}/{}/{}", self.event_id, self.rule, self.action_index)
     }
+
+    /// The key made safe for a file name: readable characters kept, others replaced, plus a short
+    /// digest of the full key so two keys never collide after the replacement.
+    pub fn file_stem(&self) -> String {
+        let key = self.idempotency_key();
+        let readable: String = key
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+                _ => '_',
+            })
+            .take(120)
+            .collect();
+        format!("{readable}-{}", &key_digest(&key)[..12])
+    }
 }
 
+/// Lowercase hex SHA-256 of an idempotency key (Message-IDs and file names derive from it).
+pub(crate) fn key_digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Why a job failed; the variant decides what the dispatcher does next.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     /// Worth retrying later (timeouts, connection errors, SMTP 4xx, HTTP 429/5xx).
     #[error("{message}")]
     Retryable {
         message: String,
+        /// The destination asked us to wait this long (`Retry-After`); the dispatcher should not
+        /// retry earlier.
         retry_after: Option<Duration>,
     },
     /// Retrying cannot help (SMTP 5xx, HTTP 4xx, bad address, bad parameters).
@@ -50,81 +88,155 @@ pub enum ActionError {
 }
 
 impl ActionError {
-    pub fn permanent(message: impl Into<String>) -> ActionError {
-        ActionError::Permanent {
-            message: message.into(),
-        }
-    }
-
     pub fn retryable(message: impl Into<String>) -> ActionError {
         ActionError::Retryable {
             message: message.into(),
             retry_after: None,
         }
     }
+
+    pub fn permanent(message: impl Into<String>) -> ActionError {
+        ActionError::Permanent {
+            message: message.into(),
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ActionError::Retryable { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ActionError::Retryable { retry_after, .. } => *retry_after,
+            ActionError::Permanent { .. } => None,
+        }
+    }
 }
 
-/// A future an executor returns.
-pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), ActionError>> + Send + 'a>>;
+/// What an executor's `execute` returns: a boxed future so the trait stays object safe.
+pub type ActionFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ActionError>> + Send + 'a>>;
 
+/// One kind of action (`email`, `slack`, …).
 pub trait Action: Send + Sync {
+    /// The name rules use (`- email: {...}`).
     fn name(&self) -> &'static str;
-    fn execute<'a>(&'a self, params: &'a serde_json::Value, job: &'a JobContext) -> Delivery<'a>;
+    /// Performs the effect once. `params` is the job's JSON object of rendered parameters.
+    fn execute<'a>(
+        &'a self,
+        params: &'a serde_json::Value,
+        job: &'a JobContext,
+    ) -> ActionFuture<'a>;
 }
 
+/// The config could not be turned into executors.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionsError {
-    #[error("email.from `{from}` is not a valid address: {reason}")]
-    From { from: String, reason: String },
-    #[error("email.smtp: {0}")]
-    Smtp(String),
+    #[error("email.smtp.host is empty")]
+    SmtpHost,
+    #[error("email.from `{from}` is not a mailbox: {message}")]
+    From { from: String, message: String },
+    #[error("email.smtp.ca_file {path}: {message}")]
+    CaFile {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("email.smtp: cannot set up TLS for {host}: {message}")]
+    Tls { host: String, message: String },
+    #[error("slack.api_base `{url}` is not a URL: {message}")]
+    SlackApiBase { url: String, message: String },
     #[error("cannot build the HTTP client: {0}")]
-    Http(String),
+    HttpClient(#[from] reqwest::Error),
 }
 
-/// The closed registry of executors.
+/// The closed registry of built-in executors (one place), built from the config.
 pub struct Actions {
-    list: Vec<Arc<dyn Action>>,
+    by_name: BTreeMap<&'static str, Arc<dyn Action>>,
 }
 
 impl Actions {
-    /// The built-in executors, configured. (`flag` needs the journal; the app inserts it.)
+    /// Builds every built-in executor. Cheap and offline: SMTP connections are opened on first
+    /// use (inside the runtime), so this can run before the runtime starts.
     pub fn from_config(config: &Config) -> Result<Actions, ActionsError> {
         let client = http::client(config.delivery.timeout)?;
-        Ok(Actions {
-            list: vec![
-                Arc::new(email::EmailAction::from_config(config)?),
-                Arc::new(slack::SlackAction::new(
-                    &config.slack,
-                    &config.data_dir,
-                    client.clone(),
-                )),
-                Arc::new(http::HttpAction::new(client)),
-                Arc::new(log::LogAction),
-            ],
-        })
+        let mut actions = Actions {
+            by_name: BTreeMap::new(),
+        };
+        actions.insert(Arc::new(EmailAction::from_config(config)?));
+        actions.insert(Arc::new(SlackAction::from_config(config, client.clone())?));
+        actions.insert(Arc::new(HttpAction::new(client)));
+        actions.insert(Arc::new(LogAction));
+        Ok(actions)
     }
 
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Action>> {
-        self.list.iter().find(|a| a.name() == kind)
+        self.by_name.get(kind)
     }
 
+    /// Every registered name, sorted.
     pub fn names(&self) -> Vec<&'static str> {
-        self.list.iter().map(|a| a.name()).collect()
+        self.by_name.keys().copied().collect()
     }
 
-    /// Registers an executor (the app adds `flag`, which writes to the journal).
+    /// Register an extra executor (the dispatcher adds `flag`, which writes to the journal).
+    /// An executor with the same name replaces the earlier one.
     pub fn insert(&mut self, action: Arc<dyn Action>) {
-        self.list.push(action)
+        self.by_name.insert(action.name(), action);
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file, then rename), creating the folder.
-pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+impl std::fmt::Debug for Actions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actions")
+            .field("names", &self.names())
+            .finish()
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(rule: &str) -> JobContext {
+        JobContext {
+            job_id: 1,
+            event_id: "evt_1".into(),
+            rule: rule.into(),
+            action_index: 2,
+            attempt: 3,
+        }
+    }
+
+    #[test]
+    fn key_is_stable_and_ignores_attempt() {
+        let mut j = job("email-buyer");
+        assert_eq!(j.idempotency_key(), "evt_1/email-buyer/2");
+        let stem = j.file_stem();
+        j.attempt = 9;
+        j.job_id = 7;
+        assert_eq!(j.file_stem(), stem);
+        assert!(stem.starts_with("evt_1_email-buyer_2-"), "{stem}");
+    }
+
+    #[test]
+    fn file_stems_differ_when_keys_differ_only_in_replaced_chars() {
+        assert_ne!(job("a b").file_stem(), job("a/b").file_stem());
+        assert!(!job("../../etc").file_stem().contains('/'));
+    }
+
+    /// The dispatcher shares one registry between its tasks.
+    #[test]
+    fn registry_is_shareable_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Actions>();
+    }
+
+    #[test]
+    fn registry_lists_builtins_and_accepts_extras() {
+        let mut actions = Actions::from_config(&Config::default()).unwrap();
+        assert_eq!(actions.names(), ["email", "http", "log", "slack"]);
+        actions.insert(Arc::new(LogAction));
+        assert_eq!(actions.names().len(), 4);
+        assert!(actions.get("emial").is_none());
+        assert_eq!(actions.get("slack").unwrap().name(), "slack");
+    }
 }

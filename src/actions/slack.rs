@@ -1,144 +1,144 @@
-//! `slack`: posts to an incoming webhook (the job's `webhook_url`, else `slack.webhook_url`), or
-//! with `slack.bot_token` to `chat.postMessage`. With neither configured, messages are appended
-//! to `<data_dir>/slack.jsonl` so a trial run shows them.
+//! The `slack` action: post a message through an incoming webhook or the Web API.
+//!
+//! Destination, first match wins: the job's `webhook_url` param, `slack.webhook_url`,
+//! `slack.bot_token` (`chat.postMessage` on `slack.api_base`, needs a channel). With none of them
+//! the message is appended as one JSON line to `<data_dir>/slack.jsonl`, so a trial run without a
+//! Slack workspace still shows what would have been posted.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use reqwest::Client;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
 
-use super::http::{check_status, request_error};
-use super::params::text;
-use super::{Action, ActionError, Delivery, JobContext};
-use crate::config::{Secret, SlackConfig};
+use super::http::{check_response, transport_error};
+use super::params::Params;
+use super::{Action, ActionError, ActionFuture, ActionsError, JobContext};
+use crate::config::{Config, Secret};
 
+/// Web API errors that go away by themselves; every other `error` is permanent.
+const TRANSIENT_API_ERRORS: &[&str] = &[
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+/// Posts `text` / `blocks` to Slack (or to `slack.jsonl`).
 pub struct SlackAction {
     client: Client,
     webhook_url: Secret,
     bot_token: Secret,
-    api_base: String,
+    /// `{api_base}/chat.postMessage`.
+    post_message_url: String,
+    /// The `slack.jsonl` fallback; one writer at a time so lines never interleave.
     drop_file: PathBuf,
+    drop_lock: tokio::sync::Mutex<()>,
+}
+
+/// A validated `slack` job.
+struct Message {
+    text: Option<String>,
+    channel: Option<String>,
+    blocks: Option<Value>,
+    webhook_url: Option<String>,
 }
 
 impl SlackAction {
-    pub fn new(config: &SlackConfig, data_dir: &Path, client: Client) -> SlackAction {
-        SlackAction {
-            client,
-            webhook_url: config.webhook_url.clone(),
-            bot_token: config.bot_token.clone(),
-            api_base: config.api_base.trim_end_matches('/').to_string(),
-            drop_file: data_dir.join("slack.jsonl"),
+    pub fn from_config(config: &Config, client: Client) -> Result<SlackAction, ActionsError> {
+        let base = config.slack.api_base.trim_end_matches('/');
+        let post_message_url = format!("{base}/chat.postMessage");
+        if config.slack.bot_token.is_set() {
+            reqwest::Url::parse(&post_message_url).map_err(|e| ActionsError::SlackApiBase {
+                url: config.slack.api_base.clone(),
+                message: e.to_string(),
+            })?;
         }
+        Ok(SlackAction {
+            client,
+            webhook_url: config.slack.webhook_url.clone(),
+            bot_token: config.slack.bot_token.clone(),
+            post_message_url,
+            drop_file: config.data_dir.join("slack.jsonl"),
+            drop_lock: tokio::sync::Mutex::new(()),
+        })
     }
 
-    async fn post(&self, params: &Value, job: &JobContext) -> Result<(), ActionError> {
-        let message = message(params)?;
-        let override_url = text(params, "webhook_url");
-        if !override_url.is_empty() {
-            return self.webhook(&override_url, &message).await;
+    async fn send(&self, msg: Message, job: &JobContext) -> Result<(), ActionError> {
+        if let Some(url) = msg.webhook_url.as_deref() {
+            return self.post_webhook(url, &msg).await;
         }
         if self.webhook_url.is_set() {
-            return self.webhook(self.webhook_url.expose(), &message).await;
+            return self.post_webhook(self.webhook_url.expose(), &msg).await;
         }
         if self.bot_token.is_set() {
-            return self.chat_post_message(&message).await;
+            return self.post_message(&msg).await;
         }
-        self.append(job, message)
+        self.append_to_file(&msg, job).await
     }
 
-    async fn webhook(&self, url: &str, message: &Value) -> Result<(), ActionError> {
-        // The URL is a secret: errors name Slack, not the URL.
-        let resp = self
+    /// Incoming webhooks answer `200 ok`, or a status with a short reason (`no_service`).
+    async fn post_webhook(&self, url: &str, msg: &Message) -> Result<(), ActionError> {
+        let response = self
             .client
             .post(url)
-            .json(message)
+            .json(&payload(msg))
             .send()
             .await
-            .map_err(|e| request_error("the Slack webhook", e.without_url()))?;
-        check_status(resp).await.map(|_| ())
+            .map_err(|e| transport_error("slack webhook", e))?;
+        check_response("slack webhook", response).await?;
+        Ok(())
     }
 
-    async fn chat_post_message(&self, message: &Value) -> Result<(), ActionError> {
-        if message.get("channel").is_none() {
+    /// `chat.postMessage` answers HTTP 200 with `{"ok": false, "error": "..."}` on failure.
+    async fn post_message(&self, msg: &Message) -> Result<(), ActionError> {
+        if msg.channel.is_none() {
             return Err(ActionError::permanent(
-                "slack: `channel` is required with slack.bot_token",
+                "slack param `channel` is required when posting with slack.bot_token",
             ));
         }
-        let url = format!("{}/chat.postMessage", self.api_base);
-        let resp = self
+        let response = self
             .client
-            .post(&url)
+            .post(&self.post_message_url)
             .bearer_auth(self.bot_token.expose())
-            .json(message)
+            .json(&payload(msg))
             .send()
             .await
-            .map_err(|e| request_error(&url, e))?;
-        let answer: Value = check_status(resp)
-            .await?
-            .json()
-            .await
-            .unwrap_or(Value::Null);
-        if answer["ok"] == true {
-            return Ok(());
-        }
-        let reason = answer["error"]
-            .as_str()
-            .unwrap_or("no reason given")
-            .to_string();
-        let message = format!("Slack refused the message: {reason}");
-        if reason == "ratelimited" {
-            Err(ActionError::retryable(message))
-        } else {
-            Err(ActionError::Permanent { message })
-        }
+            .map_err(|e| transport_error("slack chat.postMessage", e))?;
+        let body = check_response("slack chat.postMessage", response).await?;
+        api_result(&body)
     }
 
-    fn append(&self, job: &JobContext, message: Value) -> Result<(), ActionError> {
-        let mut line = json!({ "key": job.idempotency_key() });
-        if let (Some(l), Value::Object(m)) = (line.as_object_mut(), message) {
-            l.extend(m);
-        }
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = self.drop_file.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.drop_file)?;
-            writeln!(f, "{line}")
-        };
-        write().map_err(|e| {
+    async fn append_to_file(&self, msg: &Message, job: &JobContext) -> Result<(), ActionError> {
+        let line = json!({
+            "key": job.idempotency_key(),
+            "text": msg.text,
+            "channel": msg.channel,
+            "blocks": msg.blocks,
+        });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        let failed = |e: std::io::Error| {
             ActionError::retryable(format!(
                 "cannot append to {}: {e}",
                 self.drop_file.display()
             ))
-        })
-    }
-}
-
-/// `{text, channel?, blocks?}` from the job's parameters.
-fn message(params: &Value) -> Result<Value, ActionError> {
-    let mut m = Map::new();
-    for key in ["text", "channel"] {
-        let v = text(params, key);
-        if !v.is_empty() {
-            m.insert(key.into(), Value::String(v));
-        }
-    }
-    if let Some(blocks) = params.get("blocks").filter(|b| !b.is_null()) {
-        let blocks = match blocks {
-            Value::String(s) => serde_json::from_str(s)
-                .map_err(|e| ActionError::permanent(format!("slack: `blocks` is not JSON: {e}")))?,
-            other => other.clone(),
         };
-        m.insert("blocks".into(), blocks);
+        let _guard = self.drop_lock.lock().await;
+        if let Some(dir) = self.drop_file.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.drop_file)
+            .await
+            .map_err(failed)?;
+        file.write_all(&bytes).await.map_err(failed)?;
+        file.flush().await.map_err(failed)
     }
-    if !m.contains_key("text") && !m.contains_key("blocks") {
-        return Err(ActionError::permanent("slack: give `text` or `blocks`"));
-    }
-    Ok(Value::Object(m))
 }
 
 impl Action for SlackAction {
@@ -146,7 +146,106 @@ impl Action for SlackAction {
         "slack"
     }
 
-    fn execute<'a>(&'a self, params: &'a Value, job: &'a JobContext) -> Delivery<'a> {
-        Box::pin(self.post(params, job))
+    fn execute<'a>(
+        &'a self,
+        params: &'a serde_json::Value,
+        job: &'a JobContext,
+    ) -> ActionFuture<'a> {
+        Box::pin(async move {
+            let msg = Message::parse(&Params::new("slack", params)?)?;
+            self.send(msg, job).await
+        })
+    }
+}
+
+impl Message {
+    fn parse(p: &Params<'_>) -> Result<Message, ActionError> {
+        let blocks = p.json_or_text("blocks")?;
+        if blocks.as_ref().is_some_and(|b| !b.is_array()) {
+            return Err(p.error("blocks", "must be a JSON list of blocks"));
+        }
+        let text = p.opt_str("text")?.map(String::from);
+        if text.is_none() && blocks.is_none() {
+            return Err(p.error("text", "is required (or give `blocks`)"));
+        }
+        let webhook_url = p.opt_str("webhook_url")?;
+        if let Some(url) = webhook_url {
+            reqwest::Url::parse(url).map_err(|e| p.error("webhook_url", e))?;
+        }
+        Ok(Message {
+            text,
+            channel: p.opt_str("channel")?.map(String::from),
+            blocks,
+            webhook_url: webhook_url.map(String::from),
+        })
+    }
+}
+
+/// The JSON Slack expects: `text`, and `channel` / `blocks` only when given.
+fn payload(msg: &Message) -> Value {
+    let mut body = serde_json::Map::new();
+    if let Some(text) = &msg.text {
+        body.insert("text".into(), json!(text));
+    }
+    if let Some(channel) = &msg.channel {
+        body.insert("channel".into(), json!(channel));
+    }
+    if let Some(blocks) = &msg.blocks {
+        body.insert("blocks".into(), blocks.clone());
+    }
+    Value::Object(body)
+}
+
+/// Reads a Web API answer: `ok: true`, or an error carrying Slack's reason.
+fn api_result(body: &str) -> Result<(), ActionError> {
+    let answer: Value = serde_json::from_str(body).map_err(|_| {
+        ActionError::retryable(format!(
+            "slack chat.postMessage: answer is not JSON: {}",
+            super::http::excerpt(body)
+        ))
+    })?;
+    if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+        return Ok(());
+    }
+    let reason = answer
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown_error");
+    let message = format!("slack chat.postMessage: {reason}");
+    if TRANSIENT_API_ERRORS.contains(&reason) {
+        Err(ActionError::retryable(message))
+    } else {
+        Err(ActionError::permanent(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_carry_slacks_reason() {
+        assert!(api_result(r#"{"ok":true}"#).is_ok());
+        let e = api_result(r#"{"ok":false,"error":"channel_not_found"}"#).unwrap_err();
+        assert!(!e.is_retryable() && e.to_string().contains("channel_not_found"));
+        assert!(api_result(r#"{"ok":false,"error":"ratelimited"}"#)
+            .unwrap_err()
+            .is_retryable());
+    }
+
+    #[test]
+    fn message_needs_text_or_blocks() {
+        let parse = |v: Value| Message::parse(&Params::new("slack", &v).unwrap());
+        let e = parse(json!({"channel": "#x"})).err().unwrap();
+        assert!(e.to_string().contains("`text`"), "{e}");
+        assert!(parse(json!({"blocks": "[]"})).is_ok());
+        let e = parse(json!({"text": "t", "blocks": {"a": 1}}))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("`blocks`"), "{e}");
+        let e = parse(json!({"text": "t", "webhook_url": "nope"}))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("`webhook_url`"), "{e}");
     }
 }

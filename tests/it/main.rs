@@ -4,10 +4,13 @@
 // Test helpers panic on setup failures by design.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod actions;
+mod actions_email;
+mod actions_http;
+mod actions_slack;
 mod cli;
 mod crash;
 mod delivery;
+mod delivery_actions;
 mod helpers;
 mod intake;
 mod receivers;

@@ -1,5 +1,5 @@
-//! Actions delivered by a running daemon to real servers on loopback: SMTP, Slack, HTTP;
-//! retries, dead letters and re-queueing.
+//! Jobs delivered by a running daemon (pipeline → dispatcher → executor) to real servers on
+//! loopback: SMTP, Slack, HTTP; retries, dead letters and re-queueing.
 
 use std::time::Duration;
 
@@ -51,17 +51,16 @@ async fn job_with_status(
 
 #[tokio::test]
 async fn email_and_slack_reach_real_servers() {
-    let smtp = SmtpSink::start();
-    let slack = HttpSink::start().await;
+    let mut smtp = SmtpServer::start();
+    let mut slack = Receiver::answering(200, "ok").await;
     let yaml = config(smtp.port, &slack.url("/services/T0/B0/x"), "[100ms]");
     let d = Daemon::start_in(dir_with_rules("r.yaml", SHIPPED_RULES), &yaml).await;
     let id = post_shipped(&d).await;
     job_with_status(&d, &id, "email", JobStatus::Done).await;
     job_with_status(&d, &id, "slack", JobStatus::Done).await;
 
-    let mails = smtp.mails();
-    assert_eq!(mails.len(), 1);
-    let m = &mails[0];
+    let m = smtp.next().await;
+    assert!(smtp.try_next().is_none(), "one email");
     assert_eq!(m.to, vec!["buyer@example.com"]);
     assert_eq!(m.from, "shop@example.com");
     assert_eq!(
@@ -83,13 +82,10 @@ async fn email_and_slack_reach_real_servers() {
     let message_id = m.header("Message-ID").unwrap();
     assert!(message_id.ends_with("@storeflow>"), "{message_id}");
 
-    let posts = slack.received();
-    assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0].path, "/services/T0/B0/x");
-    assert_eq!(
-        posts[0].json(),
-        serde_json::json!({"text": "shipped 48213"})
-    );
+    let post = slack.next().await;
+    assert_eq!(post.path, "/services/T0/B0/x");
+    assert_eq!(post.json(), serde_json::json!({"text": "shipped 48213"}));
+    assert!(slack.try_next().is_none(), "one Slack message");
     d.stop().await;
 }
 
@@ -116,17 +112,19 @@ async fn an_smtp_outage_is_ridden_out_and_the_email_arrives_once() {
         job.last_error
     );
     assert!(
-        job.last_error.as_deref().unwrap_or("").contains("SMTP"),
+        job.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("Connection refused"),
         "{:?}",
         job.last_error
     );
-    let smtp = SmtpSink::start_on(
-        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
-        mailin_embedded::response::OK,
-    );
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut smtp = SmtpServer::start_on(listener, None, false);
     let done = job_with_status(&d, &id, "email", JobStatus::Done).await;
     assert!(done.attempts >= 2);
-    assert_eq!(smtp.mails().len(), 1);
+    smtp.next().await;
+    assert!(smtp.try_next().is_none(), "the email arrives once");
     let attempts = d.journal().attempts(done.id).unwrap();
     assert_eq!(attempts.last().unwrap().outcome, "done");
     assert!(attempts
@@ -139,7 +137,7 @@ async fn an_smtp_outage_is_ridden_out_and_the_email_arrives_once() {
 
 #[tokio::test]
 async fn a_refused_recipient_is_a_dead_letter_at_once() {
-    let smtp = SmtpSink::refusing(mailin_embedded::response::NO_MAILBOX);
+    let smtp = SmtpServer::start_with(Some((550, "Mailbox unavailable")), false);
     let d = Daemon::start_in(
         dir_with_rules("r.yaml", SHIPPED_RULES),
         &config(smtp.port, "", "[100ms, 100ms]"),
@@ -165,7 +163,7 @@ rules:
 "#;
 
 /// HTTP rules pointing at `sink` (the fixture's shop domain is replaced).
-async fn http_daemon(sink: &HttpSink, schedule: &str) -> (Daemon, String) {
+async fn http_daemon(sink: &Receiver, schedule: &str) -> (Daemon, String) {
     let rules = HTTP_RULES.replace("{{ payload.shop.domain }}", &sink.url("/erp"));
     let d = Daemon::start_in(
         dir_with_rules("r.yaml", &rules),
@@ -178,28 +176,24 @@ async fn http_daemon(sink: &HttpSink, schedule: &str) -> (Daemon, String) {
 
 #[tokio::test]
 async fn http_500_then_200_is_delivered_once_with_a_valid_signature() {
-    let sink = HttpSink::start().await;
-    sink.answer(vec![(500, vec![], "boom".into())]);
+    let mut sink = Receiver::start(scripted(vec![(500, vec![], "boom".into())])).await;
     let (d, id) = http_daemon(&sink, "[100ms, 100ms]").await;
     let done = job_with_status(&d, &id, "http", JobStatus::Done).await;
     assert_eq!(done.attempts, 2);
-    let got = sink.received();
-    assert_eq!(got.len(), 2);
-    let last = &got[1];
+    let (first, last) = (sink.next().await, sink.next().await);
+    assert!(sink.try_next().is_none(), "delivered once after the retry");
     assert_eq!(last.method, "POST");
     assert_eq!(
         last.json(),
         serde_json::json!({"order": "48213", "email": "buyer@example.com"})
     );
-    assert_eq!(last.header("x-shop").as_deref(), Some("Example Store"));
-    let expected = format!(
-        "sha256={}",
-        storeflow::actions::http::sign(b"s3cret", &last.body)
-    );
-    assert_eq!(last.header("x-storeflow-signature"), Some(expected));
+    assert_eq!(last.header("x-shop"), Some("Example Store"));
+    let expected = storeflow::actions::signature(b"s3cret", &last.body);
+    let given = last.header("x-storeflow-signature").unwrap();
+    assert!(given.ends_with(&expected), "{given} vs {expected}");
     assert_eq!(
         last.header("x-storeflow-idempotency-key"),
-        got[0].header("x-storeflow-idempotency-key")
+        first.header("x-storeflow-idempotency-key")
     );
     let attempts = d.journal().attempts(done.id).unwrap();
     assert!(attempts[0].error.as_deref().unwrap().contains("500"));
@@ -208,8 +202,7 @@ async fn http_500_then_200_is_delivered_once_with_a_valid_signature() {
 
 #[tokio::test]
 async fn http_400_is_dead_at_once_and_jobs_retry_dead_sends_it_again() {
-    let sink = HttpSink::start().await;
-    sink.answer(vec![(400, vec![], "bad field".into())]);
+    let mut sink = Receiver::start(scripted(vec![(400, vec![], "bad field".into())])).await;
     let (d, id) = http_daemon(&sink, "[100ms, 100ms]").await;
     let dead = job_with_status(&d, &id, "http", JobStatus::Dead).await;
     assert_eq!(dead.attempts, 1);
@@ -242,23 +235,22 @@ async fn http_400_is_dead_at_once_and_jobs_retry_dead_sends_it_again() {
         "re-queued 1 job"
     );
     job_with_status(&d, &id, "http", JobStatus::Done).await;
-    assert_eq!(sink.received().len(), 2);
+    sink.next().await;
+    sink.next().await;
+    assert!(sink.try_next().is_none(), "sent once more, not twice");
     d.stop().await;
 }
 
 #[tokio::test]
 async fn http_429_waits_for_retry_after() {
-    let sink = HttpSink::start().await;
-    sink.answer(vec![(
-        429,
-        vec![("Retry-After", "1".into())],
-        "slow down".into(),
-    )]);
+    let slow_down = (429, vec![("Retry-After", "1".into())], "slow down".into());
+    let mut sink = Receiver::start(scripted(vec![slow_down])).await;
     let (d, id) = http_daemon(&sink, "[10ms, 10ms]").await;
+    sink.next().await;
+    let refused_at = std::time::Instant::now();
+    sink.next().await;
+    let gap = refused_at.elapsed();
     job_with_status(&d, &id, "http", JobStatus::Done).await;
-    let got = sink.received();
-    assert_eq!(got.len(), 2);
-    let gap = got[1].at - got[0].at;
     assert!(
         gap >= Duration::from_millis(950),
         "retried after {gap:?}, before Retry-After"
