@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod delivery_actions;
+mod end_to_end;
 mod helpers;
 mod intake;
 mod receivers;
