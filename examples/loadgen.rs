@@ -105,7 +105,10 @@ fn main() -> anyhow::Result<()> {
         args.duration > 0.0 && args.duration <= MAX_DURATION_S,
         "--duration must be in (0, {MAX_DURATION_S}]"
     );
-    anyhow::ensure!((0.0..=60.0).contains(&args.warmup), "--warmup must be in [0, 60]");
+    anyhow::ensure!(
+        (0.0..=60.0).contains(&args.warmup),
+        "--warmup must be in [0, 60]"
+    );
     anyhow::ensure!(
         args.timeout > 0.0 && args.timeout <= 60.0,
         "--timeout must be in (0, 60]"
@@ -192,7 +195,10 @@ impl RequestMaker {
         };
         if args.target == Target::Intake {
             let text = std::fs::read_to_string(&args.fixture).map_err(|e| {
-                anyhow::anyhow!("reading {} (run from the crate root): {e}", args.fixture.display())
+                anyhow::anyhow!(
+                    "reading {} (run from the crate root): {e}",
+                    args.fixture.display()
+                )
             })?;
             if args.secret == "whsec_test"
                 && sign_sha512_hex(b"whsec_test", text.as_bytes()) != FIXTURE_SIG_WHSEC_TEST
@@ -308,7 +314,11 @@ impl Conn {
             };
             let (name, value) = (name.trim(), value.trim());
             if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse::<usize>().map_err(|_| bad("bad content-length"))?);
+                length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| bad("bad content-length"))?,
+                );
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 return Err(bad("chunked answers are not supported by this generator"));
             } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
