@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::flag::FlagAction;
 use crate::actions::{Actions, ActionsError};
 use crate::config::Config;
-use crate::journal::{Journal, JournalError, SqliteStore};
+use crate::journal::{Checkpointer, Journal, JournalError, SqliteStore};
 use crate::rules::live::LiveRules;
 use crate::rules::LoadOptions;
 use crate::server::{self, Health, Intake};
@@ -58,10 +58,11 @@ pub async fn run(
     let path = config.journal_path();
     let (doorbell, rings) = std::sync::mpsc::sync_channel(1);
     let (journal, writer) = Journal::start(
-        SqliteStore::open(&path)?,
+        SqliteStore::open_writer(&path)?,
         config.intake.dedupe_window,
         Some(doorbell.clone()),
     );
+    let checkpointer = Checkpointer::start(&path)?;
     let reader = Arc::new(Mutex::new(SqliteStore::open(&path)?));
     let mut actions = Actions::from_config(&config)?;
     actions.insert(Arc::new(FlagAction::new(journal.clone(), reader.clone())));
@@ -123,6 +124,7 @@ pub async fn run(
     let closed = tokio::task::spawn_blocking(move || {
         pipeline.stop();
         writer.close();
+        checkpointer.stop();
     });
     if tokio::time::timeout(SHUTDOWN_DEADLINE, closed)
         .await

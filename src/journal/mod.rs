@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::event::{Event, Incoming, Timestamp};
-pub use sqlite::SqliteStore;
+pub use sqlite::{Checkpointer, SqliteStore};
 pub use writer::{Journal, WriterHandle};
 
 /// What happened to one appended delivery.

@@ -118,6 +118,15 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Opens the connection that writes for the daemon. It never checkpoints the WAL itself:
+    /// a checkpoint flushes and fsyncs the database file, and doing that inside a commit would
+    /// stall every webhook waiting on it. [`Checkpointer`] does it on its own thread instead.
+    pub fn open_writer(path: &Path) -> Result<SqliteStore, JournalError> {
+        let store = Self::open(path)?;
+        store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(store)
+    }
+
     /// Opens an existing journal for reading (the CLI), failing clearly if there is none.
     pub fn open_existing(path: &Path) -> Result<SqliteStore, JournalError> {
         if !path.exists() {
@@ -217,6 +226,50 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Job>, JournalError> {
         jobs::list(&self.conn, event_id, status, limit)
+    }
+}
+
+/// Copies the WAL back into the database file in the background (a PASSIVE checkpoint never
+/// blocks the writer), so the writer's commits only append to the WAL.
+pub struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// How often the WAL is checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+impl Checkpointer {
+    pub fn start(path: &Path) -> Result<Checkpointer, JournalError> {
+        let store = SqliteStore::open(path)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || loop {
+                let last = matches!(
+                    stopped.recv_timeout(CHECKPOINT_EVERY),
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+                );
+                let mode = if last { "TRUNCATE" } else { "PASSIVE" };
+                if let Err(e) =
+                    store
+                        .conn
+                        .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                if last {
+                    return;
+                }
+            })
+            .expect("spawning the checkpoint thread");
+        Ok(Checkpointer { stop, thread })
+    }
+
+    /// Runs a last checkpoint and stops (after the writer has closed).
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
     }
 }
 
