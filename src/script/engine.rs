@@ -102,7 +102,8 @@ impl ModuleResolver for PluginModules {
                  (like \"common\"), which load from {}",
                 self.dir.display()
             );
-            return Err(EvalAltResult::ErrorModuleNotFound(msg, pos).into());
+            // Not `ErrorModuleNotFound`: Rhai replaces that with a bare "Module not found".
+            return Err(EvalAltResult::ErrorRuntime(msg.into(), pos).into());
         }
         self.files.resolve(engine, None, path, pos)
     }

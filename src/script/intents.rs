@@ -86,7 +86,10 @@ pub fn check(kind: &str, params: J) -> Result<J, String> {
         let allowed = actions::allowed_values(kind, name);
         if let (Some(allowed), Some(v)) = (allowed, value.as_str()) {
             if !allowed.contains(&v) {
-                return Err(format!("`{name}` must be one of {}, got `{v}`", quoted(allowed)));
+                return Err(format!(
+                    "`{name}` must be one of {}, got `{v}`",
+                    quoted(allowed)
+                ));
             }
         }
     }

@@ -113,6 +113,8 @@ impl ScriptError {
 }
 
 #[cfg(test)]
+mod plugin_tests;
+#[cfg(test)]
 mod sandbox_tests;
 #[cfg(test)]
 mod script_tests;

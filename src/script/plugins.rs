@@ -17,8 +17,17 @@ use super::{intents, Origin, ScriptError};
 
 /// Names a plugin may not take: the intent and helper functions, and `script`.
 const RESERVED: &[&str] = &[
-    "script", "state_get", "state_set", "state_incr", "now", "render", "money", "date", "slug",
-    "random_key", "sha256",
+    "script",
+    "state_get",
+    "state_set",
+    "state_incr",
+    "now",
+    "render",
+    "money",
+    "date",
+    "slug",
+    "random_key",
+    "sha256",
 ];
 
 /// A plugin's `<name>.yaml`.
@@ -152,9 +161,12 @@ impl Plugins {
                     }
                     Err(e) => errors.push(e),
                 },
-                Some("yaml") if !file.with_extension("rhai").exists() => errors.push(
-                    ScriptError::at(&Origin::file(file), format!("manifest without a plugin: no {stem}.rhai")),
-                ),
+                Some("yaml") if !file.with_extension("rhai").exists() => {
+                    errors.push(ScriptError::at(
+                        &Origin::file(file),
+                        format!("manifest without a plugin: no {stem}.rhai"),
+                    ))
+                }
                 _ => {}
             }
         }
@@ -167,20 +179,34 @@ impl Plugins {
         let source = std::fs::read_to_string(file)
             .map_err(|e| ScriptError::at(&origin, format!("cannot read plugin: {e}")))?;
         let mut ast = self.engine.compile(&source).map_err(|e| {
-            let (line, column) = origin.translate(
-                e.1.line().unwrap_or(1),
-                e.1.position().unwrap_or(1),
-            );
-            ScriptError { file: file.to_path_buf(), line, column, message: format!("Rhai syntax error: {}", e.0) }
+            let (line, column) =
+                origin.translate(e.1.line().unwrap_or(1), e.1.position().unwrap_or(1));
+            ScriptError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: format!("Rhai syntax error: {}", e.0),
+            }
         })?;
         ast.set_source(file.display().to_string());
-        let has = |f: &str, n: usize| ast.iter_functions().any(|d| d.name == f && d.params.len() == n);
+        let has = |f: &str, n: usize| {
+            ast.iter_functions()
+                .any(|d| d.name == f && d.params.len() == n)
+        };
         if !has("run", 2) {
-            return Err(ScriptError::at(&origin, "a plugin must define `fn run(params, event)`"));
+            return Err(ScriptError::at(
+                &origin,
+                "a plugin must define `fn run(params, event)`",
+            ));
         }
         let has_validate = has("validate", 1);
         let manifest = load_manifest(&file.with_extension("yaml"))?;
-        Ok(Plugin { file: file.to_path_buf(), ast, manifest, has_validate })
+        Ok(Plugin {
+            file: file.to_path_buf(),
+            ast,
+            manifest,
+            has_validate,
+        })
     }
 
     /// The plugin names, sorted.
@@ -220,7 +246,10 @@ impl Plugins {
     /// defined; Err(messages).
     pub fn validate(&self, name: &str, params: &J) -> Result<(), Vec<String>> {
         let Some(plugin) = self.items.get(name) else {
-            return Err(vec![format!("unknown plugin `{name}` (plugins: {})", self.names().join(", "))]);
+            return Err(vec![format!(
+                "unknown plugin `{name}` (plugins: {})",
+                self.names().join(", ")
+            )]);
         };
         let params = self.with_defaults(name, params);
         let mut problems = match &plugin.manifest {
@@ -231,7 +260,11 @@ impl Plugins {
         if problems.is_empty() && plugin.has_validate {
             problems.extend(self.own_validate(plugin, &params));
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// Calls `fn validate(params)`: `()`, `true` or an empty string/array is fine; a string, an
@@ -241,11 +274,18 @@ impl Plugins {
             Ok(a) => a,
             Err(e) => return vec![e.to_string()],
         };
-        let out = self.engine.call_fn::<Dynamic>(&mut Scope::new(), &plugin.ast, "validate", (args,));
+        let out =
+            self.engine
+                .call_fn::<Dynamic>(&mut Scope::new(), &plugin.ast, "validate", (args,));
         match out {
             Err(e) => vec![format!("validate: {}", super::runner::describe(&e))],
             Ok(v) if v.is_unit() || v.as_bool() == Ok(true) => Vec::new(),
-            Ok(v) if v.is_array() => v.into_array().unwrap_or_default().iter().map(|p| p.to_string()).collect(),
+            Ok(v) if v.is_array() => v
+                .into_array()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             Ok(v) if v.is_string() && v.to_string().is_empty() => Vec::new(),
             Ok(v) => vec![v.to_string()],
         }
@@ -253,13 +293,22 @@ impl Plugins {
 }
 
 fn check_name(name: &str) -> Result<(), String> {
-    let ident = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let ident = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !ident {
-        return Err(format!("plugin name `{name}` must be lowercase letters, digits and `_`"));
+        return Err(format!(
+            "plugin name `{name}` must be lowercase letters, digits and `_`"
+        ));
     }
     if intents::NAMES.contains(&name) || RESERVED.contains(&name) {
-        return Err(format!("plugin name `{name}` is taken by a built-in function"));
+        return Err(format!(
+            "plugin name `{name}` is taken by a built-in function"
+        ));
     }
     Ok(())
 }
@@ -269,16 +318,30 @@ fn load_manifest(path: &Path) -> Result<Option<Manifest>, ScriptError> {
         return Ok(None);
     };
     let err = |m: String| ScriptError::at(&Origin::file(path), m);
-    let raw: RawManifest = serde_saphyr::from_str(&text).map_err(|e| err(format!("manifest: {e}")))?;
+    let raw: RawManifest =
+        serde_saphyr::from_str(&text).map_err(|e| err(format!("manifest: {e}")))?;
     let mut params = Vec::new();
     for (name, value) in raw.params {
-        let p: RawParam = serde_json::from_value(value).map_err(|e| err(format!("manifest parameter `{name}`: {e}")))?;
+        let p: RawParam = serde_json::from_value(value)
+            .map_err(|e| err(format!("manifest parameter `{name}`: {e}")))?;
         if let Some(d) = p.default.as_ref().filter(|d| !p.ty.accepts(d)) {
-            return Err(err(format!("manifest parameter `{name}`: default {d} is not a {}", p.ty.name())));
+            return Err(err(format!(
+                "manifest parameter `{name}`: default {d} is not a {}",
+                p.ty.name()
+            )));
         }
-        params.push(ParamSpec { name, ty: p.ty, required: p.required, default: p.default, doc: p.doc });
+        params.push(ParamSpec {
+            name,
+            ty: p.ty,
+            required: p.required,
+            default: p.default,
+            doc: p.doc,
+        });
     }
-    Ok(Some(Manifest { description: raw.description, params }))
+    Ok(Some(Manifest {
+        description: raw.description,
+        params,
+    }))
 }
 
 /// Unknown, missing and mistyped parameters.
@@ -290,14 +353,25 @@ fn manifest_problems(m: &Manifest, params: &J) -> Vec<String> {
     let mut out: Vec<String> = map
         .keys()
         .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| format!("unknown parameter `{k}` (takes {})", known.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))
+        .map(|k| {
+            format!(
+                "unknown parameter `{k}` (takes {})",
+                known
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
         .collect();
     for p in &m.params {
         match map.get(&p.name).filter(|v| !v.is_null()) {
             None if p.required => out.push(format!("missing required parameter `{}`", p.name)),
-            Some(v) if !p.ty.accepts(v) && !is_template(v) => {
-                out.push(format!("parameter `{}` must be a {}, got {v}", p.name, p.ty.name()))
-            }
+            Some(v) if !p.ty.accepts(v) && !is_template(v) => out.push(format!(
+                "parameter `{}` must be a {}, got {v}",
+                p.name,
+                p.ty.name()
+            )),
             _ => {}
         }
     }
@@ -305,5 +379,6 @@ fn manifest_problems(m: &Manifest, params: &J) -> Vec<String> {
 }
 
 fn is_template(v: &J) -> bool {
-    v.as_str().is_some_and(|s| s.contains("{{") || s.contains("{%"))
+    v.as_str()
+        .is_some_and(|s| s.contains("{{") || s.contains("{%"))
 }

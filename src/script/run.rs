@@ -39,7 +39,12 @@ pub struct RunCtx {
 }
 
 impl RunCtx {
-    pub fn new(now: i64, seed: u64, fetched: BTreeMap<String, Option<J>>, values: EventValues) -> Self {
+    pub fn new(
+        now: i64,
+        seed: u64,
+        fetched: BTreeMap<String, Option<J>>,
+        values: EventValues,
+    ) -> Self {
         RunCtx {
             intents: Vec::new(),
             changes: BTreeMap::new(),
@@ -89,7 +94,11 @@ impl Drop for Guard {
 
 /// Installs `ctx` for this thread, with `max_operations` across the whole run (plugins and
 /// imported modules included) and an optional deadline.
-pub fn enter(ctx: RunCtx, max_operations: u64, deadline: Option<Duration>) -> Result<Guard, String> {
+pub fn enter(
+    ctx: RunCtx,
+    max_operations: u64,
+    deadline: Option<Duration>,
+) -> Result<Guard, String> {
     CTX.with(|c| {
         let mut slot = c.borrow_mut();
         if slot.is_some() {

@@ -73,7 +73,11 @@ impl EventValues {
     /// `event` as a plugin's `run(params, event)` sees it: the event's fields plus `order` and
     /// `payload`, a private copy.
     fn for_plugin(&self) -> Dynamic {
-        let mut map: Map = self.event.flatten_clone().try_cast::<Map>().unwrap_or_default();
+        let mut map: Map = self
+            .event
+            .flatten_clone()
+            .try_cast::<Map>()
+            .unwrap_or_default();
         map.insert("order".into(), self.order.flatten_clone());
         map.insert("payload".into(), self.payload.flatten_clone());
         map.into()
@@ -220,7 +224,9 @@ impl Runner {
         deadline: Option<Duration>,
         f: impl Fn(&Engine) -> Result<Dynamic, Box<EvalAltResult>>,
     ) -> Result<(Dynamic, Vec<Intent>, StateChanges), Box<EvalAltResult>> {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let (now, seed) = (since.as_secs() as i64, since.as_nanos() as u64);
         let mut fetched = BTreeMap::new();
         for _ in 0..=MAX_STATE_KEYS {
@@ -249,7 +255,9 @@ fn call_plugin(
     name: &str,
     params: Map,
 ) -> Result<(), Box<EvalAltResult>> {
-    let plugin = plugins.get(name).ok_or_else(|| format!("unknown plugin `{name}`"))?;
+    let plugin = plugins
+        .get(name)
+        .ok_or_else(|| format!("unknown plugin `{name}`"))?;
     let json = intents::to_json(&params.into()).map_err(|e| format!("{name}(): {e}"))?;
     plugins
         .validate(name, &json)
@@ -332,6 +340,12 @@ pub fn describe(err: &EvalAltResult) -> String {
     }
     let root = match cur {
         EvalAltResult::ErrorRuntime(v, _) | EvalAltResult::ErrorTerminated(v, _) => v.to_string(),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "operation budget exceeded (scripts.max_operations)".to_string()
+        }
+        EvalAltResult::ErrorStackOverflow(_) => {
+            "stack overflow: function calls nested too deep (runaway recursion?)".to_string()
+        }
         other => {
             let text = other.to_string();
             match text.rfind(" (line ") {
