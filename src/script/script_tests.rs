@@ -306,3 +306,40 @@ fn runner_is_send_and_sync() {
     check::<Plugins>();
     check::<Script>();
 }
+
+/// The three worked examples of docs/scripting.md, as written there.
+#[test]
+fn documented_examples_run() {
+    let doc = include_str!("../../docs/scripting.md");
+    let blocks: Vec<&str> = doc
+        .split("```rhai\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let examples = &blocks[blocks.len() - 3..];
+    let mut state = BTreeMap::new();
+    state.insert("orders:buyer@example.com".to_string(), json!(2));
+    state.insert("spent:buyer@example.com".to_string(), json!(180.0));
+    let (intents, changes) = run_with(examples[0], &state).unwrap();
+    assert!(intents[0].params["text"]
+        .as_str()
+        .unwrap()
+        .contains("third order (49.98 USD)"));
+    assert_eq!(changes.0["orders:buyer@example.com"], json!(3));
+    let (intents, changes) = run_with(examples[1], &state).unwrap();
+    assert_eq!(intents[0].kind, "email");
+    assert!(intents[0].params["body"]
+        .as_str()
+        .unwrap()
+        .contains("229.98 USD"));
+    assert!(changes.0.contains_key("vip:buyer@example.com"));
+    let runner = runner();
+    let script = runner.compile(examples[2], Origin::file("k.rhai")).unwrap();
+    let mut ev = event();
+    ev.payload["data"]["quantity"] = json!(2);
+    let body = runner
+        .dynamic_product(&script, &ev, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(body.lines().count(), 2, "{body}");
+    assert_eq!(body.lines().next().unwrap().len(), 19, "{body}");
+}
