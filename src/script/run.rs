@@ -93,11 +93,12 @@ impl Drop for Guard {
 }
 
 /// Installs `ctx` for this thread, with `max_operations` across the whole run (plugins and
-/// imported modules included) and an optional deadline.
+/// imported modules included) and an optional deadline (its instant, shared by replays, and
+/// the duration it was set for, for the message).
 pub fn enter(
     ctx: RunCtx,
     max_operations: u64,
-    deadline: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
 ) -> Result<Guard, String> {
     CTX.with(|c| {
         let mut slot = c.borrow_mut();
@@ -107,7 +108,6 @@ pub fn enter(
         *slot = Some(ctx);
         Ok(())
     })?;
-    let deadline = deadline.map(|d| (Instant::now() + d, d));
     BUDGET.with(|b| {
         b.set(Budget {
             used: 0,

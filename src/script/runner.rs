@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope, AST};
 use serde_json::Value as J;
@@ -229,6 +229,7 @@ impl Runner {
             .unwrap_or_default();
         let (now, seed) = (since.as_secs() as i64, since.as_nanos() as u64);
         let mut fetched = BTreeMap::new();
+        let deadline = deadline.map(|d| (Instant::now() + d, d));
         for _ in 0..=MAX_STATE_KEYS {
             let ctx = RunCtx::new(now, seed, fetched, values.clone());
             let guard = run::enter(ctx, self.max_operations, deadline)?;
