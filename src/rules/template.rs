@@ -97,6 +97,14 @@ impl Templates {
         Ok(Param::Tmpl(name))
     }
 
+    /// Renders `source` once against `ctx` with this environment's filters and undefined
+    /// behaviour: `render(template, map)` in scripts.
+    pub fn render_str(&self, source: &str, ctx: &Value) -> Result<String, String> {
+        self.env
+            .render_str(source, ctx)
+            .map_err(|e| render_message(&e))
+    }
+
     /// Renders a parameter tree to JSON; the first render error wins.
     pub fn render(&self, param: &Param, ctx: &Value) -> Result<J, String> {
         Ok(match param {

@@ -1,0 +1,105 @@
+//! Intent functions: `email`, `slack`, `http`, `flag`, `log`. Each checks its parameters against
+//! the built-in action table ([`crate::rules::actions`]) and records an [`Intent`] in the run;
+//! nothing is sent until the pipeline has committed the run and a dispatcher picks the job up.
+
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map};
+use serde_json::{Map as JMap, Value as J};
+
+use super::{run, Intent};
+use crate::rules::actions;
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// The intent function names (reserved: no plugin may take them).
+pub const NAMES: &[&str] = &["email", "slack", "http", "flag", "log"];
+
+pub fn register(engine: &mut Engine) {
+    engine.register_fn("email", |p: Map| record("email", p.into()));
+    engine.register_fn("http", |p: Map| record("http", p.into()));
+    engine.register_fn("slack", |p: Map| record("slack", p.into()));
+    engine.register_fn("slack", |text: ImmutableString| {
+        record("slack", single("text", text.into()))
+    });
+    engine.register_fn("flag", |kind: ImmutableString| {
+        record("flag", single("kind", kind.into()))
+    });
+    engine.register_fn("flag", |kind: ImmutableString, note: Dynamic| {
+        let mut m = single("kind", kind.into());
+        if let Some(map) = m.write_lock::<Map>().as_deref_mut() {
+            map.insert("note".into(), note.to_string().into());
+        }
+        record("flag", m)
+    });
+    engine.register_fn("log", |m: Dynamic| {
+        if m.is_map() {
+            record("log", m)
+        } else {
+            record("log", single("message", m.to_string().into()))
+        }
+    });
+}
+
+fn single(key: &str, value: Dynamic) -> Dynamic {
+    let mut m = Map::new();
+    m.insert(key.into(), value);
+    m.into()
+}
+
+/// Converts, checks and records one intent.
+fn record(kind: &str, params: Dynamic) -> Res<()> {
+    let json = to_json(&params).map_err(|e| format!("{kind}(): {e}"))?;
+    let json = check(kind, json).map_err(|e| format!("{kind}(): {e}"))?;
+    run::with(|c| {
+        c.intents.push(Intent {
+            kind: kind.to_string(),
+            params: json,
+        })
+    })
+}
+
+/// A Rhai value as JSON (functions pointers and custom types are refused).
+pub fn to_json(value: &Dynamic) -> Result<J, String> {
+    rhai::serde::from_dynamic::<J>(value).map_err(|e| format!("not JSON-compatible: {e}"))
+}
+
+/// `params` checked against the action's table row: an object, no unknown names, every
+/// required group present, fixed values (`http.method`, `log.level`) among the allowed ones.
+/// `()` values count as absent and are dropped.
+pub fn check(kind: &str, params: J) -> Result<J, String> {
+    let spec = actions::spec(kind).ok_or_else(|| format!("unknown action `{kind}`"))?;
+    let J::Object(map) = params else {
+        return Err(format!("takes an object map like #{{...}}, got {params}"));
+    };
+    let map: JMap<String, J> = map.into_iter().filter(|(_, v)| !v.is_null()).collect();
+    if let Some(bad) = map.keys().find(|k| !spec.params.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown parameter `{bad}` ({kind} takes {})",
+            quoted(spec.params)
+        ));
+    }
+    let given: Vec<&str> = map.keys().map(String::as_str).collect();
+    let missing = actions::missing(spec, &given);
+    if !missing.is_empty() {
+        return Err(format!("missing {}", missing.join(", ")));
+    }
+    for (name, value) in &map {
+        let allowed = actions::allowed_values(kind, name);
+        if let (Some(allowed), Some(v)) = (allowed, value.as_str()) {
+            if !allowed.contains(&v) {
+                return Err(format!(
+                    "`{name}` must be one of {}, got `{v}`",
+                    quoted(allowed)
+                ));
+            }
+        }
+    }
+    Ok(J::Object(map))
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

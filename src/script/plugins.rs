@@ -1,0 +1,384 @@
+//! Plugins: `plugins_dir/<name>.rhai` defining `fn run(params, event)` and optionally
+//! `fn validate(params)`, with an optional `<name>.yaml` manifest describing the parameters.
+//!
+//! A plugin is an action `<name>` in rules and a function `<name>(#{...})` in scripts; its `run`
+//! emits intents like any script. Loading reports every problem and keeps the plugins that
+//! loaded; [`Plugins::validate`] checks a rule's static parameters so `check` reports them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rhai::{Dynamic, Engine, Scope, AST};
+use serde::Deserialize;
+use serde_json::{Map as JMap, Value as J};
+
+use super::engine::hardened_engine_with_plugins;
+use super::{intents, Origin, ScriptError};
+
+/// Names a plugin may not take: the intent and helper functions, and `script`.
+const RESERVED: &[&str] = &[
+    "script",
+    "state_get",
+    "state_set",
+    "state_incr",
+    "now",
+    "render",
+    "money",
+    "date",
+    "slug",
+    "random_key",
+    "sha256",
+];
+
+/// A plugin's `<name>.yaml`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Manifest {
+    pub description: String,
+    /// In manifest order.
+    pub params: Vec<ParamSpec>,
+}
+
+/// One documented parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub ty: ParamType,
+    /// Required parameters with a default are filled in, never reported missing.
+    pub required: bool,
+    pub default: Option<J>,
+    pub doc: String,
+}
+
+/// The JSON type a parameter takes. A templated string (`{{ ... }}`) passes any type at load:
+/// it is only known once rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    #[default]
+    Any,
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Array,
+    Map,
+}
+
+impl ParamType {
+    fn accepts(self, v: &J) -> bool {
+        match self {
+            ParamType::Any => true,
+            ParamType::String => v.is_string(),
+            ParamType::Number => v.is_number(),
+            ParamType::Integer => v.is_i64() || v.is_u64(),
+            ParamType::Boolean => v.is_boolean(),
+            ParamType::Array => v.is_array(),
+            ParamType::Map => v.is_object(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ParamType::Any => "any",
+            ParamType::String => "string",
+            ParamType::Number => "number",
+            ParamType::Integer => "integer",
+            ParamType::Boolean => "boolean",
+            ParamType::Array => "array",
+            ParamType::Map => "map",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    params: JMap<String, J>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    #[serde(default, rename = "type")]
+    ty: ParamType,
+    #[serde(default)]
+    required: bool,
+    default: Option<J>,
+    #[serde(default)]
+    doc: String,
+}
+
+/// One loaded plugin.
+pub(crate) struct Plugin {
+    pub file: PathBuf,
+    pub ast: AST,
+    pub manifest: Option<Manifest>,
+    has_validate: bool,
+}
+
+/// Every plugin of `plugins_dir`, compiled.
+pub struct Plugins {
+    dir: Option<PathBuf>,
+    /// Runs `validate`: no intents, no state.
+    engine: Engine,
+    items: BTreeMap<String, Plugin>,
+}
+
+impl Plugins {
+    /// No plugins.
+    pub fn empty() -> Plugins {
+        Plugins {
+            dir: None,
+            engine: hardened_engine_with_plugins(10_000, None),
+            items: BTreeMap::new(),
+        }
+    }
+
+    /// Loads every plugins_dir/*.rhai (+ optional .yaml manifest); problems are returned, not
+    /// fatal. A missing directory is no plugins.
+    pub fn load_dir(dir: &Path, max_operations: u64) -> (Plugins, Vec<ScriptError>) {
+        let mut plugins = Plugins {
+            dir: Some(dir.to_path_buf()),
+            engine: hardened_engine_with_plugins(max_operations, Some(dir)),
+            items: BTreeMap::new(),
+        };
+        let mut errors = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return (plugins, errors);
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in &files {
+            let ext = file.extension().and_then(|e| e.to_str());
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            match ext {
+                Some("rhai") => match plugins.load_one(stem, file) {
+                    Ok(p) => {
+                        plugins.items.insert(stem.to_string(), p);
+                    }
+                    Err(e) => errors.push(e),
+                },
+                Some("yaml") if !file.with_extension("rhai").exists() => {
+                    errors.push(ScriptError::at(
+                        &Origin::file(file),
+                        format!("manifest without a plugin: no {stem}.rhai"),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        (plugins, errors)
+    }
+
+    fn load_one(&self, name: &str, file: &Path) -> Result<Plugin, ScriptError> {
+        let origin = Origin::file(file);
+        check_name(name).map_err(|m| ScriptError::at(&origin, m))?;
+        let source = std::fs::read_to_string(file)
+            .map_err(|e| ScriptError::at(&origin, format!("cannot read plugin: {e}")))?;
+        let mut ast = self.engine.compile(&source).map_err(|e| {
+            let (line, column) =
+                origin.translate(e.1.line().unwrap_or(1), e.1.position().unwrap_or(1));
+            ScriptError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: format!("Rhai syntax error: {}", e.0),
+            }
+        })?;
+        ast.set_source(file.display().to_string());
+        let has = |f: &str, n: usize| {
+            ast.iter_functions()
+                .any(|d| d.name == f && d.params.len() == n)
+        };
+        if !has("run", 2) {
+            return Err(ScriptError::at(
+                &origin,
+                "a plugin must define `fn run(params, event)`",
+            ));
+        }
+        let has_validate = has("validate", 1);
+        let manifest = load_manifest(&file.with_extension("yaml"))?;
+        Ok(Plugin {
+            file: file.to_path_buf(),
+            ast,
+            manifest,
+            has_validate,
+        })
+    }
+
+    /// The plugin names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.items.keys().cloned().collect()
+    }
+
+    /// The directory plugins (and their imports) load from.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    pub fn manifest(&self, name: &str) -> Option<&Manifest> {
+        self.items.get(name)?.manifest.as_ref()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Plugin> {
+        self.items.get(name)
+    }
+
+    /// `params` with the manifest's defaults filled in for absent (or `()`) parameters.
+    pub fn with_defaults(&self, name: &str, params: &J) -> J {
+        let mut params = params.clone();
+        if let (Some(m), J::Object(map)) = (self.manifest(name), &mut params) {
+            for p in &m.params {
+                if let Some(d) = &p.default {
+                    if map.get(&p.name).is_none_or(J::is_null) {
+                        map.insert(p.name.clone(), d.clone());
+                    }
+                }
+            }
+        }
+        params
+    }
+
+    /// Manifest checks (required/types/unknown params) + the plugin's own `validate(params)` if
+    /// defined; Err(messages).
+    pub fn validate(&self, name: &str, params: &J) -> Result<(), Vec<String>> {
+        let Some(plugin) = self.items.get(name) else {
+            return Err(vec![format!(
+                "unknown plugin `{name}` (plugins: {})",
+                self.names().join(", ")
+            )]);
+        };
+        let params = self.with_defaults(name, params);
+        let mut problems = match &plugin.manifest {
+            Some(m) => manifest_problems(m, &params),
+            None if params.is_object() => Vec::new(),
+            None => vec![format!("parameters must be a map, got {params}")],
+        };
+        if problems.is_empty() && plugin.has_validate {
+            problems.extend(self.own_validate(plugin, &params));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Calls `fn validate(params)`: `()`, `true` or an empty string/array is fine; a string, an
+    /// array of strings or a thrown error are problems.
+    fn own_validate(&self, plugin: &Plugin, params: &J) -> Vec<String> {
+        let args = match rhai::serde::to_dynamic(params) {
+            Ok(a) => a,
+            Err(e) => return vec![e.to_string()],
+        };
+        let out =
+            self.engine
+                .call_fn::<Dynamic>(&mut Scope::new(), &plugin.ast, "validate", (args,));
+        match out {
+            Err(e) => vec![format!("validate: {}", super::runner::describe(&e))],
+            Ok(v) if v.is_unit() || v.as_bool() == Ok(true) => Vec::new(),
+            Ok(v) if v.is_array() => v
+                .into_array()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            Ok(v) if v.is_string() && v.to_string().is_empty() => Vec::new(),
+            Ok(v) => vec![v.to_string()],
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let ident = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ident {
+        return Err(format!(
+            "plugin name `{name}` must be lowercase letters, digits and `_`"
+        ));
+    }
+    if intents::NAMES.contains(&name) || RESERVED.contains(&name) {
+        return Err(format!(
+            "plugin name `{name}` is taken by a built-in function"
+        ));
+    }
+    Ok(())
+}
+
+fn load_manifest(path: &Path) -> Result<Option<Manifest>, ScriptError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let err = |m: String| ScriptError::at(&Origin::file(path), m);
+    let raw: RawManifest =
+        serde_saphyr::from_str(&text).map_err(|e| err(format!("manifest: {e}")))?;
+    let mut params = Vec::new();
+    for (name, value) in raw.params {
+        let p: RawParam = serde_json::from_value(value)
+            .map_err(|e| err(format!("manifest parameter `{name}`: {e}")))?;
+        if let Some(d) = p.default.as_ref().filter(|d| !p.ty.accepts(d)) {
+            return Err(err(format!(
+                "manifest parameter `{name}`: default {d} is not a {}",
+                p.ty.name()
+            )));
+        }
+        params.push(ParamSpec {
+            name,
+            ty: p.ty,
+            required: p.required,
+            default: p.default,
+            doc: p.doc,
+        });
+    }
+    Ok(Some(Manifest {
+        description: raw.description,
+        params,
+    }))
+}
+
+/// Unknown, missing and mistyped parameters.
+fn manifest_problems(m: &Manifest, params: &J) -> Vec<String> {
+    let J::Object(map) = params else {
+        return vec![format!("parameters must be a map, got {params}")];
+    };
+    let known: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
+    let mut out: Vec<String> = map
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| {
+            format!(
+                "unknown parameter `{k}` (takes {})",
+                known
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    for p in &m.params {
+        match map.get(&p.name).filter(|v| !v.is_null()) {
+            None if p.required => out.push(format!("missing required parameter `{}`", p.name)),
+            Some(v) if !p.ty.accepts(v) && !is_template(v) => out.push(format!(
+                "parameter `{}` must be a {}, got {v}",
+                p.name,
+                p.ty.name()
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn is_template(v: &J) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.contains("{{") || s.contains("{%"))
+}

@@ -1,0 +1,366 @@
+//! [`Runner`]: compiles scripts once and runs scripts and plugins on one shared engine that has
+//! the intent, state and helper functions and one function per plugin registered.
+//!
+//! Every run is all-or-nothing: its intents and state changes are returned only when it
+//! succeeds; an error, a spent operation budget or a deadline discards them and names the
+//! script's file:line:col.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope, AST};
+use serde_json::Value as J;
+
+use super::engine::hardened_engine_with_plugins;
+use super::run::{self, RunCtx};
+use super::{helpers, intents, Intent, Origin, Plugins, ScriptError, State, StateChanges};
+use crate::event::Event;
+use crate::rules::matcher::Scope as Paths;
+use crate::rules::template::Templates;
+
+/// Distinct state keys one run may read (each costs a replay, see `run`).
+const MAX_STATE_KEYS: usize = 32;
+/// How deeply plugins may call plugins.
+const MAX_PLUGIN_DEPTH: usize = 8;
+
+/// A compiled script and where it came from.
+#[derive(Debug, Clone)]
+pub struct Script {
+    ast: AST,
+    origin: Origin,
+}
+
+impl Script {
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+}
+
+/// `event`, `order` and `payload` as Rhai values, built once per event and shared by every
+/// script of that event (converting a payload dominates the cost of a short script).
+#[derive(Clone)]
+pub struct EventValues {
+    pub event: Dynamic,
+    pub order: Dynamic,
+    pub payload: Dynamic,
+}
+
+impl EventValues {
+    pub fn new(event: &Event) -> EventValues {
+        let paths = Paths::new(event);
+        let conv = |v: &J| {
+            rhai::serde::to_dynamic(v)
+                .unwrap_or(Dynamic::UNIT)
+                .into_shared()
+        };
+        EventValues {
+            event: conv(paths.event_json()),
+            order: conv(paths.order_json()),
+            payload: conv(&event.payload),
+        }
+    }
+
+    /// A scope with the three as constants (scripts cannot change what later rules see).
+    pub fn scope(&self) -> Scope<'static> {
+        let mut scope = Scope::new();
+        scope.push_constant_dynamic("event", self.event.clone());
+        scope.push_constant_dynamic("order", self.order.clone());
+        scope.push_constant_dynamic("payload", self.payload.clone());
+        scope
+    }
+
+    /// `event` as a plugin's `run(params, event)` sees it: the event's fields plus `order` and
+    /// `payload`, a private copy.
+    fn for_plugin(&self) -> Dynamic {
+        let mut map: Map = self
+            .event
+            .flatten_clone()
+            .try_cast::<Map>()
+            .unwrap_or_default();
+        map.insert("order".into(), self.order.flatten_clone());
+        map.insert("payload".into(), self.payload.flatten_clone());
+        map.into()
+    }
+}
+
+/// Runs scripts and plugins with one shared hardened engine. Send + Sync.
+pub struct Runner {
+    engine: Engine,
+    plugins: Arc<Plugins>,
+    max_operations: u64,
+}
+
+impl Runner {
+    pub fn new(max_operations: u64, plugins: Arc<Plugins>) -> Runner {
+        let mut engine = hardened_engine_with_plugins(max_operations, plugins.dir());
+        engine.on_progress(run::progress);
+        engine.on_print(|s| tracing::info!(target: "storeflow::script", "{s}"));
+        engine.on_debug(|s, _, pos| tracing::debug!(target: "storeflow::script", %pos, "{s}"));
+        intents::register(&mut engine);
+        helpers::register(&mut engine, Arc::new(Templates::new()));
+        for name in plugins.names() {
+            let (p, n) = (plugins.clone(), name.clone());
+            engine.register_fn(name.as_str(), move |ctx: NativeCallContext, params: Map| {
+                call_plugin(&ctx, &p, &n, params)
+            });
+        }
+        Runner {
+            engine,
+            plugins,
+            max_operations: max_operations.max(1),
+        }
+    }
+
+    pub fn plugins(&self) -> &Plugins {
+        &self.plugins
+    }
+
+    /// Compiles an inline script or a file's contents; syntax errors carry positions translated
+    /// via `origin`.
+    pub fn compile(&self, source: &str, origin: Origin) -> Result<Script, ScriptError> {
+        match self.engine.compile(source) {
+            Ok(mut ast) => {
+                ast.set_source(origin.file.display().to_string());
+                Ok(Script { ast, origin })
+            }
+            Err(e) => {
+                let (line, column) =
+                    origin.translate(e.1.line().unwrap_or(1), e.1.position().unwrap_or(1));
+                Err(ScriptError {
+                    file: origin.file,
+                    line,
+                    column,
+                    message: format!("Rhai syntax error: {}", e.0),
+                })
+            }
+        }
+    }
+
+    /// Runs a script for an event: returns its intents and (on success only) its state changes.
+    pub fn run_script(
+        &self,
+        script: &Script,
+        event: &Event,
+        state: &dyn State,
+    ) -> Result<(Vec<Intent>, StateChanges), ScriptError> {
+        self.run_script_values(script, &EventValues::new(event), state)
+    }
+
+    /// [`Runner::run_script`] with the event's values converted once for all its scripts.
+    pub fn run_script_values(
+        &self,
+        script: &Script,
+        values: &EventValues,
+        state: &dyn State,
+    ) -> Result<(Vec<Intent>, StateChanges), ScriptError> {
+        let out = self.replay(values, state, None, |engine| {
+            engine.eval_ast_with_scope::<Dynamic>(&mut values.scope(), &script.ast)
+        });
+        out.map(|(_, intents, changes)| (intents, changes))
+            .map_err(|e| translate(&e, &script.origin))
+    }
+
+    /// Runs plugin `name`'s `run(params, event)`; same contract. `params` are the rendered
+    /// parameters; manifest defaults are filled in and the manifest checks run first.
+    pub fn run_plugin(
+        &self,
+        name: &str,
+        params: &J,
+        event: &Event,
+        state: &dyn State,
+    ) -> Result<(Vec<Intent>, StateChanges), ScriptError> {
+        let Some(plugin) = self.plugins.get(name) else {
+            let msg = format!("unknown plugin `{name}`");
+            return Err(ScriptError::at(&Origin::file("plugins"), msg));
+        };
+        let origin = Origin::file(&plugin.file);
+        self.plugins
+            .validate(name, params)
+            .map_err(|p| ScriptError::at(&origin, format!("{name}: {}", p.join("; "))))?;
+        let params = rhai::serde::to_dynamic(self.plugins.with_defaults(name, params))
+            .map_err(|e| ScriptError::at(&origin, e.to_string()))?;
+        let values = EventValues::new(event);
+        let out = self.replay(&values, state, None, |engine| {
+            run::with(|c| c.depth = 1)?;
+            let event = values.for_plugin();
+            let opts = CallFnOptions::new().eval_ast(false);
+            engine.call_fn_with_options::<Dynamic>(
+                opts,
+                &mut Scope::new(),
+                &plugin.ast,
+                "run",
+                (params.clone(), event),
+            )
+        });
+        out.map(|(_, intents, changes)| (intents, changes))
+            .map_err(|e| translate(&e, &origin))
+    }
+
+    /// Sellix dynamic products: the script's return value as text (the HTTP response body).
+    /// Strings are returned as they are, maps and arrays as JSON, `()` as empty. The script has
+    /// no state (reads are `()`) and its intents and writes are dropped: there is no journal
+    /// transaction to put them in.
+    pub fn dynamic_product(
+        &self,
+        script: &Script,
+        event: &Event,
+        deadline: Duration,
+    ) -> Result<String, ScriptError> {
+        let values = EventValues::new(event);
+        let out = self.replay(&values, &super::NoState, Some(deadline), |engine| {
+            engine.eval_ast_with_scope::<Dynamic>(&mut values.scope(), &script.ast)
+        });
+        let value = out.map_err(|e| translate(&e, &script.origin))?.0;
+        body_text(value).map_err(|m| ScriptError::at(&script.origin, m))
+    }
+
+    /// Runs `f` in a fresh run context, replaying it whenever it needed a state key it had not
+    /// fetched yet (see `run`); `now()` and the random seed are the same in every attempt.
+    fn replay(
+        &self,
+        values: &EventValues,
+        state: &dyn State,
+        deadline: Option<Duration>,
+        f: impl Fn(&Engine) -> Result<Dynamic, Box<EvalAltResult>>,
+    ) -> Result<(Dynamic, Vec<Intent>, StateChanges), Box<EvalAltResult>> {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let (now, seed) = (since.as_secs() as i64, since.as_nanos() as u64);
+        let mut fetched = BTreeMap::new();
+        let deadline = deadline.map(|d| (Instant::now() + d, d));
+        for _ in 0..=MAX_STATE_KEYS {
+            let ctx = RunCtx::new(now, seed, fetched, values.clone());
+            let guard = run::enter(ctx, self.max_operations, deadline)?;
+            let result = f(&self.engine);
+            let ctx = guard.finish().ok_or("script run context lost")?;
+            if let Some(key) = ctx.wanted {
+                fetched = ctx.fetched;
+                let value = state.get(&key);
+                fetched.insert(key, value);
+                continue;
+            }
+            let value = result?;
+            return Ok((value, ctx.intents, StateChanges(ctx.changes)));
+        }
+        Err(format!("a run may read at most {MAX_STATE_KEYS} state keys").into())
+    }
+}
+
+/// A plugin called from a script: manifest checks and `validate`, then its `run` on the same
+/// engine and in the same run (its intents join the caller's).
+fn call_plugin(
+    ctx: &NativeCallContext,
+    plugins: &Plugins,
+    name: &str,
+    params: Map,
+) -> Result<(), Box<EvalAltResult>> {
+    let plugin = plugins
+        .get(name)
+        .ok_or_else(|| format!("unknown plugin `{name}`"))?;
+    let json = intents::to_json(&params.into()).map_err(|e| format!("{name}(): {e}"))?;
+    plugins
+        .validate(name, &json)
+        .map_err(|p| format!("{name}(): {}", p.join("; ")))?;
+    let params = rhai::serde::to_dynamic(plugins.with_defaults(name, &json))?;
+    let event = run::with(|c| {
+        c.depth += 1;
+        (c.depth <= MAX_PLUGIN_DEPTH).then(|| c.values.for_plugin())
+    })?
+    .ok_or_else(|| format!("{name}(): plugins nested deeper than {MAX_PLUGIN_DEPTH}"))?;
+    let opts = CallFnOptions::new().eval_ast(false);
+    let out = ctx.engine().call_fn_with_options::<Dynamic>(
+        opts,
+        &mut Scope::new(),
+        &plugin.ast,
+        "run",
+        (params, event),
+    );
+    run::with(|c| c.depth -= 1)?;
+    out.map(|_| ()).map_err(|e| {
+        let file = plugin.file.display().to_string();
+        EvalAltResult::ErrorInFunctionCall(name.into(), file, e, ctx.call_position()).into()
+    })
+}
+
+fn body_text(value: Dynamic) -> Result<String, String> {
+    if value.is_unit() {
+        return Ok(String::new());
+    }
+    if value.is_string() {
+        return Ok(value.to_string());
+    }
+    if value.is_map() || value.is_array() {
+        let json = intents::to_json(&value)?;
+        return serde_json::to_string(&json).map_err(|e| e.to_string());
+    }
+    Ok(value.to_string())
+}
+
+/// The run error as a [`ScriptError`] at its position in `origin`: the innermost position that
+/// is still in the script's own source (a function it defines), else the call site.
+fn translate(err: &EvalAltResult, origin: &Origin) -> ScriptError {
+    let own = origin.file.display().to_string();
+    let mut pos = err.position();
+    let mut cur = err;
+    while let EvalAltResult::ErrorInFunctionCall(_, src, inner, _) = cur {
+        if src != &own && !src.is_empty() {
+            break;
+        }
+        if !inner.position().is_none() {
+            pos = inner.position();
+        }
+        cur = inner;
+    }
+    let (line, column) = origin.translate(pos.line().unwrap_or(1), pos.position().unwrap_or(1));
+    ScriptError {
+        file: origin.file.clone(),
+        line,
+        column,
+        message: describe(err),
+    }
+}
+
+/// A run error without Rhai's position suffixes, then the function calls it happened in
+/// (outermost first, repeats folded: `Stack overflow (in f() ×32)`).
+pub fn describe(err: &EvalAltResult) -> String {
+    let mut frames: Vec<(String, usize)> = Vec::new();
+    let mut cur = err;
+    while let EvalAltResult::ErrorInFunctionCall(name, src, inner, _) = cur {
+        let at = inner.position();
+        let frame = match (src.is_empty(), at.line()) {
+            (false, Some(l)) => format!("{name}() at {src}:{l}:{}", at.position().unwrap_or(1)),
+            _ => format!("{name}()"),
+        };
+        match frames.last_mut() {
+            Some((last, n)) if last.split(' ').next() == frame.split(' ').next() => *n += 1,
+            _ => frames.push((frame, 1)),
+        }
+        cur = inner;
+    }
+    let root = match cur {
+        EvalAltResult::ErrorRuntime(v, _) | EvalAltResult::ErrorTerminated(v, _) => v.to_string(),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "operation budget exceeded (scripts.max_operations)".to_string()
+        }
+        EvalAltResult::ErrorStackOverflow(_) => {
+            "stack overflow: function calls nested too deep (runaway recursion?)".to_string()
+        }
+        other => {
+            let text = other.to_string();
+            match text.rfind(" (line ") {
+                Some(i) if text.ends_with(')') => text[..i].to_string(),
+                _ => text,
+            }
+        }
+    };
+    if frames.is_empty() {
+        return root;
+    }
+    let calls: Vec<String> = frames
+        .into_iter()
+        .map(|(f, n)| if n > 1 { format!("{f} ×{n}") } else { f })
+        .collect();
+    format!("{root} (in {})", calls.join(" → "))
+}
