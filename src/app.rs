@@ -152,6 +152,7 @@ pub fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         max_operations: config.scripts.max_operations,
         templates_dir: config.templates_dir.clone(),
+        plugins_dir: config.plugins_dir.clone(),
     }
 }
 

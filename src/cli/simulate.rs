@@ -83,28 +83,36 @@ pub fn event_from_file(
 fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyhow::Result<()> {
     let canonical = event.canonical.as_deref().unwrap_or("no canonical name");
     println!("event {} ({canonical})", event.topic);
+    // What the pipeline would commit, scripts and plugins run into their intents; no state is
+    // read or written, nothing is sent.
+    let planned = crate::worker::pipeline::plan(event, rules, &crate::script::NoState, &[]);
     for r in &evaluation.rules {
-        if r.matched {
-            println!("\n✔ {} — matches", r.rule);
-            for a in &r.actions {
-                match &a.params {
-                    Ok(p) => println!(
-                        "  {}. {}: {}",
-                        a.index + 1,
-                        a.kind,
-                        serde_json::to_string_pretty(p)?.replace('\n', "\n     ")
-                    ),
-                    Err(e) => println!("  {}. {}: template error: {e}", a.index + 1, a.kind),
-                }
-            }
-        } else {
-            println!(
-                "\n✘ {} — {}",
-                r.rule,
-                r.miss
-                    .as_ref()
-                    .map_or("does not match".into(), |m| m.to_string())
-            );
+        if !r.matched {
+            let why = r
+                .miss
+                .as_ref()
+                .map_or("does not match".into(), |m| m.to_string());
+            println!("\n✘ {} — {why}", r.rule);
+            continue;
+        }
+        println!("\n✔ {} — matches", r.rule);
+        let failed = planned.trace["rules"].as_array().and_then(|all| {
+            all.iter().find(|t| t["rule"] == r.rule.as_str())?["script_error"].as_str()
+        });
+        if let Some(error) = failed {
+            println!("  script failed, the rule would do nothing: {error}");
+        }
+        for job in planned.jobs.iter().filter(|j| j.rule == r.rule) {
+            let from = if job.action_index >= 1000 {
+                " (from a script or plugin)"
+            } else {
+                ""
+            };
+            let shown = match &job.error {
+                Some(e) => e.clone(),
+                None => serde_json::to_string_pretty(&job.params)?.replace('\n', "\n     "),
+            };
+            println!("  {}{from}: {shown}", job.kind);
         }
     }
     let others = rules.not_listening(event);

@@ -29,6 +29,8 @@ pub struct RuleSet {
     index: Index,
     templates: Templates,
     engine: rhai::Engine,
+    /// Runs the rules' scripts and plugin actions (the pipeline calls it).
+    runner: std::sync::Arc<crate::script::Runner>,
 }
 
 impl fmt::Debug for RuleSet {
@@ -83,10 +85,22 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
         }
     };
     let engine = hardened_engine(options.max_operations);
+    let (plugins, plugin_errors) =
+        crate::script::Plugins::load_dir(&options.plugins_dir, options.max_operations);
+    diagnostics.extend(plugin_errors.into_iter().map(|e| Diagnostic {
+        line: e.line,
+        column: e.column,
+        ..unpositioned(&e.file, e.message)
+    }));
+    let runner = std::sync::Arc::new(crate::script::Runner::new(
+        options.max_operations,
+        std::sync::Arc::new(plugins),
+    ));
     let mut templates = Templates::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut compiler = Compiler {
         engine: &engine,
+        runner: &runner,
         templates: &mut templates,
         options,
         next_template: 0,
@@ -117,10 +131,29 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
         index,
         templates,
         engine,
+        runner,
     };
     Loaded {
         rules: Some(set),
         diagnostics,
+    }
+}
+
+impl RuleSet {
+    /// The runner for this set's scripts and plugins.
+    pub fn runner(&self) -> &crate::script::Runner {
+        &self.runner
+    }
+
+    /// The compiled script of action `index` of rule `rule`, if that action is a `script:`.
+    pub fn script(&self, rule: &str, index: usize) -> Option<&crate::script::Script> {
+        let r = self.rules.iter().find(|r| r.name == rule)?;
+        r.actions.get(index)?.script.as_deref()
+    }
+
+    /// Whether `kind` is a plugin action (run by the pipeline into intents).
+    pub fn is_plugin(&self, kind: &str) -> bool {
+        self.runner.plugins().get(kind).is_some()
     }
 }
 

@@ -59,6 +59,7 @@ fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Loaded) {
     }
     let options = LoadOptions {
         templates_dir: dir.path().join("templates"),
+        plugins_dir: dir.path().join("plugins"),
         ..Default::default()
     };
     let loaded = load_dir(&rules, &options);

@@ -34,6 +34,8 @@ pub struct LoadOptions {
     pub max_operations: u64,
     /// Where `template:` files of the email action live (checked to exist at load).
     pub templates_dir: PathBuf,
+    /// Where plugins (`<name>.rhai` + optional `<name>.yaml`) live; each is an action `<name>`.
+    pub plugins_dir: PathBuf,
 }
 
 impl Default for LoadOptions {
@@ -41,6 +43,7 @@ impl Default for LoadOptions {
         LoadOptions {
             max_operations: 1_000_000,
             templates_dir: "./templates".into(),
+            plugins_dir: "./plugins".into(),
         }
     }
 }

@@ -54,11 +54,15 @@ pub struct IfExpr {
 pub struct Action {
     pub kind: String,
     pub params: Param,
+    /// For `script:` actions: compiled once at load, run by the pipeline.
+    pub script: Option<std::sync::Arc<crate::script::Script>>,
 }
 
 /// What rule compilation needs from the loader.
 pub struct Compiler<'a> {
     pub engine: &'a rhai::Engine,
+    /// Compiles scripts and knows the plugins.
+    pub runner: &'a crate::script::Runner,
     pub templates: &'a mut Templates,
     pub options: &'a LoadOptions,
     /// Numbers template names so they are unique in the environment.
@@ -268,8 +272,14 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
     if kind == SCRIPT {
         return compile_script(value, c, d);
     }
+    if c.runner.plugins().names().contains(&kind) {
+        return compile_plugin_action(kind, key, value, c, d);
+    }
     let Some(spec) = actions::spec(&kind) else {
-        let hint = suggest(&kind, &actions::kinds(), "actions");
+        let mut known: Vec<String> = actions::kinds().iter().map(|k| k.to_string()).collect();
+        known.extend(c.runner.plugins().names());
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let hint = suggest(&kind, &known, "actions");
         d.error(pos(key), format!("unknown action `{kind}`"), Some(hint));
         return None;
     };
@@ -313,6 +323,7 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
     Some(Action {
         kind,
         params: Param::Map(out),
+        script: None,
     })
 }
 
@@ -393,7 +404,8 @@ fn compile_param(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Param
     }
 }
 
-/// `script:` takes a `.rhai` path or an inline script; inline scripts are syntax-checked now.
+/// `script:` takes a `.rhai` path (relative to the rule file's folder) or an inline script;
+/// either is compiled now, with errors at their position in the file.
 fn compile_script(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<Action> {
     let Value::Str(s) = &v.value else {
         let msg = format!(
@@ -403,18 +415,78 @@ fn compile_script(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
         d.error(pos(v), msg, None);
         return None;
     };
-    if !s.trim_end().ends_with(".rhai") {
-        if let Err(e) = c.engine.compile(s) {
-            let at = d.inner(
-                pos(v),
-                (e.1.line().unwrap_or(1), e.1.position().unwrap_or(1)),
-            );
-            d.error(at, format!("Rhai syntax error in `script`: {}", e.0), None);
+    let (source, origin) = if s.trim_end().ends_with(".rhai") && !s.contains('\n') {
+        let path = d
+            .file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(s.trim());
+        match std::fs::read_to_string(&path) {
+            Ok(text) => (text, crate::script::Origin::file(path)),
+            Err(e) => {
+                d.error(
+                    pos(v),
+                    format!("cannot read script `{}`: {e}", path.display()),
+                    None,
+                );
+                return None;
+            }
         }
-    }
+    } else {
+        let (line, column) = d.inner(pos(v), (1, 1));
+        let origin = crate::script::Origin {
+            file: d.file.to_path_buf(),
+            line,
+            column,
+        };
+        (s.clone(), origin)
+    };
+    let script = match c.runner.compile(&source, origin) {
+        Ok(script) => std::sync::Arc::new(script),
+        Err(e) => {
+            d.error(
+                (e.line, e.column),
+                format!("Rhai error in `script`: {}", e.message),
+                None,
+            );
+            return None;
+        }
+    };
     let params = Param::Map(vec![("script".into(), Param::Lit(s.clone().into()))]);
     Some(Action {
         kind: SCRIPT.into(),
         params,
+        script: Some(script),
+    })
+}
+
+/// A plugin used as an action: its parameters are templates like any action's; the literal
+/// ones are checked now against the manifest and the plugin's own `validate`.
+fn compile_plugin_action(
+    kind: String,
+    key: &Node,
+    value: &Node,
+    c: &mut Compiler<'_>,
+    d: &mut FileDiags<'_>,
+) -> Option<Action> {
+    let params = compile_param(value, c, d);
+    let literal = match &value.value {
+        Value::Map(entries) => serde_json::Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.value.key_text(), v.value.to_json()))
+                .collect(),
+        ),
+        _ => serde_json::json!({}),
+    };
+    if let Err(problems) = c.runner.plugins().validate(&kind, &literal) {
+        for p in problems {
+            d.error(pos(key), format!("plugin `{kind}`: {p}"), None);
+        }
+    }
+    Some(Action {
+        kind,
+        params,
+        script: None,
     })
 }

@@ -6,6 +6,7 @@
 //! It runs on its own thread: rule evaluation (Rhai `if` expressions included) never runs on the
 //! async threads that answer webhooks.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -14,10 +15,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::scripts::{run_rule, JournalState, Layered};
 use crate::event::Event;
-use crate::journal::{Journal, JournalError, NewJob, Processed, SqliteStore, Store};
+use crate::journal::{Journal, JournalError, Processed, SqliteStore, Store};
 use crate::rules::live::LiveRules;
-use crate::rules::{Evaluation, RuleSet};
+use crate::rules::RuleSet;
+use crate::script::State;
 
 /// Events read and committed per round.
 const BATCH: usize = 256;
@@ -104,7 +107,15 @@ impl Worker {
         if events.is_empty() {
             return Ok(false);
         }
-        let processed: Vec<Processed> = events.iter().map(|e| plan(e, rules)).collect();
+        // Script state written by earlier events of this batch is not committed yet: later
+        // events see it through these layers.
+        let mut batch: Vec<BTreeMap<String, serde_json::Value>> = Vec::new();
+        let mut processed = Vec::with_capacity(events.len());
+        for e in &events {
+            let p = plan(e, rules, &JournalState(&self.reader), &batch);
+            batch.push(p.state.iter().cloned().collect());
+            processed.push(p);
+        }
         let full = processed.len() == BATCH;
         let planned = processed.iter().any(|p| !p.jobs.is_empty());
         for result in self.journal.processed_many_blocking(processed) {
@@ -120,7 +131,12 @@ impl Worker {
 /// Evaluates the rules for one event and turns the result into what the journal stores. A bug
 /// that panics inside evaluation is contained: the event's trace records it (so `events show`
 /// explains the silence) and the worker moves on instead of stalling on that event forever.
-pub fn plan(event: &Event, rules: &RuleSet) -> Processed {
+pub fn plan(
+    event: &Event,
+    rules: &RuleSet,
+    committed: &dyn State,
+    batch: &[BTreeMap<String, serde_json::Value>],
+) -> Processed {
     let evaluated =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rules.evaluate(event)));
     let evaluation = match evaluated {
@@ -141,42 +157,50 @@ pub fn plan(event: &Event, rules: &RuleSet) -> Processed {
             };
         }
     };
-    let jobs = jobs_of(&evaluation);
+    let mut values = None;
+    let mut jobs = Vec::new();
+    let mut written: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut failures = Vec::new();
     for r in evaluation.matched() {
-        tracing::info!(event_id = %event.id, rule = %r.rule, actions = r.actions.len(), "rule matched");
+        let mut layers = vec![&written];
+        layers.extend(batch.iter().rev());
+        let state = Layered {
+            layers,
+            store: committed,
+        };
+        match run_rule(rules, event, &mut values, r, &state) {
+            Ok(run) => {
+                tracing::info!(event_id = %event.id, rule = %r.rule, jobs = run.jobs.len(), "rule matched");
+                jobs.extend(run.jobs);
+                written.extend(run.state);
+            }
+            Err(error) => {
+                tracing::warn!(event_id = %event.id, rule = %r.rule, %error, "script failed; the rule run is dropped");
+                failures.push((r.rule.clone(), error));
+            }
+        }
     }
-    let trace = serde_json::to_value(&evaluation).unwrap_or_else(
+    let mut trace = serde_json::to_value(&evaluation).unwrap_or_else(
         |e| serde_json::json!({ "error": format!("trace could not be serialized: {e}") }),
     );
+    record_failures(&mut trace, &failures);
     Processed {
         event_id: event.id.clone(),
         trace,
         jobs,
-        state: Vec::new(),
+        state: written.into_iter().collect(),
     }
 }
 
-/// One job per planned action of every matched rule.
-pub fn jobs_of(evaluation: &Evaluation) -> Vec<NewJob> {
-    evaluation
-        .matched()
-        .flat_map(|r| {
-            r.actions.iter().map(|a| {
-                let (params, error) = match &a.params {
-                    Ok(p) => (p.clone(), None),
-                    Err(e) => (
-                        serde_json::Value::Null,
-                        Some(format!("template error: {e}")),
-                    ),
-                };
-                NewJob {
-                    rule: r.rule.clone(),
-                    action_index: a.index,
-                    kind: a.kind.clone(),
-                    params,
-                    error,
-                }
-            })
-        })
-        .collect()
+/// Marks rules whose script failed in the trace (`script_error`, with file:line:column).
+fn record_failures(trace: &mut serde_json::Value, failures: &[(String, String)]) {
+    let Some(rules) = trace.get_mut("rules").and_then(|r| r.as_array_mut()) else {
+        return;
+    };
+    for (rule, error) in failures {
+        if let Some(entry) = rules.iter_mut().find(|e| e["rule"] == rule.as_str()) {
+            entry["script_error"] = serde_json::Value::String(error.clone());
+            entry["actions"] = serde_json::json!([]);
+        }
+    }
 }

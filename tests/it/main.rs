@@ -16,4 +16,5 @@ mod helpers;
 mod intake;
 mod receivers;
 mod rules;
+mod scripts;
 mod sources;
