@@ -107,9 +107,10 @@ async fn sigkill_during_deliveries_then_restart_completes_every_job_once() {
     let dir = tempfile::tempdir().unwrap();
     let rules = "rules:\n  - name: mail\n    on: order.shipped\n    actions:\n      - email: { to: \"{{ order.customer.email }}\", subject: \"order {{ order.id }}\", body: hi }\n";
     write_rules(dir.path(), "r.yaml", rules);
-    let mut smtp = SmtpServer::start();
+    // 50 ms per message with one delivery at a time: the kill lands mid-way through the queue.
+    let mut smtp = SmtpServer::slow(std::time::Duration::from_millis(50));
     let yaml = format!(
-        "rules_dir: {}\n{SECURED}email:\n  smtp: {{ host: 127.0.0.1, port: {}, security: none }}\ndelivery:\n  concurrency: 2\n  retry_schedule: [100ms]\n",
+        "rules_dir: {}\n{SECURED}email:\n  smtp: {{ host: 127.0.0.1, port: {}, security: none }}\ndelivery:\n  concurrency: 1\n  retry_schedule: [100ms]\n",
         dir.path().join("rules").display(),
         smtp.port
     );

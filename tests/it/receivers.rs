@@ -60,6 +60,8 @@ struct Capture {
     from: String,
     to: Vec<String>,
     data: Vec<u8>,
+    /// How long each message takes to be accepted (a slow server).
+    delay: Duration,
 }
 
 impl Handler for Capture {
@@ -83,6 +85,7 @@ impl Handler for Capture {
     }
 
     fn data_end(&mut self) -> Response {
+        std::thread::sleep(self.delay);
         let _ = self.tx.send(Mail {
             from: std::mem::take(&mut self.from),
             to: std::mem::take(&mut self.to),
@@ -116,6 +119,21 @@ impl SmtpServer {
         refuse_rcpt: Option<(u16, &'static str)>,
         starttls: bool,
     ) -> SmtpServer {
+        Self::spawn(listener, refuse_rcpt, starttls, Duration::ZERO)
+    }
+
+    /// A server that takes `delay` to accept each message.
+    pub fn slow(delay: Duration) -> SmtpServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::spawn(listener, None, false, delay)
+    }
+
+    fn spawn(
+        listener: std::net::TcpListener,
+        refuse_rcpt: Option<(u16, &'static str)>,
+        starttls: bool,
+        delay: Duration,
+    ) -> SmtpServer {
         let (tx, mails) = mpsc::unbounded_channel();
         let handler = Capture {
             tx,
@@ -123,6 +141,7 @@ impl SmtpServer {
             from: String::new(),
             to: Vec::new(),
             data: Vec::new(),
+            delay,
         };
         let port = listener.local_addr().unwrap().port();
         let mut server = Server::new(handler);
