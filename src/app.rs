@@ -101,6 +101,8 @@ pub async fn run(
         sources,
         journal,
         max_body: config.intake.max_body,
+        rules: rules.clone(),
+        reader: Arc::new(Mutex::new(SqliteStore::open(&path)?)),
     });
     let health = Arc::new(Health {
         version: env!("CARGO_PKG_VERSION"),

@@ -140,6 +140,9 @@ impl From<TimestampRepr> for Timestamp {
     }
 }
 
+/// Sellix dynamic products: the answer to this webhook is the product the buyer receives.
+pub const DYNAMIC_PRODUCT_TOPIC: &str = "sellix/product:dynamic";
+
 /// The canonical name of a Selldone `OnlineOrder` action (DESIGN.md §3).
 pub fn selldone_canonical(action: &str) -> Option<&'static str> {
     Some(match action {

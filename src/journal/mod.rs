@@ -167,6 +167,8 @@ pub enum Write {
     Processed(Processed),
     Attempt(AttemptOutcome),
     Flag(Flag),
+    /// Sets a script state value outside a pipeline run (e.g. a dynamic product's answer).
+    State(String, serde_json::Value),
     /// Makes jobs due now with a fresh retry schedule.
     Requeue(Requeue),
     /// Deletes events (with their traces and finished jobs) received before the time; dead

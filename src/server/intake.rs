@@ -9,9 +9,11 @@ use serde::Deserialize;
 use warp::http::HeaderMap;
 use warp::{Buf, Filter, Rejection};
 
+use super::dynamic;
 use super::rejection::ApiError;
 use crate::event::Timestamp;
-use crate::journal::Journal;
+use crate::journal::{Journal, SqliteStore, Store};
+use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Source, Sources};
 
 /// What the intake route needs; shared by every request.
@@ -19,6 +21,10 @@ pub struct Intake {
     pub sources: Sources,
     pub journal: Journal,
     pub max_body: u64,
+    /// For Sellix dynamic products, whose answer a rule's script produces.
+    pub rules: Arc<LiveRules>,
+    /// Reads earlier answers to repeated dynamic-product deliveries.
+    pub reader: Arc<std::sync::Mutex<SqliteStore>>,
 }
 
 #[derive(Deserialize)]
@@ -85,12 +91,52 @@ async fn handle(
         .normalize(&verified, received_at)
         .map_err(|e| reject(e.into()))?;
     let topic = incoming.event.topic.clone();
+    let dynamic = (topic == dynamic::TOPIC).then(|| incoming.event.clone());
     let appended = intake.journal.append(incoming).await.map_err(|e| {
         tracing::error!(error = %e, "journal append failed; answering 503");
         reject(ApiError::JournalUnavailable)
     })?;
     tracing::info!(event_id = %appended.event_id, %topic, duplicate = appended.duplicate, "webhook accepted");
+    if let Some(event) = dynamic {
+        if let Some(reply) = dynamic_reply(&intake, event, &appended).await {
+            return Ok(reply);
+        }
+    }
     Ok(warp::reply::json(&appended).into_response())
+}
+
+/// The product text for a dynamic-product webhook (the journaled one for a repeated delivery);
+/// `None` when no rule with a script listens to it.
+async fn dynamic_reply(
+    intake: &Intake,
+    mut event: crate::event::Event,
+    appended: &crate::journal::Appended,
+) -> Option<warp::reply::Response> {
+    let result = if appended.duplicate {
+        let key = dynamic::state_key(&appended.event_id);
+        let reader = intake.reader.clone();
+        let kept =
+            tokio::task::spawn_blocking(move || reader.lock().ok()?.state(&key).ok().flatten());
+        match kept.await.ok()?? {
+            serde_json::Value::String(body) => Ok(body),
+            other => Err(other["error"].as_str().unwrap_or("no answer").to_string()),
+        }
+    } else {
+        event.id = appended.event_id.clone();
+        dynamic::answer(&intake.rules, &intake.journal, event).await?
+    };
+    Some(match result {
+        Ok(body) => warp::reply::with_header(body, "content-type", "text/plain; charset=utf-8")
+            .into_response(),
+        Err(e) => {
+            tracing::error!(event_id = %appended.event_id, error = %e, "dynamic product script failed");
+            let status = warp::http::StatusCode::INTERNAL_SERVER_ERROR;
+            super::rejection::error_reply(
+                status,
+                &format!("the dynamic product script failed: {e}"),
+            )
+        }
+    })
 }
 
 use warp::Reply;

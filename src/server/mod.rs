@@ -1,6 +1,7 @@
 //! The HTTP server: webhook intake and health. It never runs rules or actions; it journals and
 //! answers.
 
+pub mod dynamic;
 pub mod health;
 pub mod intake;
 pub mod rejection;

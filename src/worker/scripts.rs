@@ -63,6 +63,10 @@ pub fn run_rule(
         state: BTreeMap::new(),
     };
     for action in &rule.actions {
+        if action.kind == "script" && event.topic == crate::event::DYNAMIC_PRODUCT_TOPIC {
+            // Already run at intake: its return value was the product (see server::dynamic).
+            continue;
+        }
         let scripted = action.kind == "script" || rules.is_plugin(&action.kind);
         if !scripted {
             run.jobs.push(plain_job(&rule.rule, action));

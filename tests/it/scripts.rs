@@ -198,3 +198,42 @@ fn simulate_shows_a_scripts_intents_without_running_them() {
     );
     assert!(!dir.path().join("data").exists(), "nothing journaled");
 }
+
+#[tokio::test]
+async fn a_dynamic_product_answer_is_the_scripts_output_and_is_journaled() {
+    let rules = r#"
+rules:
+  - name: license-key
+    on: sellix/product:dynamic
+    actions:
+      - script: |
+          "LICENSE-" + payload.data.uniqid.to_upper()
+"#;
+    let d = Daemon::start_in(dir_with_rules("r.yaml", rules), SECURED).await;
+    let body = br#"{"event":"product:dynamic","data":{"uniqid":"abc123","customer_email":"buyer@example.com"}}"#.to_vec();
+    let headers = [
+        ("x-sellix-event", "product:dynamic"),
+        ("x-sellix-signature", &*sign(&body)),
+    ];
+    let send = || async {
+        let mut req = reqwest::Client::new()
+            .post(d.url("/hooks/sellix"))
+            .body(body.clone());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    assert_eq!(send().await, (200, "LICENSE-ABC123".to_string()));
+    // Sellix does not retry, but a repeated delivery gets the same product, not a new one.
+    assert_eq!(send().await, (200, "LICENSE-ABC123".to_string()));
+    let events = d.journal().recent_events(10).unwrap();
+    assert_eq!(events.len(), 1);
+    let kept = d
+        .journal()
+        .state(&format!("dynamic:{}", events[0].id))
+        .unwrap();
+    assert_eq!(kept, Some(serde_json::json!("LICENSE-ABC123")));
+    d.stop().await;
+}

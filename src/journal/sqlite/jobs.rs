@@ -29,12 +29,8 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
                                      next_at, last_error, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?7)",
     )?;
-    let mut set = tx.prepare_cached(
-        "INSERT INTO kv (key, value, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-    )?;
     for (key, value) in &p.state {
-        set.execute(params![key, value.to_string(), now])?;
+        set_state(tx, key, value)?;
     }
     for job in &p.jobs {
         let status = if job.error.is_some() {
@@ -54,6 +50,20 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
         ])?;
     }
     Ok(true)
+}
+
+/// Sets one script state value.
+pub(super) fn set_state(
+    tx: &Connection,
+    key: &str,
+    value: &serde_json::Value,
+) -> Result<usize, JournalError> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO kv (key, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )?
+        .execute(params![key, value.to_string(), Timestamp::now().millis()])?)
 }
 
 pub(super) fn state(

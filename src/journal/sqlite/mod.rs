@@ -172,6 +172,7 @@ impl Store for SqliteStore {
                 Write::Attempt(a) => Written::Changed(jobs::record_attempt(&tx, a)?),
                 Write::Flag(f) => Written::Changed(flags::add(&tx, f)?),
                 Write::Requeue(r) => Written::Changed(jobs::requeue(&tx, r)?),
+                Write::State(key, value) => Written::Changed(jobs::set_state(&tx, key, value)?),
                 Write::Prune { before } => Written::Changed(events::prune(&tx, *before)?),
             });
         }
