@@ -6,12 +6,36 @@ use clap::Args;
 
 use crate::app::load_options;
 use crate::config::Config;
-use crate::rules::{self, ruletest};
+use crate::event::Event;
+use crate::rules::{self, ruletest, Evaluation, PlannedAction, RuleSet};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// Only run tests whose name contains this text
     pub filter: Option<String>,
+}
+
+/// The rules' evaluation with every script or plugin action replaced by the jobs it would
+/// plan (its intents, numbered as the pipeline numbers them); nothing runs for real.
+fn with_intents(rules: &RuleSet, event: &Event) -> Evaluation {
+    let mut evaluation = rules.evaluate(event);
+    let planned = crate::worker::pipeline::plan(event, rules, &crate::script::NoState, &[]);
+    for r in evaluation.rules.iter_mut().filter(|r| r.matched) {
+        r.actions = planned
+            .jobs
+            .iter()
+            .filter(|j| j.rule == r.rule)
+            .map(|j| PlannedAction {
+                index: j.action_index,
+                kind: j.kind.clone(),
+                params: match &j.error {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(j.params.clone()),
+                },
+            })
+            .collect();
+    }
+    evaluation
 }
 
 pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
@@ -32,7 +56,7 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
     });
     let (mut passed, mut failed) = (0, 0);
     for (file, test) in selected {
-        let result = ruletest::run(config, rules, file, test);
+        let result = ruletest::run(config, file, test, &|event| with_intents(rules, event));
         let shown = file
             .strip_prefix(&config.rules_dir)
             .unwrap_or(file)

@@ -237,3 +237,44 @@ rules:
     assert_eq!(kept, Some(serde_json::json!("LICENSE-ABC123")));
     d.stop().await;
 }
+
+#[test]
+fn rule_tests_can_expect_a_scripts_intents() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = r#"
+rules:
+  - name: greet
+    on: order.paid
+    actions:
+      - script: |
+          slack("thanks " + order.customer.email);
+tests:
+  - name: the script posts a thank-you
+    source: sellix
+    payload: { event: "order:paid", data: { uniqid: t1, customer_email: a@example.com } }
+    expect:
+      fired: [greet]
+      actions:
+        - rule: greet
+          kind: slack
+          equals: { text: "thanks a@example.com" }
+"#;
+    write_rules(dir.path(), "r.yaml", rules);
+    let config = dir.path().join("storeflow.yaml");
+    std::fs::write(
+        &config,
+        format!("rules_dir: {}\n", dir.path().join("rules").display()),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_storeflow"))
+        .args(["test", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("PASS r.yaml: the script posts a thank-you"),
+        "{text}"
+    );
+}
