@@ -7,7 +7,7 @@ mod events;
 mod flags;
 mod jobs;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -93,7 +93,6 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct SqliteStore {
     conn: Connection,
-    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -110,10 +109,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let mut store = SqliteStore {
-            conn,
-            path: path.to_path_buf(),
-        };
+        let mut store = SqliteStore { conn };
         store.migrate()?;
         Ok(store)
     }
@@ -137,10 +133,6 @@ impl SqliteStore {
             });
         }
         Self::open(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn migrate(&mut self) -> Result<(), JournalError> {
