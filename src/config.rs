@@ -64,11 +64,17 @@ pub struct SourcesConfig {
 pub struct SellixConfig {
     /// The shop's webhook secret; empty means "not configured" (loopback clients only).
     pub secret: Secret,
+    /// The secret being retired during a rotation: still accepted, and counted, until removed.
+    pub previous_secret: Secret,
+    /// More shops, each on its own route `/hooks/sellix/{name}` (DESIGN.md §14).
+    pub shops: Vec<ShopConfig>,
     /// When non-empty, only these client addresses may post (Sellix sends from 99.81.24.41).
     pub allow_ips: Vec<IpAddr>,
     /// Take the client address from `X-Forwarded-For` (the entry our proxy added, i.e. the
     /// last one) instead of the TCP peer. Only safe behind a proxy that sets the header.
     pub trust_proxy: bool,
+    /// Serve a shop without a secret although the listener is not on loopback.
+    pub allow_unsigned: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -76,6 +82,28 @@ pub struct SellixConfig {
 pub struct SelldoneConfig {
     /// The secret token in the URL registered with Selldone; empty means loopback clients only.
     pub token: Secret,
+    /// The token being retired during a rotation.
+    pub previous_token: Secret,
+    /// More shops, each on its own route `/hooks/selldone/{name}/{token}`.
+    pub shops: Vec<ShopConfig>,
+    /// When non-empty, only these client addresses may post.
+    pub allow_ips: Vec<IpAddr>,
+    /// As for Sellix: the client address is the last `X-Forwarded-For` entry.
+    pub trust_proxy: bool,
+    /// Serve a shop without a token although the listener is not on loopback.
+    pub allow_unsigned: bool,
+}
+
+/// One shop of a platform. Sellix shops write `secret`/`previous_secret`, Selldone shops
+/// `token`/`previous_token`; the other pair is an error naming the right key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShopConfig {
+    pub name: String,
+    pub secret: Secret,
+    pub previous_secret: Secret,
+    pub token: Secret,
+    pub previous_token: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +114,11 @@ pub struct IntakeConfig {
     /// A second delivery of the same webhook within this window is answered without a new event.
     #[serde(deserialize_with = "de_duration")]
     pub dedupe_window: Duration,
+    /// A connection that has not sent a request's complete headers by then is closed.
+    #[serde(deserialize_with = "de_duration")]
+    pub header_timeout: Duration,
+    /// Connections served at once; past it the oldest idle connection is closed.
+    pub max_connections: usize,
 }
 
 impl Default for IntakeConfig {
@@ -93,6 +126,8 @@ impl Default for IntakeConfig {
         IntakeConfig {
             max_body: 1024 * 1024,
             dedupe_window: Duration::from_secs(24 * 3600),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }

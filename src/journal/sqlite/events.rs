@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::event::{Event, Incoming, OrderView, Timestamp};
-use crate::journal::{Appended, EventSummary, JournalError};
+use crate::journal::{Appended, EventSummary, JournalError, SecretCount};
 
 pub(super) fn append(
     tx: &Connection,
@@ -38,8 +38,8 @@ pub(super) fn append(
         })?;
     tx.prepare_cached(
         "INSERT INTO events (id, source, kind, topic, canonical, received_at, order_id,
-                             dedupe_key, payload, order_view)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             dedupe_key, payload, order_view, shop, secret)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         e.id,
@@ -52,6 +52,8 @@ pub(super) fn append(
         inc.dedupe_key,
         &inc.body[..],
         order_view,
+        e.shop,
+        e.secret,
     ])?;
     Ok(Appended {
         event_id: e.id.clone(),
@@ -59,12 +61,17 @@ pub(super) fn append(
     })
 }
 
-pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
+/// The newest events, of one shop when `shop` is given.
+pub(super) fn recent(
+    conn: &Connection,
+    shop: Option<&str>,
+    limit: usize,
+) -> Result<Vec<EventSummary>, JournalError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, source, kind, topic, canonical, received_at, order_id
-         FROM events ORDER BY seq DESC LIMIT ?1",
+        "SELECT id, source, kind, topic, canonical, received_at, order_id, shop
+         FROM events WHERE ?1 IS NULL OR shop = ?1 ORDER BY seq DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map([limit as i64], |r| {
+    let rows = stmt.query_map(params![shop, limit as i64], |r| {
         Ok(EventSummary {
             id: r.get(0)?,
             source: r.get(1)?,
@@ -73,12 +80,33 @@ pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<EventSummary
             canonical: r.get(4)?,
             received_at: Timestamp(r.get(5)?),
             order_id: r.get(6)?,
+            shop: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-const EVENT_COLUMNS: &str = "id, source, kind, topic, canonical, received_at, payload, order_view";
+/// Events per source, shop and matched secret (`unknown` for events journaled before the
+/// secret was recorded).
+pub(super) fn secret_counts(conn: &Connection) -> Result<Vec<SecretCount>, JournalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT source, shop, COALESCE(secret, 'unknown'), COUNT(*), MAX(received_at)
+         FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SecretCount {
+            source: r.get(0)?,
+            shop: r.get(1)?,
+            secret: r.get(2)?,
+            events: r.get::<_, i64>(3)?.max(0) as u64,
+            last: Timestamp(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const EVENT_COLUMNS: &str =
+    "id, source, kind, topic, canonical, received_at, payload, order_view, shop, secret";
 
 pub(super) fn one(conn: &Connection, id: &str) -> Result<Option<Event>, JournalError> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
@@ -118,6 +146,8 @@ fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
             received_at: Timestamp(r.get(5)?),
             payload: serde_json::Value::Null,
             order: None,
+            shop: r.get(8)?,
+            secret: r.get(9)?,
         },
         payload: r.get(6)?,
         order_view: r.get(7)?,

@@ -13,7 +13,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::{
-    Attempt, Event, EventSummary, Flag, Job, JobStatus, JournalError, Store, Write, Written,
+    Attempt, Event, EventSummary, Flag, Job, JobStatus, JournalError, SecretCount, Store, Write,
+    Written,
 };
 use crate::event::Timestamp;
 
@@ -88,6 +89,12 @@ const MIGRATIONS: &[&str] = &[
         value      TEXT NOT NULL,
         updated_at INTEGER NOT NULL
     );
+    "#,
+    // Shops (DESIGN.md §14): the shop an event was posted for, and which of its secrets matched.
+    r#"
+    ALTER TABLE events ADD COLUMN shop TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE events ADD COLUMN secret TEXT;
+    CREATE INDEX events_shop ON events (shop, seq);
     "#,
 ];
 
@@ -173,7 +180,19 @@ impl Store for SqliteStore {
     }
 
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
-        events::recent(&self.conn, limit)
+        events::recent(&self.conn, None, limit)
+    }
+
+    fn recent_events_of_shop(
+        &self,
+        shop: &str,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        events::recent(&self.conn, Some(shop), limit)
+    }
+
+    fn secret_counts(&self) -> Result<Vec<SecretCount>, JournalError> {
+        events::secret_counts(&self.conn)
     }
 
     fn event(&self, id: &str) -> Result<Option<Event>, JournalError> {
