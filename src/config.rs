@@ -59,6 +59,72 @@ pub struct SourcesConfig {
     pub selldone: SelldoneConfig,
 }
 
+impl SourcesConfig {
+    /// Shop names are unique path segments; each platform's shops use its own secret keys.
+    fn validate(&self) -> Result<(), String> {
+        let sellix = &self.sellix;
+        check_pair("sources.sellix", "secret", &sellix.secret, &sellix.previous_secret)?;
+        check_shops("sellix", &sellix.shops, sellix.secret.is_set(), |s| {
+            (&s.secret, &s.previous_secret, &s.token, "token")
+        })?;
+        let selldone = &self.selldone;
+        check_pair("sources.selldone", "token", &selldone.token, &selldone.previous_token)?;
+        check_shops("selldone", &selldone.shops, selldone.token.is_set(), |s| {
+            (&s.token, &s.previous_token, &s.secret, "secret")
+        })
+    }
+}
+
+fn check_pair(at: &str, key: &str, current: &Secret, previous: &Secret) -> Result<(), String> {
+    if previous.is_set() && !current.is_set() {
+        return Err(format!(
+            "{at}: previous_{key} is set but {key} is not; during a rotation both are set"
+        ));
+    }
+    Ok(())
+}
+
+/// `pick` gives a shop's (key, previous key, the other platform's key, its name).
+fn check_shops(
+    source: &str,
+    shops: &[ShopConfig],
+    top_level_secret: bool,
+    pick: impl Fn(&ShopConfig) -> (&Secret, &Secret, &Secret, &'static str),
+) -> Result<(), String> {
+    let key = if source == "sellix" { "secret" } else { "token" };
+    let mut seen = std::collections::HashSet::new();
+    for (i, shop) in shops.iter().enumerate() {
+        let at = format!("sources.{source}.shops[{i}]");
+        let valid = !shop.name.is_empty()
+            && shop
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(format!(
+                "{at}: name `{}` must be letters, digits, `-` or `_` (it is a URL path segment)",
+                shop.name
+            ));
+        }
+        if !seen.insert(shop.name.as_str()) {
+            return Err(format!("{at}: shop `{}` is listed twice", shop.name));
+        }
+        if shop.name == "default" && top_level_secret {
+            return Err(format!(
+                "{at}: `default` is the shop of sources.{source}.{key}; name this one differently"
+            ));
+        }
+        let (current, previous, other, other_key) = pick(shop);
+        if other.is_set() {
+            return Err(format!(
+                "{at}: {source} shops have `{key}`, not `{other_key}`"
+            ));
+        }
+        check_pair(&at, key, current, previous)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SellixConfig {
@@ -317,7 +383,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str::<Config>(&text).map_err(|e| {
+        let config = serde_saphyr::from_str::<Config>(&text).map_err(|e| {
             let (line, column) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
@@ -328,7 +394,15 @@ impl Config {
                 column,
                 message: yaml_error_message(&e.to_string()),
             }
-        })
+        })?;
+        config
+            .sources
+            .validate()
+            .map_err(|message| ConfigError::Other {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        Ok(config)
     }
 
     /// `./storeflow.yaml` when it exists: the default of every command's `-c`.
@@ -507,6 +581,24 @@ mod tests {
             .to_string();
         assert!(msg.contains("storeflow.yaml:2:"), "{msg}");
         assert!(msg.contains("invalid duration `soon`"), "{msg}");
+    }
+
+    #[test]
+    fn shops_are_validated_with_the_key_that_is_wrong() {
+        let c = parse(
+            "sources:\n  sellix:\n    shops:\n      - { name: main, secret: a, previous_secret: b }\n",
+        )
+        .unwrap();
+        assert_eq!(c.sources.sellix.shops[0].previous_secret.expose(), "b");
+        let err = |yaml: &str| parse(yaml).unwrap_err().to_string();
+        let msg = err("sources:\n  sellix:\n    shops: [{ name: main, token: a }]\n");
+        assert!(msg.contains("sellix shops have `secret`, not `token`"), "{msg}");
+        let msg = err("sources:\n  sellix:\n    shops: [{ name: a, secret: x }, { name: a, secret: y }]\n");
+        assert!(msg.contains("shop `a` is listed twice"), "{msg}");
+        let msg = err("sources:\n  selldone:\n    shops: [{ name: \"a/b\", token: x }]\n");
+        assert!(msg.contains("URL path segment"), "{msg}");
+        let msg = err("sources:\n  selldone:\n    previous_token: x\n");
+        assert!(msg.contains("previous_token is set but token is not"), "{msg}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct EventsArgs {
     /// How many events to list
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Only events of this shop (`default` for the single-shop routes)
+    #[arg(long)]
+    pub shop: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,7 +47,10 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let events = store.recent_events(args.limit)?;
+    let events = match &args.shop {
+        Some(shop) => store.recent_events_of_shop(shop, args.limit)?,
+        None => store.recent_events(args.limit)?,
+    };
     if args.json {
         for e in &events {
             println!("{}", serde_json::to_string(e).context("printing an event")?);
@@ -56,14 +62,15 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<24}  {:<36}  {:<28}  {:<20}  ORDER",
-        "RECEIVED", "ID", "TOPIC", "CANONICAL"
+        "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  ORDER",
+        "RECEIVED", "ID", "SHOP", "TOPIC", "CANONICAL"
     );
     for e in &events {
         println!(
-            "{:<24}  {:<36}  {:<28}  {:<20}  {}",
+            "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {}",
             e.received_at.to_rfc3339(),
             e.id,
+            e.shop,
             e.topic,
             e.canonical.as_deref().unwrap_or("-"),
             e.order_id.as_deref().unwrap_or("-"),
