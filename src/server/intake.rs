@@ -72,8 +72,15 @@ async fn resolve(
     intake: Arc<Intake>,
 ) -> Result<(Arc<Intake>, Arc<dyn Source>, Route), Rejection> {
     let segments: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
+    // Only the source segment is shown: the rest may hold a token.
+    let shown = match segments.as_slice() {
+        [] => "/hooks".to_string(),
+        [name] => format!("/hooks/{name}"),
+        [name, ..] => format!("/hooks/{name}/…"),
+    };
     let not_found = || {
         warp::reject::custom(ApiError::NotFound {
+            path: shown.clone(),
             routes: intake.sources.routes(),
         })
     };

@@ -14,8 +14,8 @@ use crate::sources::IntakeError;
 pub enum ApiError {
     #[error(transparent)]
     Intake(#[from] IntakeError),
-    #[error("{}", not_found_message(routes))]
-    NotFound { routes: Vec<String> },
+    #[error("no route {path}; {}", not_found_message(routes))]
+    NotFound { path: String, routes: Vec<String> },
     #[error("method not allowed; webhooks are POSTed")]
     MethodNotAllowed,
     #[error("body is larger than intake.max_body ({max} bytes)")]
@@ -55,7 +55,7 @@ pub fn error_reply(status: StatusCode, message: &str) -> warp::reply::Response {
 /// The 404 text: every route this daemon serves.
 fn not_found_message(routes: &[String]) -> String {
     format!(
-        "not found; webhooks are POSTed to {}; GET /healthz for health",
+        "webhooks are POSTed to {}; GET /healthz for health",
         routes.join(", ")
     )
 }
@@ -69,7 +69,10 @@ pub async fn recover(
     let (status, message) = if let Some(e) = r.find::<ApiError>() {
         (e.status(), e.to_string())
     } else if r.is_not_found() {
-        (StatusCode::NOT_FOUND, not_found_message(&routes))
+        (
+            StatusCode::NOT_FOUND,
+            format!("not found; {}", not_found_message(&routes)),
+        )
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,

@@ -184,11 +184,23 @@ pub fn plan(
         |e| serde_json::json!({ "error": format!("trace could not be serialized: {e}") }),
     );
     record_failures(&mut trace, &failures);
+    record_verification(&mut trace, event);
     Processed {
         event_id: event.id.clone(),
         trace,
         jobs,
         state: written.into_iter().collect(),
+    }
+}
+
+/// The shop and which of its secrets verified the event (`current`, `previous`, `none`), so a
+/// rotated secret can be retired once nothing arrives with it.
+fn record_verification(trace: &mut serde_json::Value, event: &Event) {
+    if let Some(t) = trace.as_object_mut() {
+        t.insert("shop".into(), event.shop.clone().into());
+        if let Some(secret) = &event.secret {
+            t.insert("secret".into(), secret.clone().into());
+        }
     }
 }
 
