@@ -126,13 +126,9 @@ pub async fn run(
         tracing::info!(journal = %path.display(), "listening on http://{addr}");
     }
     let stop = shutdown.clone();
-    server::run(
-        listener,
-        intake,
-        health,
-        limits,
-        async move { stop.cancelled().await },
-    )
+    server::run(listener, intake, health, limits, async move {
+        stop.cancelled().await
+    })
     .await;
     tracing::info!("stopped accepting; finishing pipeline and deliveries, closing the journal");
     drop(watcher);

@@ -63,12 +63,22 @@ impl SourcesConfig {
     /// Shop names are unique path segments; each platform's shops use its own secret keys.
     fn validate(&self) -> Result<(), String> {
         let sellix = &self.sellix;
-        check_pair("sources.sellix", "secret", &sellix.secret, &sellix.previous_secret)?;
+        check_pair(
+            "sources.sellix",
+            "secret",
+            &sellix.secret,
+            &sellix.previous_secret,
+        )?;
         check_shops("sellix", &sellix.shops, sellix.secret.is_set(), |s| {
             (&s.secret, &s.previous_secret, &s.token, "token")
         })?;
         let selldone = &self.selldone;
-        check_pair("sources.selldone", "token", &selldone.token, &selldone.previous_token)?;
+        check_pair(
+            "sources.selldone",
+            "token",
+            &selldone.token,
+            &selldone.previous_token,
+        )?;
         check_shops("selldone", &selldone.shops, selldone.token.is_set(), |s| {
             (&s.token, &s.previous_token, &s.secret, "secret")
         })
@@ -91,7 +101,11 @@ fn check_shops(
     top_level_secret: bool,
     pick: impl Fn(&ShopConfig) -> (&Secret, &Secret, &Secret, &'static str),
 ) -> Result<(), String> {
-    let key = if source == "sellix" { "secret" } else { "token" };
+    let key = if source == "sellix" {
+        "secret"
+    } else {
+        "token"
+    };
     let mut seen = std::collections::HashSet::new();
     for (i, shop) in shops.iter().enumerate() {
         let at = format!("sources.{source}.shops[{i}]");
@@ -592,13 +606,21 @@ mod tests {
         assert_eq!(c.sources.sellix.shops[0].previous_secret.expose(), "b");
         let err = |yaml: &str| parse(yaml).unwrap_err().to_string();
         let msg = err("sources:\n  sellix:\n    shops: [{ name: main, token: a }]\n");
-        assert!(msg.contains("sellix shops have `secret`, not `token`"), "{msg}");
-        let msg = err("sources:\n  sellix:\n    shops: [{ name: a, secret: x }, { name: a, secret: y }]\n");
+        assert!(
+            msg.contains("sellix shops have `secret`, not `token`"),
+            "{msg}"
+        );
+        let msg = err(
+            "sources:\n  sellix:\n    shops: [{ name: a, secret: x }, { name: a, secret: y }]\n",
+        );
         assert!(msg.contains("shop `a` is listed twice"), "{msg}");
         let msg = err("sources:\n  selldone:\n    shops: [{ name: \"a/b\", token: x }]\n");
         assert!(msg.contains("URL path segment"), "{msg}");
         let msg = err("sources:\n  selldone:\n    previous_token: x\n");
-        assert!(msg.contains("previous_token is set but token is not"), "{msg}");
+        assert!(
+            msg.contains("previous_token is set but token is not"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ pub fn run(config: &Config, args: SignArgs) -> anyhow::Result<ExitCode> {
 fn configured_secret(config: &Config, shop: &str, previous: bool) -> anyhow::Result<String> {
     let sellix = Sellix::new(config.sources.sellix.clone());
     let Some(found) = sellix.shops().get(shop) else {
-        let known = sellix.shops().iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let known = sellix
+            .shops()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>();
         anyhow::bail!(
             "no Sellix shop `{shop}` in the configuration (shops: {})",
             known.join(", ")

@@ -11,12 +11,12 @@ use warp::{Buf, Filter, Rejection};
 
 use super::conn::PeerAddr;
 use super::dynamic;
+pub use super::health::SecretCounts;
 use super::rejection::ApiError;
 use crate::event::Timestamp;
 use crate::journal::{Journal, SqliteStore, Store};
 use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Route, Source, Sources};
-pub use super::health::SecretCounts;
 
 /// What the intake route needs; shared by every request.
 pub struct Intake {
@@ -57,8 +57,8 @@ pub fn route(
 }
 
 /// The TCP peer: recorded by our own accept loop ([`super::conn`]), or by warp (`warp::test`).
-fn peer_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = std::convert::Infallible>
-       + Clone {
+fn peer_addr(
+) -> impl Filter<Extract = (Option<SocketAddr>,), Error = std::convert::Infallible> + Clone {
     warp::addr::remote()
         .and(warp::ext::optional::<PeerAddr>())
         .map(|warp: Option<SocketAddr>, ours: Option<PeerAddr>| ours.map(|p| p.0).or(warp))

@@ -70,7 +70,9 @@ pub fn check_allowlist(
     if ip.is_some_and(|ip| allow_ips.contains(&ip)) {
         return Ok(());
     }
-    let shown = ip.map(|i| i.to_string()).unwrap_or_else(|| "unknown".into());
+    let shown = ip
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into());
     Err(IntakeError::Forbidden(format!(
         "client address {shown} is not in sources.{source}.allow_ips"
     )))

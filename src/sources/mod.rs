@@ -3,8 +3,8 @@
 //!
 //! Adding a platform is one file here and one line in [`registry`].
 
-pub mod json;
 pub mod client;
+pub mod json;
 pub mod selldone;
 pub mod sellix;
 pub mod shops;
@@ -181,9 +181,9 @@ pub(crate) fn shop<'a>(
     shops: &'a Shops,
     name: &str,
 ) -> Result<&'a shops::ShopSecrets, IntakeError> {
-    shops.get(name).ok_or_else(|| {
-        IntakeError::UnknownShop(format!("source `{source}` has no shop `{name}`"))
-    })
+    shops
+        .get(name)
+        .ok_or_else(|| IntakeError::UnknownShop(format!("source `{source}` has no shop `{name}`")))
 }
 
 /// A dedupe key that keeps two shops' identical deliveries apart. The shop `default` keeps the

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
+use super::client::{check_allowlist, describe};
 use super::json::{first_text, number, text};
 use super::verify::{digest_hex, token_matches, verified};
-use super::client::{check_allowlist, describe};
 use super::{
     loopback_only, parse_object, IntakeError, IntakeRequest, Route, SecretUsed, Shops, Source,
     Verified, DEFAULT_SHOP,
@@ -85,9 +85,7 @@ impl Source for Selldone {
                 )));
             };
             shop.matching(|expected| token_matches(expected, given))
-                .ok_or_else(|| {
-                    IntakeError::Unauthorized("wrong token in the webhook URL".into())
-                })?
+                .ok_or_else(|| IntakeError::Unauthorized("wrong token in the webhook URL".into()))?
         } else if req.client_is_local(trust) {
             SecretUsed::None
         } else {

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
+use super::client::{check_allowlist, describe};
 use super::json::{number, text};
 use super::verify::{digest_hex, hmac_sha512_matches, verified};
-use super::client::{check_allowlist, describe};
 use super::{
     loopback_only, parse_object, IntakeError, IntakeRequest, Route, SecretUsed, Shops, Source,
     Verified, DEFAULT_SHOP,
@@ -54,7 +54,12 @@ impl Source for Sellix {
         if self.shops.has_default() {
             routes.push("/hooks/sellix".to_string());
         }
-        routes.extend(self.shops.named().iter().map(|n| format!("/hooks/sellix/{n}")));
+        routes.extend(
+            self.shops
+                .named()
+                .iter()
+                .map(|n| format!("/hooks/sellix/{n}")),
+        );
         routes
     }
 

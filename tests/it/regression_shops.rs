@@ -39,7 +39,10 @@ fn signed(secret: &str, body: &[u8]) -> String {
 async fn post_signed(d: &Daemon, path: &str, secret: &str) -> crate::helpers::Answer {
     let body = fixture("sellix/order_paid.json");
     let sig = signed(secret, &body);
-    let headers = [("x-sellix-event", "order:paid"), ("x-sellix-signature", &sig)];
+    let headers = [
+        ("x-sellix-event", "order:paid"),
+        ("x-sellix-signature", &sig),
+    ];
     post(&d.url(path), &headers, body).await
 }
 
@@ -69,7 +72,11 @@ rules:
 
     let sd = fixture("selldone/PaymentOrder.json");
     let a = post(&d.url("/hooks/selldone/us/eu-token"), &[], sd.clone()).await;
-    assert_eq!(a.status, 401, "a token of shop eu on shop us' route: {}", a.json);
+    assert_eq!(
+        a.status, 401,
+        "a token of shop eu on shop us' route: {}",
+        a.json
+    );
     let eu = post(&d.url("/hooks/selldone/eu/eu-token"), &[], sd.clone()).await;
     assert_eq!(eu.status, 200, "{}", eu.json);
     let eu_query = post(&d.url("/hooks/selldone/eu?token=eu-token"), &[], sd).await;
@@ -102,7 +109,10 @@ async fn rotation_accepts_old_and_new_secrets_and_records_which_matched() {
     assert_eq!(old.status, 200, "{}", old.json);
     let body = fixture("sellix/order_created.json");
     let sig = signed("main-new", &body);
-    let headers = [("x-sellix-event", "order:created"), ("x-sellix-signature", &sig)];
+    let headers = [
+        ("x-sellix-event", "order:created"),
+        ("x-sellix-signature", &sig),
+    ];
     let new = post(&d.url("/hooks/sellix/main"), &headers, body).await;
     assert_eq!(new.status, 200, "{}", new.json);
     let bad = post_signed(&d, "/hooks/sellix/main", "never-configured").await;
@@ -117,7 +127,10 @@ async fn rotation_accepts_old_and_new_secrets_and_records_which_matched() {
     assert_eq!(secret_of(&new).as_deref(), Some("current"));
     assert_eq!(secret_of(&us_old).as_deref(), Some("previous"));
     let trace = d.trace(&id(&old)).await;
-    assert_eq!((&trace["shop"], &trace["secret"]), (&"main".into(), &"previous".into()));
+    assert_eq!(
+        (&trace["shop"], &trace["secret"]),
+        (&"main".into(), &"previous".into())
+    );
 
     let expected = serde_json::json!({"current": 1, "previous": 1});
     assert_eq!(d.health().await["secrets"]["sellix/main"], expected);
@@ -137,7 +150,10 @@ async fn the_single_shop_routes_still_work_as_shop_default() {
     let a = post(&d.url("/hooks/sellix"), &headers, body.clone()).await;
     assert_eq!(a.status, 200, "{}", a.json);
     let a2 = post(&d.url("/hooks/sellix/default"), &headers, body).await;
-    assert_eq!((a2.status, a2.json["duplicate"].as_bool()), (200, Some(true)));
+    assert_eq!(
+        (a2.status, a2.json["duplicate"].as_bool()),
+        (200, Some(true))
+    );
     let sd = fixture("selldone/SentOrder.json");
     let b = post(&d.url("/hooks/selldone/sd-token-123"), &[], sd.clone()).await;
     assert_eq!(b.status, 200, "{}", b.json);
@@ -146,7 +162,10 @@ async fn the_single_shop_routes_still_work_as_shop_default() {
     let journal = d.journal();
     for answer in [&a, &b] {
         let e = journal.event(&id(answer)).unwrap().unwrap();
-        assert_eq!((e.shop.as_str(), e.secret.as_deref()), ("default", Some("current")));
+        assert_eq!(
+            (e.shop.as_str(), e.secret.as_deref()),
+            ("default", Some("current"))
+        );
     }
     d.stop().await;
 }
@@ -154,7 +173,12 @@ async fn the_single_shop_routes_still_work_as_shop_default() {
 #[tokio::test]
 async fn regression_unknown_path_is_404_listing_the_routes_not_405() {
     let d = Daemon::start(SHOPS).await;
-    for path in ["/nonexistent", "/hooks/selldone/tok/extra", "/hooks/shopify", "/hooks"] {
+    for path in [
+        "/nonexistent",
+        "/hooks/selldone/tok/extra",
+        "/hooks/shopify",
+        "/hooks",
+    ] {
         let a = post(&d.url(path), &[], b"{}".to_vec()).await;
         assert_eq!(a.status, 404, "{path}: {}", a.json);
         let msg = a.json["error"].as_str().unwrap();
@@ -167,7 +191,10 @@ async fn regression_unknown_path_is_404_listing_the_routes_not_405() {
         ] {
             assert!(msg.contains(route), "{path}: {msg} lacks {route}");
         }
-        assert!(!msg.contains("tok/extra"), "a path token is never echoed: {msg}");
+        assert!(
+            !msg.contains("tok/extra"),
+            "a path token is never echoed: {msg}"
+        );
     }
     let get = reqwest::get(d.url("/nonexistent")).await.unwrap();
     assert_eq!(get.status().as_u16(), 404);
@@ -243,13 +270,24 @@ async fn start_on_all_interfaces(yaml: &str) -> Result<(), String> {
 async fn regression_unsigned_source_on_a_public_listener_refuses_to_start() {
     let err = start_on_all_interfaces("").await.unwrap_err();
     assert!(err.starts_with("refusing to start"), "{err}");
-    assert!(err.contains("sources.sellix shop `default` has no secret"), "{err}");
-    assert!(err.contains("sources.selldone shop `default` has no token"), "{err}");
-    let one_open = "sources:\n  sellix:\n    secret: s\n    shops: [{ name: b }]\n  selldone:\n    token: t\n";
+    assert!(
+        err.contains("sources.sellix shop `default` has no secret"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sources.selldone shop `default` has no token"),
+        "{err}"
+    );
+    let one_open =
+        "sources:\n  sellix:\n    secret: s\n    shops: [{ name: b }]\n  selldone:\n    token: t\n";
     let err = start_on_all_interfaces(one_open).await.unwrap_err();
-    assert!(err.contains("sources.sellix shop `b` has no secret"), "{err}");
+    assert!(
+        err.contains("sources.sellix shop `b` has no secret"),
+        "{err}"
+    );
     assert!(!err.contains("selldone"), "{err}");
-    let allowed = "sources:\n  sellix:\n    allow_unsigned: true\n  selldone:\n    allow_unsigned: true\n";
+    let allowed =
+        "sources:\n  sellix:\n    allow_unsigned: true\n  selldone:\n    allow_unsigned: true\n";
     start_on_all_interfaces(allowed).await.unwrap();
     start_on_all_interfaces("sources:\n  sellix:\n    secret: s\n  selldone:\n    token: t\n")
         .await
