@@ -37,10 +37,6 @@ impl IntakeRequest<'_> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn peer_is_loopback(&self) -> bool {
-        self.peer.is_some_and(|p| p.ip().is_loopback())
-    }
-
     /// The client's address as the shop owner means it: the TCP peer, or with `trust_proxy` the
     /// last `X-Forwarded-For` entry (the one our own proxy appended).
     pub fn client_ip(&self, trust_proxy: bool) -> Option<std::net::IpAddr> {

@@ -195,3 +195,43 @@ fn order_view(p: &Value) -> OrderView {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, ShopConfig};
+
+    fn selldone(default_token: &str) -> Selldone {
+        Selldone::new(SelldoneConfig {
+            token: Secret::new(default_token),
+            shops: vec![ShopConfig {
+                name: "eu".into(),
+                token: Secret::new("eu-token"),
+                ..ShopConfig::default()
+            }],
+            ..SelldoneConfig::default()
+        })
+    }
+
+    fn route(shop: &str, token: Option<&str>) -> Option<Route> {
+        Some(Route {
+            shop: shop.into(),
+            token: token.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn one_segment_is_a_shop_when_one_has_that_name_else_the_default_token() {
+        let s = selldone("tok");
+        assert_eq!(s.route(&[]), route(DEFAULT_SHOP, None));
+        assert_eq!(s.route(&["tok"]), route(DEFAULT_SHOP, Some("tok")));
+        assert_eq!(s.route(&["eu"]), route("eu", None));
+        assert_eq!(s.route(&["eu", "t"]), route("eu", Some("t")));
+        assert_eq!(s.route(&["us", "t"]), None);
+        assert_eq!(s.route(&["eu", "t", "extra"]), None);
+        // With only a list there is no shop `default`: the old routes are 404s.
+        let listed_only = selldone("");
+        assert_eq!(listed_only.route(&["tok"]), None);
+        assert_eq!(listed_only.routes(), vec!["/hooks/selldone/eu/<token>"]);
+    }
+}
