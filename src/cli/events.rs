@@ -25,9 +25,8 @@ pub struct EventsArgs {
 }
 
 fn parse_status(s: &str) -> Result<EventStatus, String> {
-    EventStatus::parse(s).ok_or_else(|| {
-        format!("unknown status `{s}`; use unprocessed, processed or quarantined")
-    })
+    EventStatus::parse(s)
+        .ok_or_else(|| format!("unknown status `{s}`; use unprocessed, processed or quarantined"))
 }
 
 #[derive(Debug, Subcommand)]

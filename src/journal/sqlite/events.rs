@@ -189,8 +189,7 @@ impl RawEvent {
             event_id: event.id.clone(),
             reason: format!("{what}: {e}"),
         };
-        event.payload =
-            serde_json::from_slice(&payload).map_err(|e| unreadable("payload", e))?;
+        event.payload = serde_json::from_slice(&payload).map_err(|e| unreadable("payload", e))?;
         event.order = order_view
             .map(|o| serde_json::from_str::<OrderView>(&o))
             .transpose()

@@ -87,7 +87,10 @@ mod tests {
         let mut store = SqliteStore::open(&path).unwrap();
         let w = Duration::from_secs(60);
         let (a, b) = (incoming("a"), incoming("b"));
-        let writes = [Write::Append(Box::new(a.clone())), Write::Append(Box::new(b.clone()))];
+        let writes = [
+            Write::Append(Box::new(a.clone())),
+            Write::Append(Box::new(b.clone())),
+        ];
         store.write_batch(&writes, w).unwrap();
         let edit = rusqlite::Connection::open(&path).unwrap();
         edit.execute(
@@ -118,6 +121,12 @@ mod tests {
             store.trace(&a.event.id).unwrap().unwrap()["quarantined"]["reason"],
             "order view: broken"
         );
+
+        let prune = Write::Prune {
+            before: Timestamp(i64::MAX),
+        };
+        store.write_batch(&[prune], w).unwrap();
+        assert!(store.event(&a.event.id).is_err(), "kept, still unreadable");
 
         let release = Write::Release(Release::One(a.event.id.clone()));
         store.write_batch(&[release], w).unwrap();

@@ -35,7 +35,10 @@ fn with_value(rel: &str, ptr: &str, value: Value) -> Vec<u8> {
 
 async fn post_signed_sellix(d: &Daemon, event: &str, body: Vec<u8>) -> Answer {
     let sig = sign(&body);
-    let headers = [("x-sellix-event", event), ("x-sellix-signature", sig.as_str())];
+    let headers = [
+        ("x-sellix-event", event),
+        ("x-sellix-signature", sig.as_str()),
+    ];
     post(&d.url("/hooks/sellix"), &headers, body).await
 }
 
@@ -120,7 +123,10 @@ async fn regression_row_corrupted_by_hand_is_quarantined_and_retried_after_a_fix
     let body = with_value("sellix/order_paid.json", "/data/uniqid", "later-1".into());
     let later = event_id(&post_signed_sellix(&d, "order:paid", body).await);
     let trace = d.trace(&later).await;
-    assert_eq!(trace["rules"][0]["matched"], true, "the later event is not blocked");
+    assert_eq!(
+        trace["rules"][0]["matched"], true,
+        "the later event is not blocked"
+    );
     let trace = d.trace(&bad).await;
     let reason = trace["quarantined"]["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("order view: "), "{trace}");
@@ -129,7 +135,10 @@ async fn regression_row_corrupted_by_hand_is_quarantined_and_retried_after_a_fix
     let out = storeflow(&["events", "--status", "quarantined", "--json", "-c", &c]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let listed: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let listed: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(listed.len(), 1, "{text}");
     assert_eq!(listed[0]["id"], bad.as_str());
     assert_eq!(listed[0]["status"], "quarantined");
@@ -138,7 +147,10 @@ async fn regression_row_corrupted_by_hand_is_quarantined_and_retried_after_a_fix
     // Fixed by hand, then handed back: the running daemon processes it.
     edit_row(
         d.dir.path(),
-        &format!("UPDATE events SET order_view = '{}' WHERE id = ?1", original.replace('\'', "''")),
+        &format!(
+            "UPDATE events SET order_view = '{}' WHERE id = ?1",
+            original.replace('\'', "''")
+        ),
         &bad,
     );
     let out = storeflow(&["events", "retry", &bad, "-c", &c]);
@@ -150,7 +162,10 @@ async fn regression_row_corrupted_by_hand_is_quarantined_and_retried_after_a_fix
     .await;
     assert!(logged(&d, &bad).ends_with(" x2"), "{}", logged(&d, &bad));
     let out = storeflow(&["events", "--status", "quarantined", "-c", &c]);
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "no quarantined events");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "no quarantined events"
+    );
     let out = storeflow(&["events", "retry", &bad, "-c", &c]);
     assert_eq!(out.status.code(), Some(1), "nothing left to re-queue");
 }
