@@ -6,6 +6,7 @@
 mod events;
 mod flags;
 mod jobs;
+mod quarantine;
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::{
-    Attempt, Event, EventSummary, Flag, Job, JobStatus, JournalError, SecretCount, Store, Write,
-    Written,
+    Attempt, Event, EventStatus, EventSummary, Flag, Job, JobStatus, JournalError, SecretCount,
+    Store, Unreadable, Write, Written,
 };
 use crate::event::Timestamp;
 
@@ -88,6 +89,15 @@ const MIGRATIONS: &[&str] = &[
         key        TEXT PRIMARY KEY,
         value      TEXT NOT NULL,
         updated_at INTEGER NOT NULL
+    );
+    "#,
+    // Events the pipeline could not read back or plan. A quarantined event is also marked
+    // processed, so it leaves the unprocessed queue; `storeflow events retry` undoes both.
+    r#"
+    CREATE TABLE quarantine (
+        event_id       TEXT PRIMARY KEY,
+        reason         TEXT NOT NULL,
+        quarantined_at INTEGER NOT NULL
     );
     "#,
     // Shops (DESIGN.md §14): the shop an event was posted for, and which of its secrets matched.
@@ -171,6 +181,8 @@ impl Store for SqliteStore {
                 Write::Attempt(a) => Written::Changed(jobs::record_attempt(&tx, a)?),
                 Write::Flag(f) => Written::Changed(flags::add(&tx, f)?),
                 Write::Requeue(r) => Written::Changed(jobs::requeue(&tx, r)?),
+                Write::Quarantine(u) => Written::Changed(quarantine::add(&tx, u)?),
+                Write::Release(r) => Written::Changed(quarantine::release(&tx, r)?),
                 Write::State(key, value) => Written::Changed(jobs::set_state(&tx, key, value)?),
                 Write::Prune { before } => Written::Changed(events::prune(&tx, *before)?),
             });
@@ -180,15 +192,24 @@ impl Store for SqliteStore {
     }
 
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
-        events::recent(&self.conn, None, limit)
+        events::recent(&self.conn, None, None, limit)
     }
 
-    fn recent_events_of_shop(
+    fn events_with_status(
         &self,
-        shop: &str,
+        status: EventStatus,
         limit: usize,
     ) -> Result<Vec<EventSummary>, JournalError> {
-        events::recent(&self.conn, Some(shop), limit)
+        events::recent(&self.conn, Some(status), None, limit)
+    }
+
+    fn events_filtered(
+        &self,
+        status: Option<EventStatus>,
+        shop: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        events::recent(&self.conn, status, shop, limit)
     }
 
     fn secret_counts(&self) -> Result<Vec<SecretCount>, JournalError> {
@@ -199,7 +220,10 @@ impl Store for SqliteStore {
         events::one(&self.conn, id)
     }
 
-    fn unprocessed_events(&self, limit: usize) -> Result<Vec<Event>, JournalError> {
+    fn unprocessed_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<Result<Event, Unreadable>>, JournalError> {
         events::unprocessed(&self.conn, limit)
     }
 
