@@ -441,3 +441,32 @@ async fn regression_headers_that_never_finish_are_closed_after_header_timeout() 
     assert!(closed, "connection still open after {took:?}");
     assert!(took < Duration::from_secs(5), "closed only after {took:?}");
 }
+
+#[tokio::test]
+async fn start_up_logs_deliveries_per_secret_so_the_old_one_can_be_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), SHOPS, 1024);
+    let body = fixture("sellix/order_paid.json");
+    let sig = signed("main-old", &body);
+    let headers = [
+        ("x-sellix-event", "order:paid"),
+        ("x-sellix-signature", &sig),
+    ];
+    let url = format!("{}/hooks/sellix/main", served.base);
+    assert_eq!(post(&url, &headers, body).await.status, 200);
+    drop(served);
+    let served = Served::start(dir.path(), SHOPS, 1024);
+    let line = served
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("journaled deliveries per secret") && l.contains("shop=main"))
+        .cloned()
+        .expect("a start-up line for shop main");
+    assert!(
+        line.contains("current=0") && line.contains("previous=1"),
+        "{line}"
+    );
+    assert!(line.contains("rotating=true"), "{line}");
+}
