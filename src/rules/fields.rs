@@ -161,7 +161,8 @@ pub fn rhai_paths(src: &str) -> Vec<Vec<(usize, &str)>> {
             if bytes.get(i + dot) != Some(&b'.') {
                 break;
             }
-            let seg_start = i + dot + 1 + (src[i + dot + 1..].len() - src[i + dot + 1..].trim_start().len());
+            let seg_start =
+                i + dot + 1 + (src[i + dot + 1..].len() - src[i + dot + 1..].trim_start().len());
             if !bytes.get(seg_start).is_some_and(|c| is_ident_start(*c)) {
                 break;
             }
@@ -179,12 +180,28 @@ pub fn rhai_paths(src: &str) -> Vec<Vec<(usize, &str)>> {
     out
 }
 
+/// Reports every unknown `event.`/`order.` field an `if:` expression reads, at its position
+/// in the file (`at` is where the expression's YAML value starts).
+pub fn report_rhai(src: &str, at: (usize, usize), d: &mut super::diag::FileDiags<'_>) {
+    for path in rhai_paths(src) {
+        let segs: Vec<&str> = path.iter().map(|s| s.1).collect();
+        if let Err(e) = check(&segs) {
+            let inner = super::template::offset_pos(src, path[e.segment].0);
+            let pos = d.inner(at, inner);
+            d.error(pos, format!("`if` reads {}", e.message), Some(e.hint));
+        }
+    }
+}
+
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
 }
 
 fn ident_end(bytes: &[u8], mut i: usize) -> usize {
-    while bytes.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+    while bytes
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
         i += 1;
     }
     i
@@ -245,9 +262,16 @@ mod tests {
     #[test]
     fn leaves_and_lists_have_no_named_fields() {
         let e = check(&p("order.total.amount")).unwrap_err();
-        assert_eq!(e.message, "`order.total` is a number; it has no field `amount`");
+        assert_eq!(
+            e.message,
+            "`order.total` is a number; it has no field `amount`"
+        );
         let e = check(&p("order.items.title")).unwrap_err();
-        assert!(e.message.contains("`order.items` is a list"), "{}", e.message);
+        assert!(
+            e.message.contains("`order.items` is a list"),
+            "{}",
+            e.message
+        );
     }
 
     /// The shapes follow the real types: every field `OrderView` serializes is known here.
@@ -290,9 +314,31 @@ mod tests {
             .collect();
         assert_eq!(
             found,
-            ["order.customer.email", "order.totl", "event.kind", "order.items"]
+            [
+                "order.customer.email",
+                "order.totl",
+                "event.kind",
+                "order.items"
+            ]
         );
         let totl = &rhai_paths(src)[1];
         assert_eq!(&src[totl[1].0..totl[1].0 + 4], "totl");
+    }
+
+    #[test]
+    fn regression_misspelt_field_in_if_is_reported_at_its_position() {
+        let text = "rules:\n  - name: a\n    if: 'order.totl > 3 && order.total > 1'\n";
+        let mut d = crate::rules::diag::FileDiags::new(std::path::Path::new("r.yaml"), text);
+        d.rule = Some("a".into());
+        report_rhai("order.totl > 3 && order.total > 1", (3, 9), &mut d);
+        assert_eq!(d.out.len(), 1, "{:?}", d.out);
+        let shown = d.out[0].to_string();
+        assert!(
+            shown.starts_with(
+                "r.yaml:3:16: error: `if` reads unknown field `totl` in `order.totl` (rule `a`)"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains("hint: did you mean `total`?"), "{shown}");
     }
 }
