@@ -8,10 +8,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = storeflow::cli::Cli::parse();
+    let level = cli.default_log_filter();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

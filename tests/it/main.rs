@@ -16,6 +16,7 @@ mod helpers;
 mod intake;
 mod receivers;
 mod regression_quarantine;
+mod regression_rulecheck;
 mod rules;
 mod scripts;
 mod sources;
