@@ -1,4 +1,5 @@
-//! `storeflow events [--json] [--limit N]` and `storeflow events show ID`.
+//! `storeflow events [--json] [--limit N]` and `storeflow events show ID [--json]`
+//! (see [`super::event_show`]).
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Config;
 use crate::journal::{SqliteStore, Store};
+use crate::outln;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -22,52 +24,48 @@ pub struct EventsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// Show one event in full, with the rules' trace and its jobs (JSON)
-    Show { id: String },
+    /// Show one event: which rules fired and why the others did not, its jobs and where each
+    /// email went
+    Show {
+        id: String,
+        /// Everything the journal holds instead (event with payload, trace, jobs) as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open_existing(&config.journal_path())?;
-    if let Some(EventsCommand::Show { id }) = args.show {
-        let Some(event) = store.event(&id)? else {
-            eprintln!("no event with id {id}");
-            return Ok(ExitCode::from(1));
-        };
-        let shown = serde_json::json!({
-            "event": event,
-            "trace": store.trace(&id)?,
-            "jobs": store.jobs(Some(&id), None, 1000)?,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&shown).context("printing the event")?
-        );
-        return Ok(ExitCode::SUCCESS);
+    if let Some(EventsCommand::Show { id, json }) = args.show {
+        return super::event_show::run(config, &store, &id, json || args.json);
     }
     let events = store.recent_events(args.limit)?;
     if args.json {
         for e in &events {
-            println!("{}", serde_json::to_string(e).context("printing an event")?);
+            outln!("{}", serde_json::to_string(e).context("printing an event")?)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     if events.is_empty() {
-        println!("no events yet");
+        outln!("no events yet")?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<24}  {:<36}  {:<28}  {:<20}  ORDER",
-        "RECEIVED", "ID", "TOPIC", "CANONICAL"
-    );
+        "RECEIVED",
+        "ID",
+        "TOPIC",
+        "CANONICAL"
+    )?;
     for e in &events {
-        println!(
+        outln!(
             "{:<24}  {:<36}  {:<28}  {:<20}  {}",
             e.received_at.to_rfc3339(),
             e.id,
             e.topic,
             e.canonical.as_deref().unwrap_or("-"),
             e.order_id.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

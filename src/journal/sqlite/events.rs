@@ -172,3 +172,15 @@ pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, Journal
         [before.millis()],
     )?)
 }
+
+/// Which of `ids` are still in the journal.
+pub(super) fn existing(conn: &Connection, ids: &[String]) -> Result<Vec<String>, JournalError> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?;
+    let mut found = Vec::new();
+    for id in ids {
+        if stmt.exists([id])? {
+            found.push(id.clone());
+        }
+    }
+    Ok(found)
+}

@@ -242,8 +242,9 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
     let due = store.due_jobs(Timestamp::now(), 10).unwrap();
     assert_eq!((due.len(), due[0].id, due[0].attempts), (1, second, 0));
 
-    // Flags are unique per (source, order, kind).
+    // Flags are unique per (source, order, kind, rule).
     let flag = Flag {
+        id: 0,
         source: "sellix".into(),
         order_id: "inv-1".into(),
         kind: "dispute".into(),
@@ -251,13 +252,24 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
         event_id: a.event.id.clone(),
         rule: "r".into(),
         created_at: Timestamp(5),
+        resolved_at: None,
     };
     let out = store
         .write_batch(&[Write::Flag(flag.clone()), Write::Flag(flag.clone())], w)
         .unwrap();
     assert_eq!(out, vec![Written::Changed(1), Written::Changed(0)]);
-    assert_eq!(store.flags(Some("dispute"), 10).unwrap(), vec![flag]);
-    assert!(store.flags(Some("fraud"), 10).unwrap().is_empty());
+    let stored = store.flags(Some("dispute"), FlagFilter::Open, 10).unwrap();
+    assert_eq!(
+        stored,
+        vec![Flag {
+            id: stored[0].id,
+            ..flag
+        }]
+    );
+    assert!(store
+        .flags(Some("fraud"), FlagFilter::All, 10)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
