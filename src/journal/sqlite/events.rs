@@ -145,18 +145,19 @@ impl RawEvent {
 }
 
 /// Retention: deletes old events that need nothing more (processed, no job left, no flag), with
-/// their traces and finished jobs. Dead letters and flagged orders keep their events.
+/// their traces and finished jobs (done, dismissed or replanned). Dead letters and flagged orders
+/// keep their events.
 pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, JournalError> {
     let old = "SELECT id FROM events WHERE received_at < ?1 AND processed_at IS NOT NULL";
     tx.execute(
         &format!(
             "DELETE FROM attempts WHERE job_id IN
-               (SELECT id FROM jobs WHERE status = 'done' AND event_id IN ({old}))"
+               (SELECT id FROM jobs WHERE status IN ('done', 'dismissed', 'replanned') AND event_id IN ({old}))"
         ),
         [before.millis()],
     )?;
     tx.execute(
-        &format!("DELETE FROM jobs WHERE status = 'done' AND event_id IN ({old})"),
+        &format!("DELETE FROM jobs WHERE status IN ('done', 'dismissed', 'replanned') AND event_id IN ({old})"),
         [before.millis()],
     )?;
     let unneeded = format!(
