@@ -197,6 +197,10 @@ mod tests {
         let rotates = std::fs::metadata(&file).unwrap().created().is_ok();
         let later = SystemTime::now() + Duration::from_secs(1);
         if rotates {
+            // Created before the cut-off, but written to after it: rotated, not deleted.
+            let f = std::fs::File::options().append(true).open(&file).unwrap();
+            f.set_modified(SystemTime::now() + Duration::from_secs(3600))
+                .unwrap();
             rotate(&file, later);
             assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "first\n");
             assert!(!file.exists());

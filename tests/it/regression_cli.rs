@@ -287,7 +287,8 @@ async fn regression_retention_removes_old_eml_files_and_dynamic_answers() {
     let id = post_shipped(&d).await;
     job_of(&d, &id, "mail-buyer", JobStatus::Done).await;
     let mail = d.dir.path().join("data/mail");
-    let key = format!("dynamic:{id}");
+    // The key the intake keeps a dynamic product's answer under.
+    let key = storeflow::server::dynamic::state_key(&id);
     d.journal()
         .write_batch(
             &[Write::State(key.clone(), serde_json::json!("answer"))],

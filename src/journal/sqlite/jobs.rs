@@ -231,14 +231,14 @@ pub(super) fn record_attempt(tx: &Connection, a: &AttemptOutcome) -> Result<usiz
     Ok(changed)
 }
 
-/// Puts dead (or done, by id) jobs back in the queue, due now, with a fresh retry schedule. The
+/// Puts dead (or, by id, done or dismissed) jobs back in the queue, due now, with a fresh retry schedule. The
 /// attempts already made stay in `attempts`.
 pub(super) fn requeue(tx: &Connection, r: &Requeue) -> Result<usize, JournalError> {
     let now = Timestamp::now().millis();
     let changed = match r {
         Requeue::One(id) => tx.execute(
             "UPDATE jobs SET status = 'pending', attempts = 0, next_at = ?2, updated_at = ?2
-             WHERE id = ?1 AND status IN ('dead', 'done')",
+             WHERE id = ?1 AND status IN ('dead', 'done', 'dismissed')",
             params![id, now],
         )?,
         Requeue::AllDead => tx.execute(
