@@ -116,10 +116,34 @@ fn job_line(config: &Config, store: &SqliteStore, job: &Job) -> anyhow::Result<(
             }
         }
     }
+    if job.kind == "slack" {
+        outln!("      {}", slack_destination(config, &job.params))?;
+    }
     if let Some(e) = &job.last_error {
         outln!("      last error: {e}")?;
     }
     Ok(())
+}
+
+/// Where the Slack action sends (the order of `actions::slack`); webhook URLs are secrets and
+/// are never printed.
+fn slack_destination(config: &Config, params: &Value) -> String {
+    let channel = params["channel"].as_str().unwrap_or("");
+    if params["webhook_url"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty())
+    {
+        "to the rule's own incoming webhook".into()
+    } else if config.slack.webhook_url.is_set() {
+        "to the incoming webhook of slack.webhook_url".into()
+    } else if config.slack.bot_token.is_set() {
+        format!("chat.postMessage to {channel}")
+    } else {
+        format!(
+            "a line in {} (no Slack configured)",
+            config.data_dir.join("slack.jsonl").display()
+        )
+    }
 }
 
 /// `to`, `cc` and `bcc` as written in the job (a string or a list).

@@ -323,7 +323,7 @@ async fn regression_retention_removes_old_eml_files_and_dynamic_answers() {
 
 #[tokio::test]
 async fn regression_events_show_starts_with_a_summary_for_people() {
-    let rules = "rules:\n  - name: mail-buyer\n    on: order.shipped\n    actions:\n      - email: { to: \"{{ order.customer.email }}\", subject: shipped, body: hi }\n  - name: big-orders\n    on: order.shipped\n    match:\n      order.total: { gte: 1000000 }\n    actions:\n      - log: { message: big }\n";
+    let rules = "rules:\n  - name: mail-buyer\n    on: order.shipped\n    actions:\n      - email: { to: \"{{ order.customer.email }}\", subject: shipped, body: hi }\n      - slack: { text: shipped }\n  - name: big-orders\n    on: order.shipped\n    match:\n      order.total: { gte: 1000000 }\n    actions:\n      - log: { message: big }\n";
     let d = Daemon::start_in(dir_with_rules("r.yaml", rules), SECURED).await;
     let id = post_shipped(&d).await;
     job_of(&d, &id, "mail-buyer", JobStatus::Done).await;
@@ -348,6 +348,10 @@ async fn regression_events_show_starts_with_a_summary_for_people() {
         .unwrap_or_else(|| panic!("no .eml path: {shown}"));
     assert!(eml.ends_with(".eml") && Path::new(eml).exists(), "{eml}");
     assert!(!shown.contains("\"payload\""), "no JSON dump: {shown}");
+    assert!(
+        shown.contains("slack.jsonl (no Slack configured)"),
+        "{shown}"
+    );
 
     let out = storeflow(&c, &["events", "show", &id, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
