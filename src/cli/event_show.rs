@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::actions::JobContext;
 use crate::config::Config;
 use crate::event::Event;
-use crate::journal::{Job, JobStatus, SqliteStore, Store};
+use crate::journal::{EventStatus, Job, JobStatus, SqliteStore, Store};
 use crate::outln;
 use crate::rules::Miss;
 
@@ -31,7 +31,11 @@ pub fn run(config: &Config, store: &SqliteStore, id: &str, json: bool) -> anyhow
         return Ok(ExitCode::SUCCESS);
     }
     header(&event)?;
-    rules(trace.as_ref())?;
+    let quarantined = match trace {
+        Some(_) => None,
+        None => quarantine_reason(store, id)?,
+    };
+    rules(trace.as_ref(), quarantined)?;
     outln!("\njobs")?;
     if jobs.is_empty() {
         outln!("  none")?;
@@ -59,9 +63,21 @@ fn header(e: &Event) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why the event is quarantined, if it is.
+fn quarantine_reason(store: &SqliteStore, id: &str) -> anyhow::Result<Option<String>> {
+    let all = store.events_with_status(EventStatus::Quarantined, usize::MAX >> 1)?;
+    Ok(all
+        .into_iter()
+        .find(|e| e.id == id)
+        .map(|e| e.reason.unwrap_or_default()))
+}
+
 /// One line per candidate rule: fired, or the first condition that failed.
-fn rules(trace: Option<&Value>) -> std::io::Result<()> {
+fn rules(trace: Option<&Value>, quarantined: Option<String>) -> std::io::Result<()> {
     outln!("\nrules")?;
+    if let Some(reason) = quarantined {
+        return outln!("  quarantined, not planned: {reason} (see `storeflow events retry`)");
+    }
     let Some(trace) = trace else {
         return outln!("  not processed yet (is the daemon running?)");
     };

@@ -1,5 +1,5 @@
-//! `storeflow events [--json] [--limit N]` and `storeflow events show ID [--json]`
-//! (see [`super::event_show`]).
+//! `storeflow events [--json] [--status S] [--limit N]`, `storeflow events show ID [--json]`
+//! (see [`super::event_show`]) and `storeflow events retry ID|--quarantined`.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::journal::{SqliteStore, Store};
+use crate::journal::{EventStatus, Release, SqliteStore, Store, Write, Written};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -17,9 +17,17 @@ pub struct EventsArgs {
     /// One JSON object per line
     #[arg(long)]
     pub json: bool,
+    /// Only events in this state: unprocessed, processed or quarantined
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<EventStatus>,
     /// How many events to list
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+}
+
+fn parse_status(s: &str) -> Result<EventStatus, String> {
+    EventStatus::parse(s)
+        .ok_or_else(|| format!("unknown status `{s}`; use unprocessed, processed or quarantined"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,14 +40,29 @@ pub enum EventsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Hand a quarantined event (or every one) back to the pipeline, after fixing what kept it
+    /// from being read or planned; the running daemon processes it
+    Retry {
+        /// The quarantined event to re-queue
+        id: Option<String>,
+        /// Re-queue every quarantined event
+        #[arg(long, conflicts_with = "id")]
+        quarantined: bool,
+    },
 }
 
 pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open_existing(&config.journal_path())?;
+    let mut store = SqliteStore::open_existing(&config.journal_path())?;
+    if let Some(EventsCommand::Retry { id, quarantined }) = args.show {
+        return retry(config, &mut store, id, quarantined);
+    }
     if let Some(EventsCommand::Show { id, json }) = args.show {
         return super::event_show::run(config, &store, &id, json || args.json);
     }
-    let events = store.recent_events(args.limit)?;
+    let events = match args.status {
+        Some(status) => store.events_with_status(status, args.limit)?,
+        None => store.recent_events(args.limit)?,
+    };
     if args.json {
         for e in &events {
             outln!("{}", serde_json::to_string(e).context("printing an event")?)?;
@@ -47,25 +70,63 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if events.is_empty() {
-        outln!("no events yet")?;
+        match args.status {
+            Some(status) => outln!("no {} events", status.as_str())?,
+            None => outln!("no events yet")?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "{:<24}  {:<36}  {:<28}  {:<20}  ORDER",
+        "{:<24}  {:<36}  {:<28}  {:<20}  {:<12}  ORDER",
         "RECEIVED",
         "ID",
         "TOPIC",
-        "CANONICAL"
+        "CANONICAL",
+        "STATUS"
     )?;
     for e in &events {
         outln!(
-            "{:<24}  {:<36}  {:<28}  {:<20}  {}",
+            "{:<24}  {:<36}  {:<28}  {:<20}  {:<12}  {}",
             e.received_at.to_rfc3339(),
             e.id,
             e.topic,
             e.canonical.as_deref().unwrap_or("-"),
+            e.status.as_str(),
             e.order_id.as_deref().unwrap_or("-"),
         )?;
+        if let Some(reason) = &e.reason {
+            outln!("    quarantined: {reason}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `events retry`: quarantined events become unprocessed again.
+fn retry(
+    config: &Config,
+    store: &mut SqliteStore,
+    id: Option<String>,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
+    let which = match (id, all) {
+        (Some(id), _) => Release::One(id),
+        (None, true) => Release::AllQuarantined,
+        (None, false) => {
+            anyhow::bail!("say which: `storeflow events retry ID` or `--quarantined`")
+        }
+    };
+    let out = store.write_batch(&[Write::Release(which)], config.intake.dedupe_window)?;
+    let n = match out.first() {
+        Some(Written::Changed(n)) => *n,
+        _ => 0,
+    };
+    outln!(
+        "re-queued {n} quarantined event{}",
+        if n == 1 { "" } else { "s" }
+    )?;
+    Ok(if n == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

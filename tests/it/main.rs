@@ -16,6 +16,7 @@ mod helpers;
 mod intake;
 mod receivers;
 mod regression_cli;
+mod regression_quarantine;
 mod rules;
 mod scripts;
 mod sources;
