@@ -19,9 +19,27 @@ fn main() -> ExitCode {
         .init();
     match storeflow::cli::run(cli) {
         Ok(code) => code,
+        // `storeflow events | head -1`: the reader has what it wanted; not an error.
+        Err(e) if storeflow::cli::output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, joined with ": ", each said once: a cause whose text the message
+/// above it already contains (an error that prints its source itself) is not repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if out.contains(&cause) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&cause);
+    }
+    out
 }

@@ -15,6 +15,7 @@ mod end_to_end;
 mod helpers;
 mod intake;
 mod receivers;
+mod regression_cli;
 mod regression_quarantine;
 mod regression_rulecheck;
 mod rules;
