@@ -5,13 +5,22 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing::Level;
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::prelude::*;
 
-/// Crates that log request lines, URLs or raw bytes at TRACE: a Selldone token sits in the
-/// webhook path and a Slack webhook URL is a credential. Capped at DEBUG whatever `RUST_LOG`
-/// says (their TRACE output is for their own developers, not for storeflow's users).
-const CAPPED_AT_DEBUG: &[&str] = &["warp", "hyper", "hyper_util", "reqwest", "h2", "rustls"];
+/// Crates that log request paths, query strings, URLs or raw bytes below INFO or DEBUG: a
+/// Selldone token sits in the webhook path (warp logs `param?: "<token>"` at TRACE and an
+/// undecodable query string at DEBUG) and a Slack webhook URL is a credential. These caps hold
+/// whatever `RUST_LOG` says: that output is for those crates' developers, not storeflow's users.
+const CAPS: &[(&str, Level)] = &[
+    ("warp", Level::INFO),
+    ("hyper", Level::DEBUG),
+    ("hyper_util", Level::DEBUG),
+    ("reqwest", Level::DEBUG),
+    ("h2", Level::DEBUG),
+    ("rustls", Level::DEBUG),
+];
 
 fn main() -> ExitCode {
     let cli = storeflow::cli::Cli::parse();
@@ -25,16 +34,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// `RUST_LOG` (default `info`) to stderr, with [`CAPPED_AT_DEBUG`] applied on top.
+/// `RUST_LOG` (default `info`) to stderr, with [`CAPS`] applied on top.
 fn init_logging() {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let capped = filter_fn(|meta| {
-        *meta.level() != tracing::Level::TRACE
-            || !CAPPED_AT_DEBUG.iter().any(|c| {
-                meta.target()
-                    .strip_prefix(c)
+        let target = meta.target();
+        CAPS.iter()
+            .find(|(krate, _)| {
+                target
+                    .strip_prefix(krate)
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
             })
+            .is_none_or(|(_, cap)| meta.level() <= cap)
     });
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

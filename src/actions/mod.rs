@@ -97,7 +97,10 @@ impl ActionError {
         Self::retryable_after(message, None)
     }
 
-    pub fn retryable_after(message: impl Into<String>, retry_after: Option<Duration>) -> ActionError {
+    pub fn retryable_after(
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> ActionError {
         ActionError::Retryable {
             message: redact::clean(&message.into()),
             retry_after,

@@ -137,8 +137,14 @@ mod tests {
         let msg = "slack webhook: error sending request for url \
                    (https://hooks.slack.com/services/T0ABC123/B0DEF456/aBcDeFgHiJkLmNoPqRsTuVwX)";
         let out = clean(msg);
-        assert!(!out.contains("T0ABC123") && !out.contains("aBcDeFgHiJkLmNoPqRsTuVwX"), "{out}");
-        assert!(out.contains("https://hooks.slack.com/services/***/***/***)"), "{out}");
+        assert!(
+            !out.contains("T0ABC123") && !out.contains("aBcDeFgHiJkLmNoPqRsTuVwX"),
+            "{out}"
+        );
+        assert!(
+            out.contains("https://hooks.slack.com/services/***/***/***)"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -155,7 +161,10 @@ mod tests {
 
     #[test]
     fn regression_control_characters_cannot_forge_log_lines() {
-        assert_eq!(escape_controls("a\r\nINFO forged\0"), "a\\r\\nINFO forged\\0");
+        assert_eq!(
+            escape_controls("a\r\nINFO forged\0"),
+            "a\\r\\nINFO forged\\0"
+        );
         assert_eq!(clean("plain"), "plain");
     }
 

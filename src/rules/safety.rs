@@ -163,12 +163,16 @@ fn check_env_refs(kind: &str, name: &str, value: &Node, d: &mut FileDiags<'_>) {
             let at = d.inner(pos(node), offset_pos(text, r.at));
             if !actions::secret_ref(kind, name) {
                 let msg = format!("`${{{}}}` is not expanded in `{name}` of `{kind}`", r.name);
-                let hint = "`${VAR}` is expanded in http `url`, `headers`, `sign_secret` and slack \
+                let hint =
+                    "`${VAR}` is expanded in http `url`, `headers`, `sign_secret` and slack \
                             `webhook_url` only; write `$${` for a literal `${`";
                 d.warning(at, msg, Some(hint.into()));
             } else if !r.has_default && std::env::var(r.name).map_or(true, |v| v.is_empty()) {
                 let msg = format!("environment variable `{}` is not set", r.name);
-                let hint = format!("set `{}` where storeflow runs, or write `${{{}:-default}}`", r.name, r.name);
+                let hint = format!(
+                    "set `{}` where storeflow runs, or write `${{{}:-default}}`",
+                    r.name, r.name
+                );
                 d.error(at, msg, Some(hint));
             }
         }
@@ -194,7 +198,9 @@ fn check_url_host(url: &str, node: &Node, allow_hosts: &[String], d: &mut FileDi
             d.error(
                 pos(node),
                 format!("host `{host}` is not in `http.allow_hosts`"),
-                Some(format!("add `{host}` to `http.allow_hosts` in storeflow.yaml")),
+                Some(format!(
+                    "add `{host}` to `http.allow_hosts` in storeflow.yaml"
+                )),
             );
         }
     }

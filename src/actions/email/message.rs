@@ -83,23 +83,23 @@ fn add_recipients(
 /// a buyer who types a second address into a form field must not get a copy sent anywhere.
 fn mailbox(p: &Params<'_>, name: &str, addr: &str) -> Result<Mailbox, ActionError> {
     let shown = addr.escape_debug();
-    let parsed: Mailbox = addr
-        .parse()
-        .map_err(|e| p.error(name, format!("`{shown}` is not an email address ({e})")))?;
+    let text = addr.trim();
     // lettre's parser stops after the first mailbox and ignores the rest of the text, so check
     // that the mailbox is all there is: the bare address, or `display name <address>`.
-    let email = parsed.email.to_string();
-    let text = addr.trim();
-    if text == email || text.ends_with(&format!("<{email}>")) {
-        Ok(parsed)
-    } else {
-        Err(p.error(
+    let parsed = text
+        .parse::<Mailbox>()
+        .ok()
+        .filter(|m| text == m.email.to_string() || text.ends_with(&format!("<{}>", m.email)));
+    match parsed {
+        Some(mailbox) => Ok(mailbox),
+        None if text.contains([',', ';']) || text.matches('@').count() > 1 => Err(p.error(
             name,
             format!(
                 "`{shown}` is not exactly one mailbox (a list or a group?); \
                  give one address per item (a YAML list for several)"
             ),
-        ))
+        )),
+        None => Err(p.error(name, format!("`{shown}` is not an email address"))),
     }
 }
 
@@ -245,7 +245,10 @@ mod tests {
                 let p = Params::new("email", &v).unwrap();
                 let e = build(&p, &from(), &job(), false).unwrap_err();
                 let msg = e.to_string();
-                assert!(!e.is_retryable() && msg.contains(&format!("`{field}`")), "{to}: {msg}");
+                assert!(
+                    !e.is_retryable() && msg.contains(&format!("`{field}`")),
+                    "{to}: {msg}"
+                );
                 assert!(!msg.contains('\n'), "{msg}");
             }
         }
