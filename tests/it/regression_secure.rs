@@ -471,3 +471,48 @@ rules:
         }
     }
 }
+
+#[tokio::test]
+async fn regression_unreachable_slack_webhook_url_stays_out_of_last_error() {
+    let port = crate::receivers::closed_port();
+    let url = format!("http://127.0.0.1:{port}{SLACK_PATH}");
+    let yaml =
+        format!("{SECURED}slack:\n  webhook_url: {url}\ndelivery:\n  retry_schedule: [1h]\n");
+    let rules =
+        "rules:\n  - name: ping\n    on: order.paid\n    actions:\n      - slack: { text: hi }\n";
+    let d = Daemon::start_in(dir_with_rules("r.yaml", rules), &yaml).await;
+    let id = post_paid(&d.base, paid_body("b@example.com", json!({}))).await;
+    let job = crate::helpers::wait_for("a failed attempt", || {
+        let jobs = d.journal().jobs(Some(&id), None, 10).unwrap();
+        jobs.into_iter().find(|j| j.attempts >= 1)
+    })
+    .await;
+    let error = job.last_error.unwrap();
+    assert!(error.starts_with("slack webhook: "), "{error}");
+    assert!(
+        !error.contains("SECRET") && !error.contains("slackpathsecret987"),
+        "{error}"
+    );
+    d.stop().await;
+}
+
+#[test]
+fn regression_unset_secret_variable_is_a_check_error_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "rules:\n  - name: erp\n    on: order.paid\n    actions:\n      - http:\n          url: https://erp.example.com/hook\n          sign_secret: \"${STOREFLOW_TEST_NEVER_SET}\"\n";
+    crate::helpers::write_rules(dir.path(), "r.yaml", rules);
+    let config = dir.path().join("storeflow.yaml");
+    let rules_dir = dir.path().join("rules");
+    std::fs::write(&config, format!("rules_dir: {}\n", rules_dir.display())).unwrap();
+    let (code, out) = storeflow(&["check", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "r.yaml:7:25: error: environment variable `STOREFLOW_TEST_NEVER_SET` is not set"
+        ),
+        "{out}"
+    );
+    let set = [("STOREFLOW_TEST_NEVER_SET", "x")];
+    let (code, out) = storeflow(&["check", "-c", config.to_str().unwrap()], &set);
+    assert_eq!(code, 0, "{out}");
+}
