@@ -436,7 +436,7 @@ fn compile_str(
 }
 
 /// An email recipient string: the rule author's comma-separated list split now (see
-/// [`safety::split_recipients`]), one template per recipient.
+/// [`safety::split_recipients`]), one template per recipient (a list of them when several).
 fn compile_recipients(
     source: &str,
     v: &Node,
@@ -444,6 +444,10 @@ fn compile_recipients(
     d: &mut FileDiags<'_>,
 ) -> Param {
     let pieces = safety::split_recipients(source);
+    if pieces.len() < 2 {
+        // One recipient stays a string, as written (rule tests compare it as such).
+        return compile_str(source, (0, 0), Escape::None, v, c, d);
+    }
     Param::Seq(
         pieces
             .into_iter()
