@@ -266,6 +266,47 @@ mod tests {
         }
     }
 
+    /// Each parameter's escaping applies to interpolated values only, never to the template text.
+    #[test]
+    fn regression_interpolated_values_are_escaped_per_parameter() {
+        use super::super::template::{Escape, Templates};
+        let mut t = Templates::new();
+        let ctx = minijinja::context! { payload => minijinja::context! { v => "<!channel> & ${HOME} <b>" } };
+        let cases = [
+            (
+                "email",
+                "html",
+                "<p>{{ payload.v }}</p>",
+                "<p>&lt;!channel&gt; &amp; ${HOME} &lt;b&gt;</p>",
+            ),
+            (
+                "slack",
+                "text",
+                "<!here> {{ payload.v }}",
+                "<!here> &lt;!channel&gt; &amp; ${HOME} &lt;b&gt;",
+            ),
+            (
+                "http",
+                "sign_secret",
+                "${ERP}{{ payload.v }}",
+                "${ERP}<!channel> & $${HOME} <b>",
+            ),
+            (
+                "email",
+                "subject",
+                "{{ payload.v }}",
+                "<!channel> & ${HOME} <b>",
+            ),
+        ];
+        for (i, (kind, param, source, want)) in cases.into_iter().enumerate() {
+            let escape: Escape = actions::escaping(kind, param);
+            let p = t
+                .compile(format!("t{i}{}", escape.suffix()), source)
+                .unwrap();
+            assert_eq!(t.render(&p, &ctx).unwrap(), want, "{kind}.{param}");
+        }
+    }
+
     #[test]
     fn hosts_match_exactly_or_by_wildcard() {
         let allow = vec!["erp.example.com".to_string(), "*.shop.example".to_string()];
