@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One journaled webhook, normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,8 +69,14 @@ pub struct Customer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub title: String,
-    /// Whole quantities read as integers (`2`, not `2.0`) in templates and JSON.
-    #[serde(serialize_with = "whole_as_int")]
+    /// Whole quantities read as integers (`2`, not `2.0`) in templates and JSON. Always finite:
+    /// sources read a non-finite or unparsable quantity as 1 (the same as a missing one), and a
+    /// stored `null` (written by versions that let `"NaN"` through) reads back as 1 too.
+    #[serde(
+        serialize_with = "whole_as_int",
+        deserialize_with = "quantity_or_one",
+        default = "one"
+    )]
     pub quantity: f64,
     pub price: Option<f64>,
 }
@@ -79,6 +85,15 @@ pub struct Item {
 pub struct Shop {
     pub id: String,
     pub name: String,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn quantity_or_one<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let n = Option::<f64>::deserialize(d)?;
+    Ok(n.filter(|n| n.is_finite()).unwrap_or(1.0))
 }
 
 fn whole_as_int<S: Serializer>(n: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -266,6 +281,19 @@ mod tests {
         assert_eq!(selldone_canonical("SentOrder"), Some("order.shipped"));
         assert_eq!(selldone_canonical("ToCustomer"), Some("order.delivered"));
         assert_eq!(selldone_canonical("Unknown"), None);
+    }
+
+    #[test]
+    fn regression_null_quantity_in_a_stored_order_view_reads_back() {
+        let stored = r#"{"id":"1","status":"","total":null,"currency":"","customer":{"email":"","name":"","phone":""},
+            "items":[{"title":"a","quantity":null,"price":null},{"title":"b","quantity":3,"price":2.5}],
+            "shop":{"id":"","name":""}}"#;
+        let view: OrderView = serde_json::from_str(stored).unwrap();
+        assert_eq!(view.items[0].quantity, 1.0);
+        assert_eq!(view.items[1].quantity, 3.0);
+        let again: OrderView =
+            serde_json::from_str(&serde_json::to_string(&view).unwrap()).unwrap();
+        assert_eq!(again, view);
     }
 
     #[test]

@@ -24,7 +24,7 @@ const CAPS: &[(&str, Level)] = &[
 
 fn main() -> ExitCode {
     let cli = storeflow::cli::Cli::parse();
-    init_logging();
+    init_logging(cli.default_log_filter());
     match storeflow::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -34,9 +34,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// `RUST_LOG` (default `info`) to stderr, with [`CAPS`] applied on top.
-fn init_logging() {
-    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// `RUST_LOG` (else `default`) to stderr, with [`CAPS`] applied on top.
+fn init_logging(default: &str) {
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let capped = filter_fn(|meta| {
         let target = meta.target();
         CAPS.iter()

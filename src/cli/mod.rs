@@ -51,6 +51,19 @@ pub enum Command {
     Sign(sign::SignArgs),
 }
 
+impl Cli {
+    /// The log level when `RUST_LOG` is not set. `simulate` and `test` are dry runs whose report
+    /// is the output: the pipeline's INFO lines (about made-up event ids) stay off unless
+    /// `-v/--verbose` asks for them.
+    pub fn default_log_filter(&self) -> &'static str {
+        match &self.command {
+            Command::Simulate(a) if !a.verbose => "error",
+            Command::Test(a) if !a.verbose => "error",
+            _ => "info",
+        }
+    }
+}
+
 /// Runs one command and returns its exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -34,6 +34,58 @@ pub struct EventSummary {
     pub canonical: Option<String>,
     pub received_at: Timestamp,
     pub order_id: Option<String>,
+    pub status: EventStatus,
+    /// Why the event was quarantined (only for quarantined events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Where an event stands in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Journaled, waiting for the pipeline.
+    Unprocessed,
+    /// The rules ran; its trace and jobs are stored.
+    Processed,
+    /// It could not be read back or planned: set aside with the reason so it blocks no other
+    /// event, until someone re-queues it (`storeflow events retry`).
+    Quarantined,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Unprocessed => "unprocessed",
+            EventStatus::Processed => "processed",
+            EventStatus::Quarantined => "quarantined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventStatus> {
+        [
+            EventStatus::Unprocessed,
+            EventStatus::Processed,
+            EventStatus::Quarantined,
+        ]
+        .into_iter()
+        .find(|j| j.as_str() == s)
+    }
+}
+
+/// A journaled event that cannot be turned back into an [`Event`] (a corrupt row), or that the
+/// pipeline could not plan: what gets quarantined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub event_id: String,
+    pub reason: String,
+}
+
+/// Which quarantined events `storeflow events retry` hands back to the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Release {
+    One(String),
+    AllQuarantined,
 }
 
 /// The outcome of running the rules on one event, committed in one transaction: the event is
@@ -171,6 +223,10 @@ pub enum Write {
     State(String, serde_json::Value),
     /// Makes jobs due now with a fresh retry schedule.
     Requeue(Requeue),
+    /// Sets an unprocessed event aside with the reason (it counts as handled by the pipeline).
+    Quarantine(Unreadable),
+    /// Makes quarantined events unprocessed again, so the pipeline retries them.
+    Release(Release),
     /// Deletes events (with their traces and finished jobs) received before the time; dead
     /// letters, their events and flags are kept until handled.
     Prune {
@@ -220,8 +276,19 @@ pub trait Store: Send + 'static {
     /// One event, whole.
     fn event(&self, id: &str) -> Result<Option<Event>, JournalError>;
 
-    /// Events not yet processed by the rules, oldest first.
-    fn unprocessed_events(&self, limit: usize) -> Result<Vec<Event>, JournalError>;
+    /// Events not yet processed by the rules, oldest first. Each row is read on its own: a row
+    /// that cannot be read back is answered as [`Unreadable`] and fails no other.
+    fn unprocessed_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<Result<Event, Unreadable>>, JournalError>;
+
+    /// The newest events in one status first.
+    fn events_with_status(
+        &self,
+        status: EventStatus,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError>;
 
     /// A script state value (`state_get`).
     fn state(&self, key: &str) -> Result<Option<serde_json::Value>, JournalError>;

@@ -58,6 +58,15 @@ impl Journal {
         answer.await.map_err(|_| JournalError::Closed)?
     }
 
+    /// Commits one write from a blocking thread (the pipeline); returns once it is durable.
+    pub fn write_blocking(&self, write: Write) -> Result<Written, JournalError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .blocking_send((write, reply))
+            .map_err(|_| JournalError::Closed)?;
+        answer.blocking_recv().map_err(|_| JournalError::Closed)?
+    }
+
     /// Appends one delivery; resolves once it is committed (or found to be a duplicate).
     pub async fn append(&self, incoming: Incoming) -> Result<Appended, JournalError> {
         match self.write(Write::Append(Box::new(incoming))).await? {

@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod conditions;
 pub mod diag;
+pub mod fields;
 pub mod filters;
 pub mod live;
 pub mod load;

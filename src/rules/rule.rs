@@ -212,11 +212,14 @@ fn compile_on(n: &Node, d: &mut FileDiags<'_>) -> Vec<String> {
 fn compile_if(n: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<IfExpr> {
     let source = string_of(n, "if", d);
     match c.engine.compile_expression(&source) {
-        Ok(ast) => Some(IfExpr {
-            uses_payload: source.contains("payload"),
-            source,
-            ast,
-        }),
+        Ok(ast) => {
+            super::fields::report_rhai(&source, pos(n), d);
+            Some(IfExpr {
+                uses_payload: source.contains("payload"),
+                source,
+                ast,
+            })
+        }
         Err(e) => {
             let inner = (e.1.line().unwrap_or(1), e.1.position().unwrap_or(1));
             let at = d.inner(pos(n), inner);

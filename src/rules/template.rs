@@ -14,6 +14,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::Value as J;
 
+use super::fields;
 use super::filters;
 use super::matcher::Scope;
 
@@ -153,6 +154,7 @@ impl Templates {
                 hint: Some(super::diag::suggest(var, VARIABLES, "variables")),
             });
         }
+        check_fields(&tmpl, source)?;
         Ok(Param::Tmpl(name))
     }
 
@@ -280,6 +282,35 @@ pub fn rule_context(base: &Value, name: &str, description: &str) -> Value {
     minijinja::context! {
         rule => minijinja::context! { name => name, description => description },
         ..base.clone()
+    }
+}
+
+/// `event.*`, `order.*` and `rule.*` have fixed fields (see [`fields`]): a path naming
+/// another one is a typo that would render empty. Reports the first one in the source.
+fn check_fields(tmpl: &minijinja::Template<'_, '_>, source: &str) -> Result<(), TemplateIssue> {
+    let mut issues: Vec<TemplateIssue> = tmpl
+        .undeclared_variables(true)
+        .into_iter()
+        .filter_map(|path| {
+            let segs: Vec<&str> = path.split('.').collect();
+            let e = fields::check(&segs).err()?;
+            let shown = segs[..=e.segment].join(".");
+            let at = source
+                .find(&shown)
+                .map(|off| off + shown.len() - segs[e.segment].len())
+                .or_else(|| source.find(segs[0]));
+            Some((at, e))
+        })
+        .map(|(at, e)| TemplateIssue {
+            message: e.message,
+            at: at.map(|off| offset_pos(source, off)),
+            hint: Some(e.hint),
+        })
+        .collect();
+    issues.sort_by_key(|i| i.at);
+    match issues.into_iter().next() {
+        Some(issue) => Err(issue),
+        None => Ok(()),
     }
 }
 

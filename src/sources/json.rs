@@ -35,13 +35,18 @@ pub fn first_text(v: &Value, paths: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// A number at `path`, from a JSON number or a numeric string.
+/// A finite number at `path`, from a JSON number or a numeric string.
+///
+/// `"NaN"`, `"inf"`, `"-infinity"` and strings that overflow (`"1e999"`) parse as floats but are
+/// not amounts: they read as no number at all. A non-finite value would be journaled as `null`
+/// (JSON has no NaN) and could not be read back as the number it was.
 pub fn number(v: &Value, path: &str) -> Option<f64> {
-    match at(v, path)? {
+    let n = match at(v, path)? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
-    }
+    }?;
+    n.is_finite().then_some(n)
 }
 
 #[cfg(test)]
@@ -59,5 +64,16 @@ mod tests {
         assert_eq!(number(&v, "a.s"), Some(4.5));
         assert_eq!(number(&v, "a.missing"), None);
         assert_eq!(first_text(&v, &["a.t", "a.n"]), "3");
+    }
+
+    #[test]
+    fn regression_non_finite_numbers_read_as_no_number() {
+        let v = json!({"nan": "NaN", "ninf": "-inf", "inf": "infinity", "big": "1e999",
+                       "huge": 18446744073709551615_u64, "neg": "-1e308"});
+        for path in ["nan", "ninf", "inf", "big"] {
+            assert_eq!(number(&v, path), None, "{path}");
+        }
+        assert_eq!(number(&v, "huge"), Some(18446744073709551615_u64 as f64));
+        assert_eq!(number(&v, "neg"), Some(-1e308));
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use super::scripts::{run_rule, JournalState, Layered};
 use crate::event::Event;
-use crate::journal::{Journal, JournalError, Processed, SqliteStore, Store};
+use crate::journal::{Journal, JournalError, Processed, SqliteStore, Store, Unreadable, Write};
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;
 use crate::script::State;
@@ -101,62 +101,111 @@ impl Worker {
         }
     }
 
-    /// Processes one batch; true when there may be more waiting.
+    /// Processes one batch; true when there may be more waiting. An event that cannot be read
+    /// back or planned is quarantined instead of failing the round, so it blocks no other event.
     fn round(&self, rules: &RuleSet) -> Result<bool, JournalError> {
-        let events = self.reader.unprocessed_events(BATCH)?;
-        if events.is_empty() {
+        let pending = self.reader.unprocessed_events(BATCH)?;
+        if pending.is_empty() {
             return Ok(false);
         }
+        let full = pending.len() == BATCH;
         // Script state written by earlier events of this batch is not committed yet: later
         // events see it through these layers.
         let mut batch: Vec<BTreeMap<String, serde_json::Value>> = Vec::new();
-        let mut processed = Vec::with_capacity(events.len());
-        for e in &events {
-            let p = plan(e, rules, &JournalState(&self.reader), &batch);
-            batch.push(p.state.iter().cloned().collect());
-            processed.push(p);
+        let mut processed = Vec::with_capacity(pending.len());
+        let mut quarantined = Vec::new();
+        for read in pending {
+            let planned = read.and_then(|e| {
+                try_plan(&e, rules, &JournalState(&self.reader), &batch).map_err(|reason| {
+                    Unreadable {
+                        event_id: e.id.clone(),
+                        reason,
+                    }
+                })
+            });
+            match planned {
+                Ok(p) => {
+                    batch.push(p.state.iter().cloned().collect());
+                    processed.push(p);
+                }
+                Err(unreadable) => quarantined.push(unreadable),
+            }
         }
-        let full = processed.len() == BATCH;
         let planned = processed.iter().any(|p| !p.jobs.is_empty());
         for result in self.journal.processed_many_blocking(processed) {
             result?;
         }
+        self.quarantine(quarantined)?;
         if planned {
             self.jobs_planned.notify_one();
         }
         Ok(full)
     }
+
+    /// Sets events aside with their reason (see [`Write::Quarantine`]).
+    fn quarantine(&self, events: Vec<Unreadable>) -> Result<(), JournalError> {
+        for u in events {
+            tracing::error!(
+                event_id = %u.event_id,
+                reason = %u.reason,
+                "event quarantined: it cannot be read or planned; \
+                 `storeflow events retry ID` hands it back to the pipeline after a fix"
+            );
+            if u.event_id.is_empty() {
+                continue; // not even its id is readable: nothing to mark
+            }
+            self.journal.write_blocking(Write::Quarantine(u))?;
+        }
+        Ok(())
+    }
 }
 
-/// Evaluates the rules for one event and turns the result into what the journal stores. A bug
-/// that panics inside evaluation is contained: the event's trace records it (so `events show`
-/// explains the silence) and the worker moves on instead of stalling on that event forever.
+/// Evaluates the rules for one event and turns the result into what the journal stores (used by
+/// `storeflow test` and `simulate`). Where the pipeline would quarantine the event, the trace
+/// records the reason instead.
 pub fn plan(
     event: &Event,
     rules: &RuleSet,
     committed: &dyn State,
     batch: &[BTreeMap<String, serde_json::Value>],
 ) -> Processed {
-    let evaluated =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rules.evaluate(event)));
-    let evaluation = match evaluated {
-        Ok(evaluation) => evaluation,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(event_id = %event.id, "rule evaluation panicked: {what}");
-            let trace = serde_json::json!({ "error": format!("internal error while evaluating rules: {what}") });
-            return Processed {
-                event_id: event.id.clone(),
-                trace,
-                jobs: Vec::new(),
-                state: Vec::new(),
-            };
-        }
-    };
+    try_plan(event, rules, committed, batch).unwrap_or_else(|reason| Processed {
+        event_id: event.id.clone(),
+        trace: serde_json::json!({ "error": reason }),
+        jobs: Vec::new(),
+        state: Vec::new(),
+    })
+}
+
+/// [`plan`], or why the event cannot be planned. A bug that panics anywhere in planning (rule
+/// evaluation, scripts, rendering) is contained here and answered as an error, so the pipeline
+/// quarantines that one event instead of stalling on it forever.
+pub fn try_plan(
+    event: &Event,
+    rules: &RuleSet,
+    committed: &dyn State,
+    batch: &[BTreeMap<String, serde_json::Value>],
+) -> Result<Processed, String> {
+    let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        plan_unguarded(event, rules, committed, batch)
+    }));
+    planned.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("internal error while planning: {what}"))
+    })
+}
+
+fn plan_unguarded(
+    event: &Event,
+    rules: &RuleSet,
+    committed: &dyn State,
+    batch: &[BTreeMap<String, serde_json::Value>],
+) -> Result<Processed, String> {
+    let evaluation = rules.evaluate(event);
     let mut values = None;
     let mut jobs = Vec::new();
     let mut written: BTreeMap<String, serde_json::Value> = BTreeMap::new();
@@ -180,16 +229,15 @@ pub fn plan(
             }
         }
     }
-    let mut trace = serde_json::to_value(&evaluation).unwrap_or_else(
-        |e| serde_json::json!({ "error": format!("trace could not be serialized: {e}") }),
-    );
+    let mut trace = serde_json::to_value(&evaluation)
+        .map_err(|e| format!("the trace could not be serialized: {e}"))?;
     record_failures(&mut trace, &failures);
-    Processed {
+    Ok(Processed {
         event_id: event.id.clone(),
         trace,
         jobs,
         state: written.into_iter().collect(),
-    }
+    })
 }
 
 /// Marks rules whose script failed in the trace (`script_error`, with file:line:column).

@@ -15,6 +15,8 @@ mod end_to_end;
 mod helpers;
 mod intake;
 mod receivers;
+mod regression_quarantine;
+mod regression_rulecheck;
 mod regression_secure;
 mod rules;
 mod scripts;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::event::{Event, Incoming, OrderView, Timestamp};
-use crate::journal::{Appended, EventSummary, JournalError};
+use crate::journal::{Appended, EventStatus, EventSummary, JournalError, Unreadable};
 
 pub(super) fn append(
     tx: &Connection,
@@ -59,12 +59,33 @@ pub(super) fn append(
     })
 }
 
-pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, source, kind, topic, canonical, received_at, order_id
-         FROM events ORDER BY seq DESC LIMIT ?1",
-    )?;
+/// The newest events first, optionally only those in one status.
+pub(super) fn recent(
+    conn: &Connection,
+    status: Option<EventStatus>,
+    limit: usize,
+) -> Result<Vec<EventSummary>, JournalError> {
+    let filter = match status {
+        None => "",
+        Some(EventStatus::Unprocessed) => "WHERE e.processed_at IS NULL",
+        Some(EventStatus::Processed) => "WHERE e.processed_at IS NOT NULL AND q.event_id IS NULL",
+        Some(EventStatus::Quarantined) => "WHERE q.event_id IS NOT NULL",
+    };
+    let sql = format!(
+        "SELECT e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
+                e.processed_at IS NOT NULL, q.reason
+         FROM events e LEFT JOIN quarantine q ON q.event_id = e.id
+         {filter} ORDER BY e.seq DESC LIMIT ?1"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([limit as i64], |r| {
+        let processed: bool = r.get(7)?;
+        let reason: Option<String> = r.get(8)?;
+        let status = match (&reason, processed) {
+            (Some(_), _) => EventStatus::Quarantined,
+            (None, true) => EventStatus::Processed,
+            (None, false) => EventStatus::Unprocessed,
+        };
         Ok(EventSummary {
             id: r.get(0)?,
             source: r.get(1)?,
@@ -73,6 +94,8 @@ pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<EventSummary
             canonical: r.get(4)?,
             received_at: Timestamp(r.get(5)?),
             order_id: r.get(6)?,
+            status,
+            reason,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -84,20 +107,31 @@ pub(super) fn one(conn: &Connection, id: &str) -> Result<Option<Event>, JournalE
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
     let raw = conn
         .prepare_cached(&sql)?
-        .query_row([id], raw_event)
+        .query_row([id], |r| Ok(raw_event(r)))
         .optional()?;
-    raw.map(RawEvent::decode).transpose()
+    raw.map(|raw| {
+        raw.and_then(RawEvent::decode)
+            .map_err(|u| JournalError::Corrupt {
+                id: u.event_id,
+                reason: u.reason,
+            })
+    })
+    .transpose()
 }
 
-pub(super) fn unprocessed(conn: &Connection, limit: usize) -> Result<Vec<Event>, JournalError> {
+/// Unprocessed events, oldest first, each read on its own: a row that cannot be read back is
+/// answered as [`Unreadable`] (for the pipeline to quarantine) and fails no other row.
+pub(super) fn unprocessed(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<Result<Event, Unreadable>>, JournalError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT ?1"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let raws = stmt
-        .query_map([limit as i64], raw_event)?
-        .collect::<Result<Vec<_>, _>>()?;
-    raws.into_iter().map(RawEvent::decode).collect()
+    let rows = stmt.query_map([limit as i64], |r| Ok(raw_event(r)))?;
+    rows.map(|row| Ok(row?.and_then(RawEvent::decode)))
+        .collect()
 }
 
 /// A row before its JSON columns are parsed (parsing errors are not SQLite errors).
@@ -107,47 +141,69 @@ struct RawEvent {
     order_view: Option<String>,
 }
 
-fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
+/// Reads one row; a column of the wrong type (a row edited by hand, say) is an [`Unreadable`]
+/// for this row only, not an error of the query.
+fn raw_event(r: &Row<'_>) -> Result<RawEvent, Unreadable> {
+    let id: String = r.get(0).map_err(|e| Unreadable {
+        event_id: String::new(),
+        reason: format!("unreadable id: {e}"),
+    })?;
+    let unreadable = |e: rusqlite::Error| Unreadable {
+        event_id: id.clone(),
+        reason: e.to_string(),
+    };
+    let event = Event {
+        id: id.clone(),
+        source: r.get(1).map_err(unreadable)?,
+        kind: r.get(2).map_err(unreadable)?,
+        topic: r.get(3).map_err(unreadable)?,
+        canonical: r.get(4).map_err(unreadable)?,
+        received_at: Timestamp(r.get(5).map_err(unreadable)?),
+        payload: serde_json::Value::Null,
+        order: None,
+    };
+    // Bodies are stored as BLOBs; a TEXT payload holds the same bytes.
+    let payload = r.get_ref(6).map_err(unreadable)?;
+    let payload = payload
+        .as_bytes()
+        .map_err(|e| Unreadable {
+            event_id: id.clone(),
+            reason: format!("payload: {e}"),
+        })?
+        .to_vec();
     Ok(RawEvent {
-        event: Event {
-            id: r.get(0)?,
-            source: r.get(1)?,
-            kind: r.get(2)?,
-            topic: r.get(3)?,
-            canonical: r.get(4)?,
-            received_at: Timestamp(r.get(5)?),
-            payload: serde_json::Value::Null,
-            order: None,
-        },
-        payload: r.get(6)?,
-        order_view: r.get(7)?,
+        event,
+        payload,
+        order_view: r.get(7).map_err(unreadable)?,
     })
 }
 
 impl RawEvent {
-    fn decode(self) -> Result<Event, JournalError> {
+    fn decode(self) -> Result<Event, Unreadable> {
         let RawEvent {
             mut event,
             payload,
             order_view,
         } = self;
-        let corrupt = |reason: String| JournalError::Corrupt {
-            id: event.id.clone(),
-            reason,
+        let unreadable = |what: &str, e: serde_json::Error| Unreadable {
+            event_id: event.id.clone(),
+            reason: format!("{what}: {e}"),
         };
-        event.payload = serde_json::from_slice(&payload).map_err(|e| corrupt(e.to_string()))?;
+        event.payload = serde_json::from_slice(&payload).map_err(|e| unreadable("payload", e))?;
         event.order = order_view
             .map(|o| serde_json::from_str::<OrderView>(&o))
             .transpose()
-            .map_err(|e| corrupt(e.to_string()))?;
+            .map_err(|e| unreadable("order view", e))?;
         Ok(event)
     }
 }
 
 /// Retention: deletes old events that need nothing more (processed, no job left, no flag), with
-/// their traces and finished jobs. Dead letters and flagged orders keep their events.
+/// their traces and finished jobs. Dead letters, flagged orders and quarantined events keep
+/// their events.
 pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, JournalError> {
-    let old = "SELECT id FROM events WHERE received_at < ?1 AND processed_at IS NOT NULL";
+    let old = "SELECT id FROM events WHERE received_at < ?1 AND processed_at IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.event_id = events.id)";
     tx.execute(
         &format!(
             "DELETE FROM attempts WHERE job_id IN

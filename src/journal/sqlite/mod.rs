@@ -6,6 +6,7 @@
 mod events;
 mod flags;
 mod jobs;
+mod quarantine;
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::{
-    Attempt, Event, EventSummary, Flag, Job, JobStatus, JournalError, Store, Write, Written,
+    Attempt, Event, EventStatus, EventSummary, Flag, Job, JobStatus, JournalError, Store,
+    Unreadable, Write, Written,
 };
 use crate::event::Timestamp;
 
@@ -87,6 +89,15 @@ const MIGRATIONS: &[&str] = &[
         key        TEXT PRIMARY KEY,
         value      TEXT NOT NULL,
         updated_at INTEGER NOT NULL
+    );
+    "#,
+    // Events the pipeline could not read back or plan. A quarantined event is also marked
+    // processed, so it leaves the unprocessed queue; `storeflow events retry` undoes both.
+    r#"
+    CREATE TABLE quarantine (
+        event_id       TEXT PRIMARY KEY,
+        reason         TEXT NOT NULL,
+        quarantined_at INTEGER NOT NULL
     );
     "#,
 ];
@@ -164,6 +175,8 @@ impl Store for SqliteStore {
                 Write::Attempt(a) => Written::Changed(jobs::record_attempt(&tx, a)?),
                 Write::Flag(f) => Written::Changed(flags::add(&tx, f)?),
                 Write::Requeue(r) => Written::Changed(jobs::requeue(&tx, r)?),
+                Write::Quarantine(u) => Written::Changed(quarantine::add(&tx, u)?),
+                Write::Release(r) => Written::Changed(quarantine::release(&tx, r)?),
                 Write::State(key, value) => Written::Changed(jobs::set_state(&tx, key, value)?),
                 Write::Prune { before } => Written::Changed(events::prune(&tx, *before)?),
             });
@@ -173,14 +186,25 @@ impl Store for SqliteStore {
     }
 
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
-        events::recent(&self.conn, limit)
+        events::recent(&self.conn, None, limit)
+    }
+
+    fn events_with_status(
+        &self,
+        status: EventStatus,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        events::recent(&self.conn, Some(status), limit)
     }
 
     fn event(&self, id: &str) -> Result<Option<Event>, JournalError> {
         events::one(&self.conn, id)
     }
 
-    fn unprocessed_events(&self, limit: usize) -> Result<Vec<Event>, JournalError> {
+    fn unprocessed_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<Result<Event, Unreadable>>, JournalError> {
         events::unprocessed(&self.conn, limit)
     }
 

@@ -95,7 +95,7 @@ fn processing_is_recorded_once_with_trace_and_jobs() {
         .unprocessed_events(10)
         .unwrap()
         .into_iter()
-        .map(|e| e.id)
+        .map(|e| e.unwrap().id)
         .collect();
     assert_eq!(
         pending,
@@ -141,7 +141,7 @@ fn processing_is_recorded_once_with_trace_and_jobs() {
         .unprocessed_events(10)
         .unwrap()
         .into_iter()
-        .map(|e| e.id)
+        .map(|e| e.unwrap().id)
         .collect();
     assert_eq!(pending, vec![b.event.id.clone()]);
     assert_eq!(
