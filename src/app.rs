@@ -165,6 +165,7 @@ pub fn load_options(config: &Config) -> LoadOptions {
         max_operations: config.scripts.max_operations,
         templates_dir: config.templates_dir.clone(),
         plugins_dir: config.plugins_dir.clone(),
+        http_allow_hosts: config.http.allow_hosts.clone(),
     }
 }
 

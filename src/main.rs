@@ -5,18 +5,26 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing::Level;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::prelude::*;
+
+/// Crates that log request paths, query strings, URLs or raw bytes below INFO or DEBUG: a
+/// Selldone token sits in the webhook path (warp logs `param?: "<token>"` at TRACE and an
+/// undecodable query string at DEBUG) and a Slack webhook URL is a credential. These caps hold
+/// whatever `RUST_LOG` says: that output is for those crates' developers, not storeflow's users.
+const CAPS: &[(&str, Level)] = &[
+    ("warp", Level::INFO),
+    ("hyper", Level::DEBUG),
+    ("hyper_util", Level::DEBUG),
+    ("reqwest", Level::DEBUG),
+    ("h2", Level::DEBUG),
+    ("rustls", Level::DEBUG),
+];
 
 fn main() -> ExitCode {
     let cli = storeflow::cli::Cli::parse();
-    let level = cli.default_log_filter();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging(cli.default_log_filter());
     match storeflow::cli::run(cli) {
         Ok(code) => code,
         // `storeflow events | head -1`: the reader has what it wanted; not an error.
@@ -42,4 +50,24 @@ fn describe(e: &anyhow::Error) -> String {
         out.push_str(&cause);
     }
     out
+}
+
+/// `RUST_LOG` (else `default`) to stderr, with [`CAPS`] applied on top.
+fn init_logging(default: &str) {
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let capped = filter_fn(|meta| {
+        let target = meta.target();
+        CAPS.iter()
+            .find(|(krate, _)| {
+                target
+                    .strip_prefix(krate)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+            .is_none_or(|(_, cap)| meta.level() <= cap)
+    });
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(env.and(capped));
+    tracing_subscriber::registry().with(layer).init();
 }

@@ -18,6 +18,7 @@ mod receivers;
 mod regression_cli;
 mod regression_quarantine;
 mod regression_rulecheck;
+mod regression_secure;
 mod rules;
 mod scripts;
 mod sources;
