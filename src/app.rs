@@ -32,9 +32,12 @@ pub enum AppError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Actions(#[from] ActionsError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// The cause (e.g. "Address already in use") is the source, printed once by whoever prints
+    /// the chain; `hint` says what to do about the common cases.
+    #[error("cannot listen on {addr}{hint}")]
     Bind {
         addr: String,
+        hint: &'static str,
         source: std::io::Error,
     },
     #[error(
@@ -52,6 +55,13 @@ pub async fn bind(config: &Config) -> Result<TcpListener, AppError> {
         .await
         .map_err(|source| AppError::Bind {
             addr: config.listen.to_string(),
+            hint: match source.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    " (another program, perhaps another storeflow, listens there; stop it or \
+                     set `listen:` in storeflow.yaml)"
+                }
+                _ => "",
+            },
             source,
         })
 }
@@ -101,7 +111,7 @@ pub async fn run(
     ));
     tokio::spawn(retention::run(
         journal.clone(),
-        config.retention,
+        retention::Retention::from_config(&config),
         shutdown.clone(),
     ));
 
@@ -262,6 +272,7 @@ pub fn load_options(config: &Config) -> LoadOptions {
         max_operations: config.scripts.max_operations,
         templates_dir: config.templates_dir.clone(),
         plugins_dir: config.plugins_dir.clone(),
+        http_allow_hosts: config.http.allow_hosts.clone(),
     }
 }
 

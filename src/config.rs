@@ -27,6 +27,7 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub email: EmailConfig,
     pub slack: SlackConfig,
+    pub http: HttpConfig,
     pub delivery: DeliveryConfig,
     pub scripts: ScriptsConfig,
     pub admin: AdminConfig,
@@ -47,6 +48,7 @@ impl Default for Config {
             intake: IntakeConfig::default(),
             email: EmailConfig::default(),
             slack: SlackConfig::default(),
+            http: HttpConfig::default(),
             delivery: DeliveryConfig::default(),
             scripts: ScriptsConfig::default(),
             admin: AdminConfig::default(),
@@ -156,6 +158,15 @@ impl Default for SlackConfig {
             api_base: "https://slack.com/api".into(),
         }
     }
+}
+
+/// The `http` action (docs/actions.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Hosts `http` actions may call (`erp.example.com`, `*.example.com`). Empty: any host
+    /// written literally in a rule, and no host that comes from a template (SSRF).
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,5 +1,5 @@
 //! `flag`: records a flag (e.g. `dispute`) on the event's order in the journal, once per
-//! (source, order, kind). Listed by `storeflow flags`.
+//! (source, order, kind, rule). Listed by `storeflow flags`.
 
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +29,7 @@ impl FlagAction {
         }
         let (source, order_id) = self.order_of(&job.event_id).await?;
         let flag = Flag {
+            id: 0,
             source,
             order_id,
             kind,
@@ -36,6 +37,7 @@ impl FlagAction {
             event_id: job.event_id.clone(),
             rule: job.rule.clone(),
             created_at: Timestamp::now(),
+            resolved_at: None,
         };
         self.journal
             .write(Write::Flag(flag))

@@ -14,7 +14,7 @@ use reqwest::{redirect, Client, Method, Response, StatusCode};
 use sha2::Sha256;
 
 use super::params::Params;
-use super::{Action, ActionError, ActionFuture, JobContext};
+use super::{secrets, Action, ActionError, ActionFuture, JobContext};
 
 /// Header carrying the job's idempotency key (`{event_id}/{rule}/{action_index}`).
 pub const IDEMPOTENCY_HEADER: &str = "x-storeflow-idempotency-key";
@@ -57,11 +57,30 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 /// Calls `url` with `method`, `headers` and a `json` or `body` payload.
 pub struct HttpAction {
     client: Client,
+    /// `http.allow_hosts`; when not empty, every request's host must be listed.
+    allow_hosts: Vec<String>,
 }
 
 impl HttpAction {
-    pub fn new(client: Client) -> HttpAction {
-        HttpAction { client }
+    pub fn new(client: Client, allow_hosts: Vec<String>) -> HttpAction {
+        HttpAction {
+            client,
+            allow_hosts,
+        }
+    }
+
+    async fn send(&self, request: Request, job: &JobContext) -> Result<(), ActionError> {
+        let response = self
+            .client
+            .request(request.method, &request.url)
+            .headers(request.headers)
+            .header(IDEMPOTENCY_HEADER, header_value(&job.idempotency_key())?)
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&request.url, e))?;
+        check_response(&format!("http {}", request.url), response).await?;
+        Ok(())
     }
 }
 
@@ -76,18 +95,12 @@ impl Action for HttpAction {
         job: &'a JobContext,
     ) -> ActionFuture<'a> {
         Box::pin(async move {
-            let request = Request::parse(&Params::new("http", params)?)?;
-            let response = self
-                .client
-                .request(request.method, &request.url)
-                .headers(request.headers)
-                .header(IDEMPOTENCY_HEADER, header_value(&job.idempotency_key())?)
-                .body(request.body)
-                .send()
-                .await
-                .map_err(|e| transport_error(&request.url, e))?;
-            check_response(&format!("http {}", request.url), response).await?;
-            Ok(())
+            let p = Params::new("http", params)?;
+            let mut secrets = Vec::new();
+            let request = Request::parse(&p, &mut secrets)
+                .and_then(|r| r.check_host(&p, &self.allow_hosts))
+                .map_err(|e| e.scrub(&secrets))?;
+            self.send(request, job).await.map_err(|e| e.scrub(&secrets))
         })
     }
 }
@@ -100,13 +113,27 @@ struct Request {
     body: Vec<u8>,
 }
 
+/// Param `name`'s text with its `${VAR}` references resolved; the values go into `secrets`.
+fn resolved(
+    p: &Params<'_>,
+    name: &str,
+    text: &str,
+    secrets: &mut Vec<String>,
+) -> Result<String, ActionError> {
+    let r = secrets::resolve_env(text).map_err(|e| p.error(name, e))?;
+    secrets.extend(r.secrets);
+    Ok(r.text)
+}
+
 impl Request {
-    fn parse(p: &Params<'_>) -> Result<Request, ActionError> {
+    /// Reads the params, resolving `${VAR}` in `url`, `headers` and `sign_secret` (the values
+    /// used go into `secrets`, to be masked in any error).
+    fn parse(p: &Params<'_>, secrets: &mut Vec<String>) -> Result<Request, ActionError> {
         let method = p.opt_str("method")?.unwrap_or("POST").to_ascii_uppercase();
         let method = Method::from_bytes(method.as_bytes())
             .map_err(|_| p.error("method", format!("`{method}` is not an HTTP method")))?;
-        let url = p.str("url")?;
-        let parsed = reqwest::Url::parse(url).map_err(|e| p.error("url", format!("{e}")))?;
+        let url = resolved(p, "url", p.str("url")?, secrets)?;
+        let parsed = reqwest::Url::parse(&url).map_err(|e| p.error("url", format!("{e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(p.error("url", "must be an http:// or https:// URL"));
         }
@@ -116,21 +143,41 @@ impl Request {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
         for (name, value) in p.string_map("headers")? {
-            let bad = |e: &dyn std::fmt::Display| p.error(&format!("headers.{name}"), e);
+            let param = format!("headers.{name}");
+            let bad = |e: &dyn std::fmt::Display| p.error(&param, e);
+            let value = resolved(p, &param, value, secrets)?;
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
-            let value = HeaderValue::from_str(value).map_err(|e| bad(&e))?;
+            let value = HeaderValue::from_str(&value).map_err(|e| bad(&e))?;
             headers.insert(name, value);
         }
         if let Some(secret) = p.opt_str("sign_secret")? {
+            let secret = resolved(p, "sign_secret", secret, secrets)?;
             let sig = signature(secret.as_bytes(), &body);
             headers.insert(SIGNATURE_HEADER, header_value(&sig)?);
         }
         Ok(Request {
             method,
-            url: url.to_string(),
+            url,
             headers,
             body,
         })
+    }
+
+    /// With `http.allow_hosts` set, the URL's host must be listed (a rendered URL may come from
+    /// the event's data: server-side request forgery).
+    fn check_host(self, p: &Params<'_>, allow: &[String]) -> Result<Request, ActionError> {
+        if allow.is_empty() {
+            return Ok(self);
+        }
+        let host = reqwest::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from))
+            .unwrap_or_default();
+        if crate::rules::safety::host_allowed(&host, allow) {
+            Ok(self)
+        } else {
+            Err(p.error("url", format!("host `{host}` is not in http.allow_hosts")))
+        }
     }
 }
 
@@ -153,8 +200,10 @@ fn header_value(s: &str) -> Result<HeaderValue, ActionError> {
 }
 
 /// A request that got no answer: a bad URL is permanent, the network is worth retrying.
-pub(crate) fn transport_error(url: &str, e: reqwest::Error) -> ActionError {
-    let message = format!("{url}: {}", error_chain(&e));
+/// `what` names the destination; reqwest's own copy of the URL is dropped (it may hold a token).
+pub(crate) fn transport_error(what: &str, e: reqwest::Error) -> ActionError {
+    let e = e.without_url();
+    let message = format!("{what}: {}", error_chain(&e));
     if e.is_builder() || e.is_redirect() {
         ActionError::permanent(message)
     } else {
@@ -199,10 +248,7 @@ pub(crate) async fn check_response(what: &str, response: Response) -> Result<Str
         message.push_str(&format!(": {excerpt}"));
     }
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        Err(ActionError::Retryable {
-            message,
-            retry_after,
-        })
+        Err(ActionError::retryable_after(message, retry_after))
     } else {
         Err(ActionError::permanent(message))
     }
@@ -276,7 +322,7 @@ mod tests {
             ),
         ];
         for (params, named) in cases {
-            let e = Request::parse(&Params::new("http", &params).unwrap())
+            let e = Request::parse(&Params::new("http", &params).unwrap(), &mut Vec::new())
                 .err()
                 .unwrap();
             assert!(!e.is_retryable() && e.to_string().contains(named), "{e}");

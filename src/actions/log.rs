@@ -26,9 +26,10 @@ impl Action for LogAction {
     ) -> ActionFuture<'a> {
         Box::pin(async move {
             let p = Params::new("log", params)?;
-            let message = p.str("message")?;
+            // A rendered message may carry buyer-typed CR/LF or NUL: escaped, it stays one line.
+            let message = super::redact::escape_controls(p.str("message")?);
             let level = parse_level(&p)?;
-            emit(level, message, job);
+            emit(level, &message, job);
             Ok(())
         })
     }

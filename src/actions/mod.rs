@@ -15,6 +15,8 @@ pub mod flag;
 mod http;
 mod log;
 mod params;
+pub mod redact;
+mod secrets;
 mod slack;
 
 use std::collections::BTreeMap;
@@ -87,17 +89,43 @@ pub enum ActionError {
     Permanent { message: String },
 }
 
+/// Messages are [`redact::clean`]ed when built: whatever an executor puts in them (a URL, a
+/// response body, a buyer's value), no credential-bearing URL and no line break reaches the log
+/// or `last_error`.
 impl ActionError {
     pub fn retryable(message: impl Into<String>) -> ActionError {
+        Self::retryable_after(message, None)
+    }
+
+    pub fn retryable_after(
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> ActionError {
         ActionError::Retryable {
-            message: message.into(),
-            retry_after: None,
+            message: redact::clean(&message.into()),
+            retry_after,
         }
     }
 
     pub fn permanent(message: impl Into<String>) -> ActionError {
         ActionError::Permanent {
-            message: message.into(),
+            message: redact::clean(&message.into()),
+        }
+    }
+
+    /// The same error with each of `secrets` (exact values the executor used) masked.
+    pub fn scrub(self, secrets: &[String]) -> ActionError {
+        match self {
+            ActionError::Retryable {
+                message,
+                retry_after,
+            } => ActionError::Retryable {
+                message: redact::scrub(&message, secrets),
+                retry_after,
+            },
+            ActionError::Permanent { message } => ActionError::Permanent {
+                message: redact::scrub(&message, secrets),
+            },
         }
     }
 
@@ -163,7 +191,10 @@ impl Actions {
         };
         actions.insert(Arc::new(EmailAction::from_config(config)?));
         actions.insert(Arc::new(SlackAction::from_config(config, client.clone())?));
-        actions.insert(Arc::new(HttpAction::new(client)));
+        actions.insert(Arc::new(HttpAction::new(
+            client,
+            config.http.allow_hosts.clone(),
+        )));
         actions.insert(Arc::new(LogAction));
         Ok(actions)
     }

@@ -56,8 +56,10 @@ impl<'a> Params<'a> {
             .ok_or_else(|| self.error(name, "is required"))
     }
 
-    /// A list given as a JSON array of strings or as one comma-separated string; items are
-    /// trimmed and empty items dropped.
+    /// A list given as a JSON array of strings or as one string; items are trimmed and empty
+    /// items dropped. A string is ONE item, never split on commas: a rendered value may hold
+    /// buyer-typed text, and a comma in it must not add a second item (the rule loader splits
+    /// the rule author's own comma-separated literals before rendering).
     pub fn list(&self, name: &str) -> Result<Vec<String>, ActionError> {
         let items: Vec<&str> = match self.value(name) {
             None => return Ok(Vec::new()),
@@ -79,8 +81,7 @@ impl<'a> Params<'a> {
         };
         Ok(items
             .iter()
-            .flat_map(|s| s.split(','))
-            .map(str::trim)
+            .map(|s| s.trim())
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect())
@@ -135,11 +136,11 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn lists_accept_strings_arrays_and_commas() {
-        let v = json!({"a": "x@e.com, y@e.com", "b": ["p@e.com", "q@e.com,r@e.com"], "c": ""});
+    fn lists_accept_strings_and_arrays_but_never_split_a_string() {
+        let v = json!({"a": "x@e.com, y@e.com", "b": ["p@e.com", " q@e.com,r@e.com "], "c": ""});
         let p = Params::new("email", &v).unwrap();
-        assert_eq!(p.list("a").unwrap(), ["x@e.com", "y@e.com"]);
-        assert_eq!(p.list("b").unwrap(), ["p@e.com", "q@e.com", "r@e.com"]);
+        assert_eq!(p.list("a").unwrap(), ["x@e.com, y@e.com"]);
+        assert_eq!(p.list("b").unwrap(), ["p@e.com", "q@e.com,r@e.com"]);
         assert!(p.list("c").unwrap().is_empty());
         assert!(p.list("missing").unwrap().is_empty());
     }

@@ -4,6 +4,9 @@
 //! `slack.bot_token` (`chat.postMessage` on `slack.api_base`, needs a channel). With none of them
 //! the message is appended as one JSON line to `<data_dir>/slack.jsonl`, so a trial run without a
 //! Slack workspace still shows what would have been posted.
+//!
+//! A webhook URL is a credential: it never appears in an error (so never in a log line or a
+//! job's `last_error`), and a `webhook_url` param may name it as `${VAR}`, resolved here.
 
 use std::path::PathBuf;
 
@@ -13,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::http::{check_response, transport_error};
 use super::params::Params;
-use super::{Action, ActionError, ActionFuture, ActionsError, JobContext};
+use super::{secrets, Action, ActionError, ActionFuture, ActionsError, JobContext};
 use crate::config::{Config, Secret};
 
 /// Web API errors that go away by themselves; every other `error` is permanent.
@@ -68,10 +71,18 @@ impl SlackAction {
 
     async fn send(&self, msg: Message, job: &JobContext) -> Result<(), ActionError> {
         if let Some(url) = msg.webhook_url.as_deref() {
-            return self.post_webhook(url, &msg).await;
+            let bad = |e: String| ActionError::permanent(format!("slack param `webhook_url`: {e}"));
+            let resolved = secrets::resolve_env(url).map_err(bad)?;
+            reqwest::Url::parse(&resolved.text).map_err(|e| bad(e.to_string()))?;
+            let mut known = resolved.secrets;
+            known.push(resolved.text.clone());
+            let sent = self.post_webhook(&resolved.text, &msg).await;
+            return sent.map_err(|e| e.scrub(&known));
         }
         if self.webhook_url.is_set() {
-            return self.post_webhook(self.webhook_url.expose(), &msg).await;
+            let url = self.webhook_url.expose();
+            let sent = self.post_webhook(url, &msg).await;
+            return sent.map_err(|e| e.scrub(&[url.to_string()]));
         }
         if self.bot_token.is_set() {
             return self.post_message(&msg).await;
@@ -169,7 +180,8 @@ impl Message {
             return Err(p.error("text", "is required (or give `blocks`)"));
         }
         let webhook_url = p.opt_str("webhook_url")?;
-        if let Some(url) = webhook_url {
+        // With `${VAR}` in it, the URL is checked once resolved, at delivery.
+        if let Some(url) = webhook_url.filter(|u| !u.contains('$')) {
             reqwest::Url::parse(url).map_err(|e| p.error("webhook_url", e))?;
         }
         Ok(Message {

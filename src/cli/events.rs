@@ -1,5 +1,5 @@
-//! `storeflow events [--json] [--status S] [--limit N]`, `storeflow events show ID` and
-//! `storeflow events retry ID|--quarantined`.
+//! `storeflow events [--json] [--status S] [--limit N]`, `storeflow events show ID [--json]`
+//! (see [`super::event_show`]) and `storeflow events retry ID|--quarantined`.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Config;
 use crate::journal::{EventStatus, Release, SqliteStore, Store, Write, Written};
+use crate::outln;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -34,8 +35,14 @@ fn parse_status(s: &str) -> Result<EventStatus, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// Show one event in full, with the rules' trace and its jobs (JSON)
-    Show { id: String },
+    /// Show one event: which rules fired and why the others did not, its jobs and where each
+    /// email went
+    Show {
+        id: String,
+        /// Everything the journal holds instead (event with payload, trace, jobs) as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Hand a quarantined event (or every one) back to the pipeline, after fixing what kept it
     /// from being read or planned; the running daemon processes it
     Retry {
@@ -52,21 +59,8 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
     if let Some(EventsCommand::Retry { id, quarantined }) = args.show {
         return retry(config, &mut store, id, quarantined);
     }
-    if let Some(EventsCommand::Show { id }) = args.show {
-        let Some(event) = store.event(&id)? else {
-            eprintln!("no event with id {id}");
-            return Ok(ExitCode::from(1));
-        };
-        let shown = serde_json::json!({
-            "event": event,
-            "trace": store.trace(&id)?,
-            "jobs": store.jobs(Some(&id), None, 1000)?,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&shown).context("printing the event")?
-        );
-        return Ok(ExitCode::SUCCESS);
+    if let Some(EventsCommand::Show { id, json }) = args.show {
+        return super::event_show::run(config, &store, &id, json || args.json);
     }
     let events = match (args.status, args.shop.as_deref()) {
         (None, None) => store.recent_events(args.limit)?,
@@ -74,23 +68,28 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
     };
     if args.json {
         for e in &events {
-            println!("{}", serde_json::to_string(e).context("printing an event")?);
+            outln!("{}", serde_json::to_string(e).context("printing an event")?)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     if events.is_empty() {
         match args.status {
-            Some(status) => println!("no {} events", status.as_str()),
-            None => println!("no events yet"),
+            Some(status) => outln!("no {} events", status.as_str())?,
+            None => outln!("no events yet")?,
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  ORDER",
-        "RECEIVED", "ID", "SHOP", "TOPIC", "CANONICAL", "STATUS"
-    );
+        "RECEIVED",
+        "ID",
+        "SHOP",
+        "TOPIC",
+        "CANONICAL",
+        "STATUS"
+    )?;
     for e in &events {
-        println!(
+        outln!(
             "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  {}",
             e.received_at.to_rfc3339(),
             e.id,
@@ -99,9 +98,9 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
             e.canonical.as_deref().unwrap_or("-"),
             e.status.as_str(),
             e.order_id.as_deref().unwrap_or("-"),
-        );
+        )?;
         if let Some(reason) = &e.reason {
-            println!("    quarantined: {reason}");
+            outln!("    quarantined: {reason}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -126,10 +125,10 @@ fn retry(
         Some(Written::Changed(n)) => *n,
         _ => 0,
     };
-    println!(
+    outln!(
         "re-queued {n} quarantined event{}",
         if n == 1 { "" } else { "s" }
-    );
+    )?;
     Ok(if n == 0 {
         ExitCode::from(1)
     } else {

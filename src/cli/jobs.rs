@@ -1,13 +1,15 @@
 //! `storeflow jobs [--json] [--status S] [--event ID]`, `storeflow jobs show ID`,
-//! `storeflow jobs retry ID` and `storeflow jobs retry --dead`.
+//! `storeflow jobs retry ID|--dead [--replan]` and `storeflow jobs dismiss ID...|--dead`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::replan;
 use crate::config::Config;
-use crate::journal::{JobStatus, Requeue, SqliteStore, Store, Write, Written};
+use crate::journal::{Job, JobStatus, Requeue, SqliteStore, Store, Write, Written};
+use crate::outln;
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -16,7 +18,7 @@ pub struct JobsArgs {
     /// One JSON object per line
     #[arg(long)]
     pub json: bool,
-    /// Only jobs in this state: pending, done or dead
+    /// Only jobs in this state: pending, running, done, dead, dismissed or replanned
     #[arg(long, value_parser = parse_status)]
     pub status: Option<JobStatus>,
     /// Only the jobs of this event
@@ -30,44 +32,110 @@ pub struct JobsArgs {
 pub enum JobsCommand {
     /// One job with every attempt (JSON)
     Show { id: i64 },
-    /// Put a job (or every dead letter) back in the queue, due now; the daemon picks it up
+    /// Put a job (or every dead letter) back in the queue, due now; the daemon picks it up.
+    /// Earlier attempts stay in the job's history.
     Retry {
         /// The job to re-queue
         id: Option<i64>,
         /// Re-queue every dead letter
         #[arg(long, conflicts_with = "id")]
         dead: bool,
+        /// Plan the event again with the current rules instead of reusing the stored
+        /// parameters: fresh jobs (keys `RULE@replanN`) replace the dead letters; actions of
+        /// the rule that already succeeded are not sent again
+        #[arg(long)]
+        replan: bool,
+    },
+    /// Set dead letters aside: no longer listed as dead, never retried, pruned by retention
+    Dismiss {
+        /// The dead jobs to dismiss
+        ids: Vec<i64>,
+        /// Dismiss every dead letter
+        #[arg(long, conflicts_with = "ids")]
+        dead: bool,
     },
 }
 
 fn parse_status(s: &str) -> Result<JobStatus, String> {
-    JobStatus::parse(s)
-        .ok_or_else(|| format!("unknown status `{s}`; use pending, running, done or dead"))
+    JobStatus::parse(s).ok_or_else(|| {
+        format!("unknown status `{s}`; use pending, running, done, dead, dismissed or replanned")
+    })
 }
 
 pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
     let mut store = SqliteStore::open_existing(&config.journal_path())?;
     match args.command {
         Some(JobsCommand::Show { id }) => show(&store, id),
-        Some(JobsCommand::Retry { id, dead }) => {
+        Some(JobsCommand::Retry { id, dead, replan }) => {
             let which = match (id, dead) {
                 (Some(id), _) => Requeue::One(id),
                 (None, true) => Requeue::AllDead,
                 (None, false) => anyhow::bail!("say which: `storeflow jobs retry ID` or `--dead`"),
             };
-            let out = store.write_batch(&[Write::Requeue(which)], config.intake.dedupe_window)?;
-            let n = match out.first() {
-                Some(Written::Changed(n)) => *n,
-                _ => 0,
+            if replan {
+                let targets = dead_letters(&store, &which)?;
+                return replan::run(config, &mut store, targets);
+            }
+            let n = write(&mut store, config, Write::Requeue(which))?;
+            outln!("re-queued {n} job{}", plural(n))?;
+            Ok(exit(n))
+        }
+        Some(JobsCommand::Dismiss { ids, dead }) => {
+            let ids = match (ids.is_empty(), dead) {
+                (false, _) => ids,
+                (true, true) => dead_letters(&store, &Requeue::AllDead)?
+                    .iter()
+                    .map(|j| j.id)
+                    .collect(),
+                (true, false) => {
+                    anyhow::bail!("say which: `storeflow jobs dismiss ID...` or `--dead`")
+                }
             };
-            println!("re-queued {n} job{}", if n == 1 { "" } else { "s" });
-            Ok(if n == 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            let n = write(&mut store, config, Write::Dismiss(ids))?;
+            outln!("dismissed {n} dead letter{}", plural(n))?;
+            Ok(exit(n))
         }
         None => list(&store, &args),
+    }
+}
+
+/// The dead jobs `which` names (a named job that is not dead is an error).
+fn dead_letters(store: &SqliteStore, which: &Requeue) -> anyhow::Result<Vec<Job>> {
+    match which {
+        Requeue::AllDead => Ok(store.jobs(None, Some(JobStatus::Dead), usize::MAX >> 1)?),
+        Requeue::One(id) => match store.job(*id)? {
+            None => anyhow::bail!("no job with id {id}"),
+            Some(job) if job.status != JobStatus::Dead => anyhow::bail!(
+                "job {id} is {}, not dead: only dead letters are replanned",
+                job.status.as_str()
+            ),
+            Some(job) => Ok(vec![job]),
+        },
+    }
+}
+
+fn write(store: &mut SqliteStore, config: &Config, w: Write) -> anyhow::Result<usize> {
+    let out = store.write_batch(&[w], config.intake.dedupe_window)?;
+    Ok(match out.first() {
+        Some(Written::Changed(n)) => *n,
+        _ => 0,
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// 1 when nothing was changed, so a script notices.
+fn exit(changed: usize) -> ExitCode {
+    if changed == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -77,10 +145,10 @@ fn show(store: &SqliteStore, id: i64) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let shown = serde_json::json!({ "job": job, "attempts": store.attempts(id)? });
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&shown).context("printing the job")?
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -88,21 +156,26 @@ fn list(store: &SqliteStore, args: &JobsArgs) -> anyhow::Result<ExitCode> {
     let jobs = store.jobs(args.event.as_deref(), args.status, args.limit)?;
     if args.json {
         for j in &jobs {
-            println!("{}", serde_json::to_string(j).context("printing a job")?);
+            outln!("{}", serde_json::to_string(j).context("printing a job")?)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     if jobs.is_empty() {
-        println!("no jobs");
+        outln!("no jobs")?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:>6}  {:<8}  {:>8}  {:<24}  {:<8}  {:<36}  LAST ERROR",
-        "ID", "STATUS", "ATTEMPTS", "RULE", "ACTION", "EVENT"
-    );
+    outln!(
+        "{:>6}  {:<9}  {:>8}  {:<24}  {:<8}  {:<36}  LAST ERROR",
+        "ID",
+        "STATUS",
+        "ATTEMPTS",
+        "RULE",
+        "ACTION",
+        "EVENT"
+    )?;
     for j in &jobs {
-        println!(
-            "{:>6}  {:<8}  {:>8}  {:<24}  {:<8}  {:<36}  {}",
+        outln!(
+            "{:>6}  {:<9}  {:>8}  {:<24}  {:<8}  {:<36}  {}",
             j.id,
             j.status.as_str(),
             j.attempts,
@@ -110,7 +183,7 @@ fn list(store: &SqliteStore, args: &JobsArgs) -> anyhow::Result<ExitCode> {
             j.kind,
             j.event_id,
             j.last_error.as_deref().unwrap_or("")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

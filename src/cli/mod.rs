@@ -1,9 +1,12 @@
 //! The command line: one file per subcommand. Errors surface here as `anyhow` with context.
 
 mod check;
+mod event_show;
 mod events;
 mod flags;
 mod jobs;
+pub mod output;
+mod replan;
 mod serve;
 mod sign;
 mod simulate;
@@ -41,14 +44,27 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run the rule tests (`tests:` in rule files and rules_dir/tests/*.yaml)
     Test(test::TestArgs),
-    /// List journaled events, newest first, or show one (with its trace and jobs)
+    /// List journaled events, newest first, or show one (rules fired and why not, its jobs)
     Events(events::EventsArgs),
-    /// List jobs (planned actions), show one with its attempts, or re-queue dead letters
+    /// List jobs (planned actions), show one with its attempts, re-queue, replan or dismiss dead letters
     Jobs(jobs::JobsArgs),
-    /// List the flags actions recorded on orders (e.g. disputes)
+    /// List the flags actions recorded on orders (e.g. disputes), resolve or delete one
     Flags(flags::FlagsArgs),
     /// Print the Sellix signature (X-Sellix-Signature) of a file, to test with curl
     Sign(sign::SignArgs),
+}
+
+impl Cli {
+    /// The log level when `RUST_LOG` is not set. `simulate` and `test` are dry runs whose report
+    /// is the output: the pipeline's INFO lines (about made-up event ids) stay off unless
+    /// `-v/--verbose` asks for them.
+    pub fn default_log_filter(&self) -> &'static str {
+        match &self.command {
+            Command::Simulate(a) if !a.verbose => "error",
+            Command::Test(a) if !a.verbose => "error",
+            _ => "info",
+        }
+    }
 }
 
 /// Runs one command and returns its exit code.

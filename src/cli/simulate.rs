@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::app::load_options;
 use crate::config::Config;
-use crate::event::{Event, Timestamp};
+use crate::event::{Event, Timestamp, DYNAMIC_PRODUCT_TOPIC};
 use crate::rules::{self, Evaluation, RuleSet};
 use crate::sources::{self, verify};
 
@@ -25,6 +25,9 @@ pub struct SimulateArgs {
     /// Print the evaluation as JSON
     #[arg(long)]
     pub json: bool,
+    /// Print the pipeline's log lines (INFO and up) to stderr
+    #[arg(short, long)]
+    pub verbose: bool,
     /// The webhook body
     pub file: PathBuf,
 }
@@ -49,10 +52,22 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let evaluation = rules.evaluate(&event);
+    let answer = (event.topic == DYNAMIC_PRODUCT_TOPIC)
+        .then(|| crate::server::dynamic::compute(&rules, &event))
+        .flatten();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+        let mut json = serde_json::to_value(&evaluation)?;
+        if let (Some(answer), Some(map)) = (answer, json.as_object_mut()) {
+            let shown = match answer {
+                Ok(body) => serde_json::json!({ "body": body }),
+                Err(error) => serde_json::json!({ "error": error }),
+            };
+            map.insert("answer".into(), shown);
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print_report(&event, &rules, &evaluation)?;
+        print_answer(answer.as_ref());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -113,6 +128,11 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
                 None => serde_json::to_string_pretty(&job.params)?.replace('\n', "\n     "),
             };
             println!("  {}{from}: {shown}", job.kind);
+            if job.error.is_none() {
+                for problem in crate::rules::ruletest::job_problems(&job.kind, &job.params) {
+                    println!("  ⚠ {problem}");
+                }
+            }
         }
     }
     let others = rules.not_listening(event);
@@ -128,4 +148,16 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
         rules.len()
     );
     Ok(())
+}
+
+/// A dynamic product's answer: the body Sellix would deliver to the buyer.
+fn print_answer(answer: Option<&Result<String, String>>) {
+    match answer {
+        None => {}
+        Some(Ok(body)) => {
+            let body = body.trim_end().replace('\n', "\n  ");
+            println!("\nanswer (what Sellix delivers to the buyer):\n  {body}");
+        }
+        Some(Err(e)) => println!("\nanswer: the script failed, Sellix would get a 500: {e}"),
+    }
 }

@@ -1,26 +1,40 @@
-//! `storeflow test`: run the rule tests (see [`crate::rules::ruletest`]). Exit 1 on any failure.
+//! `storeflow test [FILTER]`: run the rule tests (see [`crate::rules::ruletest`]). Exit 1 on any
+//! failure, and when FILTER matches no test.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use crate::app::load_options;
 use crate::config::Config;
-use crate::event::Event;
-use crate::rules::{self, ruletest, Evaluation, PlannedAction, RuleSet};
+use crate::event::{Event, DYNAMIC_PRODUCT_TOPIC};
+use crate::rules::ruletest::{self, Outcome, RuleTest};
+use crate::rules::{self, PlannedAction, RuleSet};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
     /// Only run tests whose name contains this text
     pub filter: Option<String>,
+    /// Print the pipeline's log lines (INFO and up) to stderr
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
-/// The rules' evaluation with every script or plugin action replaced by the jobs it would
-/// plan (its intents, numbered as the pipeline numbers them); nothing runs for real.
-fn with_intents(rules: &RuleSet, event: &Event) -> Evaluation {
+/// What the daemon would do with `event`: the rules' evaluation with every script or plugin
+/// action replaced by the jobs it would plan (its intents, numbered as the pipeline numbers
+/// them), the scripts that failed, and a dynamic product's answer. Nothing runs for real.
+pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
     let mut evaluation = rules.evaluate(event);
     let planned = crate::worker::pipeline::plan(event, rules, &crate::script::NoState, &[]);
+    let mut script_errors = BTreeMap::new();
     for r in evaluation.rules.iter_mut().filter(|r| r.matched) {
+        let error = planned.trace["rules"].as_array().and_then(|all| {
+            all.iter().find(|t| t["rule"] == r.rule.as_str())?["script_error"].as_str()
+        });
+        if let Some(error) = error {
+            script_errors.insert(r.rule.clone(), error.to_string());
+        }
         r.actions = planned
             .jobs
             .iter()
@@ -35,7 +49,14 @@ fn with_intents(rules: &RuleSet, event: &Event) -> Evaluation {
             })
             .collect();
     }
-    evaluation
+    let answer = (event.topic == DYNAMIC_PRODUCT_TOPIC)
+        .then(|| crate::server::dynamic::compute(rules, event))
+        .flatten();
+    Outcome {
+        evaluation,
+        script_errors,
+        answer,
+    }
 }
 
 pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
@@ -49,14 +70,27 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let tests = ruletest::discover(&config.rules_dir).map_err(anyhow::Error::msg)?;
-    let selected = tests.iter().filter(|(_, t)| {
-        args.filter
-            .as_ref()
-            .is_none_or(|f| t.name.contains(f.as_str()))
-    });
+    let selected: Vec<&(std::path::PathBuf, RuleTest)> = tests
+        .iter()
+        .filter(|(_, t)| {
+            args.filter
+                .as_ref()
+                .is_none_or(|f| t.name.contains(f.as_str()))
+        })
+        .collect();
+    if let (Some(filter), true) = (&args.filter, selected.is_empty()) {
+        println!(
+            "no rule test name contains {filter:?} ({} test{} in {})",
+            tests.len(),
+            if tests.len() == 1 { "" } else { "s" },
+            config.rules_dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let names: Vec<&str> = rules.rules().iter().map(|r| r.name.as_str()).collect();
     let (mut passed, mut failed) = (0, 0);
     for (file, test) in selected {
-        let result = ruletest::run(config, file, test, &|event| with_intents(rules, event));
+        let result = ruletest::run(config, file, test, &names, &|e| outcome(rules, e));
         let shown = file
             .strip_prefix(&config.rules_dir)
             .unwrap_or(file)
@@ -73,7 +107,10 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if passed + failed == 0 {
-        println!("no rule tests found in {}", config.rules_dir.display());
+        println!(
+            "no rule tests found in {} (add `tests:` to a rule file, see docs/rules.md)",
+            config.rules_dir.display()
+        );
     }
     println!("{passed} passed, {failed} failed");
     Ok(if failed > 0 {

@@ -132,6 +132,12 @@ pub enum JobStatus {
     Running,
     Done,
     Dead,
+    /// A dead letter someone looked at and set aside (`storeflow jobs dismiss`): not retried,
+    /// no longer listed among the dead, pruned by retention like a finished job.
+    Dismissed,
+    /// A dead letter replaced by fresh jobs planned with the current rules
+    /// (`storeflow jobs retry --replan`).
+    Replanned,
 }
 
 impl JobStatus {
@@ -141,6 +147,8 @@ impl JobStatus {
             JobStatus::Running => "running",
             JobStatus::Done => "done",
             JobStatus::Dead => "dead",
+            JobStatus::Dismissed => "dismissed",
+            JobStatus::Replanned => "replanned",
         }
     }
 
@@ -150,6 +158,8 @@ impl JobStatus {
             JobStatus::Running,
             JobStatus::Done,
             JobStatus::Dead,
+            JobStatus::Dismissed,
+            JobStatus::Replanned,
         ]
         .into_iter()
         .find(|j| j.as_str() == s)
@@ -204,9 +214,12 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// A flag on an order (e.g. a dispute), unique per (source, order, kind).
+/// A flag on an order (e.g. a dispute), unique per (source, order, kind, rule): a second rule
+/// flagging the same order with the same kind keeps its own note.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Flag {
+    /// Assigned by the journal (0 in a flag not yet written).
+    pub id: i64,
     pub source: String,
     pub order_id: String,
     pub kind: String,
@@ -214,6 +227,40 @@ pub struct Flag {
     pub event_id: String,
     pub rule: String,
     pub created_at: Timestamp,
+    /// When someone resolved it (`storeflow flags resolve`); open flags have none.
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// Which flags a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagFilter {
+    Open,
+    All,
+}
+
+/// A job the rules planned again for an event (`storeflow jobs retry --replan`): it replaces the
+/// dead letters in `replaces`, and its rule key carries the replan marker (see
+/// [`replan_rule_key`]) so it never collides with the original job's key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replan {
+    pub event_id: String,
+    pub replaces: Vec<i64>,
+    pub jobs: Vec<NewJob>,
+}
+
+/// The rule key of the `n`-th replan of `rule`'s jobs: `"{rule}@replan{n}"`. The job's
+/// idempotency key (and so the email Message-ID and the `.eml` file name) differs from the
+/// original's, because the replanned message may differ too.
+pub fn replan_rule_key(rule: &str, n: u32) -> String {
+    format!("{rule}@replan{n}")
+}
+
+/// The rule a (possibly replanned) job key belongs to.
+pub fn base_rule(rule_key: &str) -> &str {
+    match rule_key.rsplit_once("@replan") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => rule_key,
+    }
 }
 
 /// Which jobs `storeflow jobs retry` puts back in the queue.
@@ -233,12 +280,22 @@ pub enum Write {
     Flag(Flag),
     /// Sets a script state value outside a pipeline run (e.g. a dynamic product's answer).
     State(String, serde_json::Value),
-    /// Makes jobs due now with a fresh retry schedule.
+    /// Makes jobs due now with a fresh retry schedule (the attempt history is kept).
     Requeue(Requeue),
     /// Sets an unprocessed event aside with the reason (it counts as handled by the pipeline).
     Quarantine(Unreadable),
     /// Makes quarantined events unprocessed again, so the pipeline retries them.
     Release(Release),
+    /// Creates replanned jobs and marks the dead letters they replace `replanned`.
+    Replan(Replan),
+    /// Sets dead letters aside (`dismissed`).
+    Dismiss(Vec<i64>),
+    /// Marks a flag resolved.
+    ResolveFlag(i64),
+    /// Deletes a flag.
+    DeleteFlag(i64),
+    /// Deletes script state keys (e.g. `dynamic:<event>` answers of pruned events).
+    DeleteState(Vec<String>),
     /// Deletes events (with their traces and finished jobs) received before the time; dead
     /// letters, their events and flags are kept until handled.
     Prune {
@@ -333,7 +390,18 @@ pub trait Store: Send + 'static {
     fn attempts(&self, job_id: i64) -> Result<Vec<Attempt>, JournalError>;
 
     /// Flags, newest first, optionally of one kind.
-    fn flags(&self, kind: Option<&str>, limit: usize) -> Result<Vec<Flag>, JournalError>;
+    fn flags(
+        &self,
+        kind: Option<&str>,
+        filter: FlagFilter,
+        limit: usize,
+    ) -> Result<Vec<Flag>, JournalError>;
+
+    /// Script state keys starting with `prefix`, with when each was last written.
+    fn state_keys(&self, prefix: &str) -> Result<Vec<(String, Timestamp)>, JournalError>;
+
+    /// Which of `ids` are events still in the journal.
+    fn existing_events(&self, ids: &[String]) -> Result<Vec<String>, JournalError>;
 
     /// Jobs, newest first, optionally only those of one event and/or one status.
     fn jobs(

@@ -13,6 +13,8 @@ pub struct ActionSpec {
     pub required: &'static [&'static [&'static str]],
 }
 
+use super::template::Escape;
+
 /// `script` takes a string (a `.rhai` path or an inline script) instead of parameters.
 pub const SCRIPT: &str = "script";
 
@@ -61,6 +63,48 @@ pub fn allowed_values(kind: &str, param: &str) -> Option<&'static [&'static str]
         ("http", "method") => Some(&["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]),
         ("log", "level") => Some(&["trace", "debug", "info", "warn", "error"]),
         _ => None,
+    }
+}
+
+/// How the values interpolated into parameter `param` of `kind` are escaped: HTML for the
+/// email's `html`, Slack's `& < >` for Slack text and blocks, `$` → `$$` where `${VAR}` names
+/// a secret ([`secret_ref`]). Everything else is verbatim.
+pub fn escaping(kind: &str, param: &str) -> Escape {
+    match (kind, param) {
+        ("email", "html") => Escape::Html,
+        ("slack", "text" | "blocks") => Escape::Slack,
+        _ if secret_ref(kind, param) => Escape::SecretRef,
+        _ => Escape::None,
+    }
+}
+
+/// Parameters in which `${VAR}` is kept in the job (a reference, never the value) and resolved
+/// from the environment when the job is delivered: where credentials live.
+pub fn secret_ref(kind: &str, param: &str) -> bool {
+    matches!(
+        (kind, param),
+        ("http", "url" | "headers" | "sign_secret") | ("slack", "webhook_url")
+    )
+}
+
+/// Email parameters that hold recipients: each rendered item must be exactly one mailbox.
+pub const RECIPIENTS: &[&str] = &["to", "cc", "bcc", "reply_to"];
+
+/// `params` of a script intent made safe like rendered values: a `$` in a secret-reference
+/// parameter becomes `$$` (scripts build strings from buyer data, so they cannot name secrets).
+pub fn escape_secret_refs(kind: &str, params: &mut serde_json::Map<String, serde_json::Value>) {
+    fn escape(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = s.replace('$', "$$"),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(escape),
+            serde_json::Value::Object(map) => map.values_mut().for_each(escape),
+            _ => {}
+        }
+    }
+    for (name, value) in params.iter_mut() {
+        if secret_ref(kind, name) {
+            escape(value);
+        }
     }
 }
 

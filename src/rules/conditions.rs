@@ -5,7 +5,7 @@ use regex::Regex;
 use serde_json::Value as J;
 
 use super::diag::{nearest, suggest, FileDiags};
-use super::matcher::{Matcher, Op, Path, Root, Test, EVENT_FIELDS, OPERATORS, ORDER_FIELDS};
+use super::matcher::{Matcher, Op, Path, Root, Test, OPERATORS};
 use super::model::{pos, Node, Value};
 
 /// Compiles a `match:` map (or a group's member map).
@@ -119,21 +119,9 @@ pub fn compile_path(text: &str, at: &Node, d: &mut FileDiags<'_>) -> Option<Path
         d.error(pos(at), format!("empty segment in path `{text}`"), None);
         return None;
     }
-    let fields = match root {
-        Root::Event => EVENT_FIELDS,
-        Root::Order => ORDER_FIELDS,
-        Root::Payload => &[][..],
-    };
-    if let (false, Some((first, _))) = (fields.is_empty(), steps.first()) {
-        if !fields.contains(&first.as_str()) {
-            let root_name = text.split('.').next().unwrap_or_default();
-            d.error(
-                pos(at),
-                format!("unknown field `{first}` in `{text}`"),
-                Some(suggest(first, fields, &format!("`{root_name}` fields"))),
-            );
-            return None;
-        }
+    if let Err(e) = super::fields::check(&text.split('.').collect::<Vec<_>>()) {
+        d.error(pos(at), e.message, Some(e.hint));
+        return None;
     }
     Some(Path {
         text: text.to_string(),

@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod conditions;
 pub mod diag;
+pub mod fields;
 pub mod filters;
 pub mod live;
 pub mod load;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod pattern;
 pub mod rule;
 pub mod ruletest;
+pub mod safety;
 pub mod template;
 
 use std::fmt;
@@ -36,6 +38,8 @@ pub struct LoadOptions {
     pub templates_dir: PathBuf,
     /// Where plugins (`<name>.rhai` + optional `<name>.yaml`) live; each is an action `<name>`.
     pub plugins_dir: PathBuf,
+    /// `http.allow_hosts`: the hosts `http` actions may call; empty = literal hosts only.
+    pub http_allow_hosts: Vec<String>,
 }
 
 impl Default for LoadOptions {
@@ -44,6 +48,7 @@ impl Default for LoadOptions {
             max_operations: 1_000_000,
             templates_dir: "./templates".into(),
             plugins_dir: "./plugins".into(),
+            http_allow_hosts: Vec::new(),
         }
     }
 }

@@ -8,8 +8,8 @@ use super::actions::{self, SCRIPT};
 use super::diag::{suggest, FileDiags};
 use super::matcher::Matcher;
 use super::model::{pos, Node, Value};
-use super::template::{Param, Templates};
-use super::{conditions, pattern, LoadOptions};
+use super::template::{offset_pos, Escape, Param, Templates};
+use super::{conditions, pattern, safety, LoadOptions};
 
 /// Keys a rule may have.
 pub const RULE_KEYS: &[&str] = &[
@@ -212,11 +212,14 @@ fn compile_on(n: &Node, d: &mut FileDiags<'_>) -> Vec<String> {
 fn compile_if(n: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<IfExpr> {
     let source = string_of(n, "if", d);
     match c.engine.compile_expression(&source) {
-        Ok(ast) => Some(IfExpr {
-            uses_payload: source.contains("payload"),
-            source,
-            ast,
-        }),
+        Ok(ast) => {
+            super::fields::report_rhai(&source, pos(n), d);
+            Some(IfExpr {
+                uses_payload: source.contains("payload"),
+                source,
+                ast,
+            })
+        }
         Err(e) => {
             let inner = (e.1.line().unwrap_or(1), e.1.position().unwrap_or(1));
             let at = d.inner(pos(n), inner);
@@ -314,11 +317,18 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
             continue;
         }
         check_param_value(&kind, name, pv, c, d);
+        safety::check_param(&kind, name, pv, &c.options.http_allow_hosts, d);
         if (kind.as_str(), name.as_str()) == ("email", "template") {
             out.extend(compile_template_file(pv, c, d));
             continue;
         }
-        out.push((name.clone(), compile_param(pv, c, d)));
+        let param = match pv.value.as_str() {
+            Some(s) if kind == "email" && actions::RECIPIENTS.contains(&name.as_str()) => {
+                compile_recipients(s, pv, c, d)
+            }
+            _ => compile_param(pv, actions::escaping(&kind, name), c, d),
+        };
+        out.push((name.clone(), param));
     }
     Some(Action {
         kind,
@@ -381,27 +391,75 @@ fn compile_template_file(
     }
 }
 
-/// Turns a parameter value into a [`Param`] tree, parsing every string as a template.
-fn compile_param(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Param {
+/// Turns a parameter value into a [`Param`] tree, parsing every string as a template whose
+/// interpolated values are escaped as `escape` says.
+fn compile_param(v: &Node, escape: Escape, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Param {
     match &v.value {
-        Value::Str(s) => {
-            let name = format!("t{}", c.next_template);
-            c.next_template += 1;
-            c.templates.compile(name, s).unwrap_or_else(|issue| {
-                let at = issue.at.map_or(pos(v), |inner| d.inner(pos(v), inner));
-                d.error(at, issue.message, issue.hint);
-                Param::Lit(serde_json::Value::Null)
-            })
-        }
-        Value::Seq(items) => Param::Seq(items.iter().map(|i| compile_param(i, c, d)).collect()),
+        Value::Str(s) => compile_str(s, (0, 0), escape, v, c, d),
+        Value::Seq(items) => Param::Seq(
+            items
+                .iter()
+                .map(|i| compile_param(i, escape, c, d))
+                .collect(),
+        ),
         Value::Map(entries) => Param::Map(
             entries
                 .iter()
-                .map(|(k, v)| (k.value.key_text(), compile_param(v, c, d)))
+                .map(|(k, v)| (k.value.key_text(), compile_param(v, escape, c, d)))
                 .collect(),
         ),
         scalar => Param::Lit(scalar.to_json()),
     }
+}
+
+/// Compiles `s`, which starts at 1-based (line, column) `at` inside the string of node `v`
+/// ((0, 0): it is the whole string).
+fn compile_str(
+    s: &str,
+    at: (usize, usize),
+    escape: Escape,
+    v: &Node,
+    c: &mut Compiler<'_>,
+    d: &mut FileDiags<'_>,
+) -> Param {
+    let name = format!("t{}{}", c.next_template, escape.suffix());
+    c.next_template += 1;
+    c.templates.compile(name, s).unwrap_or_else(|issue| {
+        let inner = match (issue.at, at) {
+            (None, (0, 0)) => None,
+            (None, at) => Some(at),
+            (Some(inner), (0, 0)) => Some(inner),
+            (Some((1, col)), (l, c0)) => Some((l, c0 + col - 1)),
+            (Some((line, col)), (l, _)) => Some((l + line - 1, col)),
+        };
+        let at = inner.map_or(pos(v), |inner| d.inner(pos(v), inner));
+        d.error(at, issue.message, issue.hint);
+        Param::Lit(serde_json::Value::Null)
+    })
+}
+
+/// An email recipient string: the rule author's comma-separated list split now (see
+/// [`safety::split_recipients`]), one template per recipient (a list of them when several).
+fn compile_recipients(
+    source: &str,
+    v: &Node,
+    c: &mut Compiler<'_>,
+    d: &mut FileDiags<'_>,
+) -> Param {
+    let pieces = safety::split_recipients(source);
+    if pieces.len() < 2 {
+        // One recipient stays a string, as written (rule tests compare it as such).
+        return compile_str(source, (0, 0), Escape::None, v, c, d);
+    }
+    Param::Seq(
+        pieces
+            .into_iter()
+            .map(|(at, piece)| {
+                let at = offset_pos(source, at);
+                compile_str(piece, at, Escape::None, v, c, d)
+            })
+            .collect(),
+    )
 }
 
 /// `script:` takes a `.rhai` path (relative to the rule file's folder) or an inline script;
@@ -469,7 +527,7 @@ fn compile_plugin_action(
     c: &mut Compiler<'_>,
     d: &mut FileDiags<'_>,
 ) -> Option<Action> {
-    let params = compile_param(value, c, d);
+    let params = compile_param(value, Escape::None, c, d);
     let literal = match &value.value {
         Value::Map(entries) => serde_json::Value::Object(
             entries

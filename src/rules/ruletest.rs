@@ -15,6 +15,11 @@
 //!           equals: { to: buyer@example.com }
 //!           contains: { subject: on its way }
 //! ```
+//!
+//! Beyond what a test expects, every test also fails when a rule that fired would fail live:
+//! its script failed, or one of its jobs has a template error or a required parameter that
+//! renders empty (an email to `""` is a dead letter). Names in `fired`, `not_fired` and
+//! `actions` must be rules that exist.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,7 @@ use super::Evaluation;
 use crate::config::Config;
 use crate::event::{Event, Timestamp};
 use crate::sources::{self, verify};
+pub use expect::{check, job_problems};
 
 /// The top level of a file that holds tests (rule files may hold `rules:` too).
 #[derive(Debug, Deserialize)]
@@ -58,6 +64,12 @@ pub struct Expect {
     pub not_fired: Vec<String>,
     #[serde(default)]
     pub actions: Vec<ExpectAction>,
+    /// A dynamic product's answer (`sellix/product:dynamic`): exactly this text.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// A dynamic product's answer contains this text (for answers with random keys).
+    #[serde(default)]
+    pub answer_contains: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +87,18 @@ pub struct ExpectAction {
     /// Rendered parameters that must contain the given text.
     #[serde(default)]
     pub contains: BTreeMap<String, String>,
+}
+
+/// What the rules did with a test's event, as the pipeline and the intake would.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The evaluation, with each matched rule's actions replaced by the jobs it plans
+    /// (scripts and plugins run into their intents).
+    pub evaluation: Evaluation,
+    /// Matched rules whose script or plugin failed (they plan nothing), with the error.
+    pub script_errors: BTreeMap<String, String>,
+    /// For a dynamic product: the answer the daemon would send, or the script's error.
+    pub answer: Option<Result<String, String>>,
 }
 
 /// One test's outcome.
@@ -118,17 +142,18 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Runs one test against `rules`.
-/// Runs one test; `evaluate` produces what the rules decide for the event (the CLI passes one
-/// that also runs scripts and plugins into their intents, so tests can expect those too).
+/// Runs one test; `evaluate` produces what the rules do with the event (the CLI passes one
+/// that runs scripts and plugins into their intents, so tests can expect those too), and
+/// `rule_names` are the rules that exist.
 pub fn run(
     config: &Config,
     file: &Path,
     test: &RuleTest,
-    evaluate: &dyn Fn(&Event) -> Evaluation,
+    rule_names: &[&str],
+    evaluate: &dyn Fn(&Event) -> Outcome,
 ) -> TestResult {
     let failures = match event_for(config, file, test) {
-        Ok(event) => check(&evaluate(&event), &test.expect),
+        Ok(event) => check(&evaluate(&event), &test.expect, rule_names),
         Err(e) => vec![e],
     };
     TestResult {
@@ -163,78 +188,5 @@ fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, Str
         .map_err(|e| e.to_string())
 }
 
-/// Every way `evaluation` differs from `expect`.
-pub fn check(evaluation: &Evaluation, expect: &Expect) -> Vec<String> {
-    let mut failures = Vec::new();
-    let trace = |name: &str| evaluation.rules.iter().find(|r| r.rule == name);
-    for name in &expect.fired {
-        match trace(name) {
-            Some(r) if r.matched => {}
-            Some(r) => failures.push(format!("expected `{name}` to fire, but it did not: {}", r.miss.as_ref().map_or("no reason recorded".into(), |m| m.to_string()))),
-            None => failures.push(format!("expected `{name}` to fire, but it does not listen to this event (or does not exist)")),
-        }
-    }
-    for name in &expect.not_fired {
-        if trace(name).is_some_and(|r| r.matched) {
-            failures.push(format!("expected `{name}` not to fire, but it did"));
-        }
-    }
-    for want in &expect.actions {
-        failures.extend(check_action(evaluation, want));
-    }
-    failures
-}
-
-fn check_action(evaluation: &Evaluation, want: &ExpectAction) -> Vec<String> {
-    let Some(rule) = evaluation
-        .rules
-        .iter()
-        .find(|r| r.rule == want.rule && r.matched)
-    else {
-        return vec![format!(
-            "expected actions of `{}`, but the rule did not fire",
-            want.rule
-        )];
-    };
-    let Some(action) = rule.actions.iter().find(|a| {
-        want.kind.as_ref().is_none_or(|k| &a.kind == k) && want.index.is_none_or(|i| a.index == i)
-    }) else {
-        return vec![format!(
-            "`{}` has no action matching kind {:?} index {:?}",
-            want.rule, want.kind, want.index
-        )];
-    };
-    let what = format!("`{}` action {} ({})", want.rule, action.index, action.kind);
-    let params = match &action.params {
-        Ok(p) => p,
-        Err(e) => return vec![format!("{what}: template error: {e}")],
-    };
-    let mut failures = Vec::new();
-    for (key, expected) in &want.equals {
-        let actual = params.get(key).unwrap_or(&serde_json::Value::Null);
-        if !loosely_equal(actual, expected) {
-            failures.push(format!("{what} `{key}`: expected {expected}, got {actual}"));
-        }
-    }
-    for (key, needle) in &want.contains {
-        let actual = params.get(key).map(text_of).unwrap_or_default();
-        if !actual.contains(needle.as_str()) {
-            failures.push(format!(
-                "{what} `{key}`: expected to contain {needle:?}, got {actual:?}"
-            ));
-        }
-    }
-    failures
-}
-
-/// Rendered parameters are text; `equals: { total: 20 }` should still match "20".
-fn loosely_equal(actual: &serde_json::Value, expected: &serde_json::Value) -> bool {
-    actual == expected || (!expected.is_string() && text_of(actual) == text_of(expected))
-}
-
-fn text_of(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
+#[path = "ruletest_expect.rs"]
+mod expect;

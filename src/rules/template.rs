@@ -4,13 +4,17 @@
 //! Templates see `event`, `order`, `payload` and `rule` ({name, description}). Undefined values
 //! render empty, even chained (`payload.a.b` when `a` is missing): a missing payload field should
 //! not fail an email, but a template naming an
-//! unknown top-level variable is a load error: that is a typo, not missing data. Auto-escaping
-//! is off: parameters are plain text, JSON or Slack markup, not HTML pages.
+//! unknown top-level variable is a load error: that is a typo, not missing data.
+//!
+//! Interpolated values (`{{ … }}`) are escaped for the parameter they land in ([`Escape`],
+//! decided per parameter by [`super::actions::escaping`]); the template's own text never is, so
+//! a rule author's `<!here>` or `<b>` keeps working while a buyer's cannot.
 
 use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::Value as J;
 
+use super::fields;
 use super::filters;
 use super::matcher::Scope;
 
@@ -18,6 +22,68 @@ use super::matcher::Scope;
 pub const VARIABLES: &[&str] = &["event", "order", "payload", "rule"];
 /// Global functions minijinja provides, which templates may call.
 const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
+
+/// How the values a template interpolates are escaped. The template name carries it (a suffix),
+/// so minijinja's auto-escape callback picks it per template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// Plain text, JSON: values verbatim.
+    None,
+    /// HTML mail bodies (inline `html:` and `.html` template files): `< > & " ' /` escaped.
+    Html,
+    /// Slack mrkdwn: `& < >` as `&amp; &lt; &gt;`, so a value cannot become `<!channel>`, a
+    /// mention or a link (Slack's "Escaping text" rules).
+    Slack,
+    /// Parameters where `${VAR}` names a secret resolved at delivery: a `$` in a value becomes
+    /// `$$`, so buyer-typed `${…}` can never name an environment variable.
+    SecretRef,
+}
+
+impl Escape {
+    /// The suffix of the template name that selects this mode.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Escape::None => "",
+            Escape::Html => ".html",
+            Escape::Slack => ".slack",
+            Escape::SecretRef => ".ref",
+        }
+    }
+
+    fn of_name(name: &str) -> minijinja::AutoEscape {
+        if name.ends_with(".html") || name.ends_with(".htm") {
+            minijinja::AutoEscape::Html
+        } else if name.ends_with(".slack") {
+            minijinja::AutoEscape::Custom("slack".into())
+        } else if name.ends_with(".ref") {
+            minijinja::AutoEscape::Custom("ref".into())
+        } else {
+            minijinja::AutoEscape::None
+        }
+    }
+}
+
+/// Writes an interpolated value escaped for the template's mode (see [`Escape`]).
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    let escaped = match state.auto_escape() {
+        minijinja::AutoEscape::Custom(mode) if !value.is_safe() => {
+            let text = value.to_string();
+            match mode.as_ref() {
+                "slack" => text
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;"),
+                _ => text.replace('$', "$$"),
+            }
+        }
+        _ => return minijinja::escape_formatter(out, state, value),
+    };
+    out.write_str(&escaped).map_err(minijinja::Error::from)
+}
 
 /// An action's parameters with their templates resolved to names in the environment.
 #[derive(Debug, Clone)]
@@ -55,15 +121,9 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        // Only email template files named `.html` are HTML: there, customer-supplied text must
-        // not become markup. Everything else (Slack text, JSON, plain mail) stays verbatim.
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                minijinja::AutoEscape::Html
-            } else {
-                minijinja::AutoEscape::None
-            }
-        });
+        // The template name's suffix says how interpolated values are escaped ([`Escape`]).
+        env.set_auto_escape_callback(Escape::of_name);
+        env.set_formatter(format_value);
         env.add_filter("money", filters::money);
         env.add_filter("date", filters::date);
         Templates { env }
@@ -94,6 +154,7 @@ impl Templates {
                 hint: Some(super::diag::suggest(var, VARIABLES, "variables")),
             });
         }
+        check_fields(&tmpl, source)?;
         Ok(Param::Tmpl(name))
     }
 
@@ -221,6 +282,35 @@ pub fn rule_context(base: &Value, name: &str, description: &str) -> Value {
     minijinja::context! {
         rule => minijinja::context! { name => name, description => description },
         ..base.clone()
+    }
+}
+
+/// `event.*`, `order.*` and `rule.*` have fixed fields (see [`fields`]): a path naming
+/// another one is a typo that would render empty. Reports the first one in the source.
+fn check_fields(tmpl: &minijinja::Template<'_, '_>, source: &str) -> Result<(), TemplateIssue> {
+    let mut issues: Vec<TemplateIssue> = tmpl
+        .undeclared_variables(true)
+        .into_iter()
+        .filter_map(|path| {
+            let segs: Vec<&str> = path.split('.').collect();
+            let e = fields::check(&segs).err()?;
+            let shown = segs[..=e.segment].join(".");
+            let at = source
+                .find(&shown)
+                .map(|off| off + shown.len() - segs[e.segment].len())
+                .or_else(|| source.find(segs[0]));
+            Some((at, e))
+        })
+        .map(|(at, e)| TemplateIssue {
+            message: e.message,
+            at: at.map(|off| offset_pos(source, off)),
+            hint: Some(e.hint),
+        })
+        .collect();
+    issues.sort_by_key(|i| i.at);
+    match issues.into_iter().next() {
+        Some(issue) => Err(issue),
+        None => Ok(()),
     }
 }
 

@@ -133,3 +133,52 @@ fn syntax_error_has_position_inside_template() {
     );
     assert_eq!(issue.at.map(|a| a.0), Some(2));
 }
+
+#[test]
+fn regression_misspelt_order_field_is_a_load_error_with_did_you_mean() {
+    let mut t = Templates::new();
+    let issue = t
+        .compile("f".into(), "to {{ order.customer.emial }}")
+        .unwrap_err();
+    assert_eq!(
+        issue.message,
+        "unknown field `emial` in `order.customer.emial`"
+    );
+    assert_eq!(issue.at, Some((1, 22)), "points at the misspelt segment");
+    assert_eq!(
+        issue.hint.as_deref(),
+        Some("did you mean `email`? `order.customer` has: email, name, phone")
+    );
+    let issue = t
+        .compile("g".into(), "{{ order.id }}\n{{ order.totl | money }}")
+        .unwrap_err();
+    assert_eq!(issue.message, "unknown field `totl` in `order.totl`");
+    assert_eq!(issue.at, Some((2, 10)));
+    let issue = t.compile("h".into(), "{{ event.sorce }}").unwrap_err();
+    assert!(issue.hint.unwrap().starts_with("did you mean `source`?"));
+}
+
+#[test]
+fn payload_fields_and_known_fields_are_not_checked_against_a_schema() {
+    let mut t = Templates::new();
+    for ok in [
+        "{{ payload.data.anything.at_all }}",
+        "{{ event.shop }} {{ event.canonical }} {{ rule.description }}",
+        "{{ order.total | money(order.currency) }} {{ order.shop.name }}",
+        "{% for i in order.items %}{{ i.title }} × {{ i.quantity }}{% endfor %}",
+    ] {
+        assert!(t.compile(format!("ok{ok}"), ok).is_ok(), "{ok}");
+    }
+}
+
+/// Every field `event` exposes to rules is a known field (so the schema cannot fall behind).
+#[test]
+fn event_fields_exposed_to_rules_are_all_known() {
+    let e = event();
+    let scope = Scope::new(&e);
+    let fields = scope.event_json().as_object().unwrap();
+    for key in fields.keys() {
+        let path = ["event", key.as_str()];
+        assert_eq!(crate::rules::fields::check(&path), Ok(()), "{key}");
+    }
+}

@@ -93,6 +93,9 @@ pub fn check(kind: &str, params: J) -> Result<J, String> {
             }
         }
     }
+    // Scripts build strings from buyer data: they cannot name `${VAR}` secrets.
+    let mut map = map;
+    actions::escape_secret_refs(kind, &mut map);
     Ok(J::Object(map))
 }
 

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::event::Event;
 use crate::journal::{Journal, Write};
 use crate::rules::live::LiveRules;
+use crate::rules::RuleSet;
 
 pub use crate::event::DYNAMIC_PRODUCT_TOPIC as TOPIC;
 /// How long the script may take (Sellix waits for the answer while the buyer watches).
@@ -21,6 +22,20 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// The state key that keeps the answer for an event.
 pub fn state_key(event_id: &str) -> String {
     format!("dynamic:{event_id}")
+}
+
+/// The answer to a dynamic-product `event`: the output of the first matching rule's script
+/// (blocking, within [`DEADLINE`]); `None` when no matching rule has a script. `simulate` and
+/// rule tests call this too, so they show exactly what the daemon would answer.
+pub fn compute(rules: &RuleSet, event: &Event) -> Option<Result<String, String>> {
+    let evaluation = rules.evaluate(event);
+    let (rule, index) = evaluation.matched().find_map(|r| {
+        let a = r.actions.iter().find(|a| a.kind == "script")?;
+        Some((r.rule.clone(), a.index))
+    })?;
+    let script = rules.script(&rule, index)?;
+    let result = rules.runner().dynamic_product(script, event, DEADLINE);
+    Some(result.map_err(|e| e.to_string()))
 }
 
 /// Runs the first matching rule's script for `event` and journals its output. `None` when no
@@ -32,14 +47,8 @@ pub async fn answer(
 ) -> Option<Result<String, String>> {
     let rules = rules.current()?;
     let output = tokio::task::spawn_blocking(move || {
-        let evaluation = rules.evaluate(&event);
-        let (rule, index) = evaluation.matched().find_map(|r| {
-            let a = r.actions.iter().find(|a| a.kind == "script")?;
-            Some((r.rule.clone(), a.index))
-        })?;
-        let script = rules.script(&rule, index)?;
-        let result = rules.runner().dynamic_product(script, &event, DEADLINE);
-        Some((event.id.clone(), result.map_err(|e| e.to_string())))
+        let result = compute(&rules, &event)?;
+        Some((event.id.clone(), result))
     })
     .await
     .ok()??;

@@ -34,7 +34,7 @@ async fn email_arrives_with_recipients_subject_and_body() {
     let mut server = SmtpServer::start();
     let (actions, _dir) = build(&smtp_yaml(server.port, ""));
     let params = json!({
-        "to": "ann@example.com, Bob <bob@example.com>",
+        "to": ["ann@example.com", "Bob <bob@example.com>"],
         "cc": ["cat@example.com"],
         "bcc": "dan@example.com",
         "reply_to": "help@example.com",

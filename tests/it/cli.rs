@@ -68,7 +68,7 @@ async fn events_lists_newest_first_and_shows_one_in_full() {
     );
 
     let id = paid.json["event_id"].as_str().unwrap();
-    let out = storeflow(&["events", "show", id, "-c", c]);
+    let out = storeflow(&["events", "show", id, "--json", "-c", c]);
     assert!(out.status.success());
     let e: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(e["event"]["order"]["id"], "7a31c2-9f0e4b6d21-58c0d3");

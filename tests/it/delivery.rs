@@ -26,7 +26,10 @@ async fn a_dispute_is_flagged_once_even_when_delivered_twice() {
     })
     .await;
     assert_eq!(job.attempts, 1);
-    let flags = d.journal().flags(Some("dispute"), 10).unwrap();
+    let flags = d
+        .journal()
+        .flags(Some("dispute"), storeflow::journal::FlagFilter::Open, 10)
+        .unwrap();
     assert_eq!(flags.len(), 1, "{flags:?}");
     assert_eq!(flags[0].order_id, "e19d3f-6b0c2a8e47-9d21a5");
     assert_eq!(flags[0].source, "sellix");

@@ -78,10 +78,29 @@ fn add_recipients(
     Ok(builder)
 }
 
-/// `shop@example.com` or `Shop <shop@example.com>`; a bad address is a permanent error.
+/// `shop@example.com` or `Shop <shop@example.com>`: exactly ONE mailbox. A bad address, a list
+/// (`a@x.com, b@x.com`) or a group (`team: a@x.com;`) is a permanent error naming the param:
+/// a buyer who types a second address into a form field must not get a copy sent anywhere.
 fn mailbox(p: &Params<'_>, name: &str, addr: &str) -> Result<Mailbox, ActionError> {
-    addr.parse()
-        .map_err(|e| p.error(name, format!("`{addr}` is not an email address ({e})")))
+    let shown = addr.escape_debug();
+    let text = addr.trim();
+    // lettre's parser stops after the first mailbox and ignores the rest of the text, so check
+    // that the mailbox is all there is: the bare address, or `display name <address>`.
+    let parsed = text
+        .parse::<Mailbox>()
+        .ok()
+        .filter(|m| text == m.email.to_string() || text.ends_with(&format!("<{}>", m.email)));
+    match parsed {
+        Some(mailbox) => Ok(mailbox),
+        None if text.contains([',', ';']) || text.matches('@').count() > 1 => Err(p.error(
+            name,
+            format!(
+                "`{shown}` is not exactly one mailbox (a list or a group?); \
+                 give one address per item (a YAML list for several)"
+            ),
+        )),
+        None => Err(p.error(name, format!("`{shown}` is not an email address"))),
+    }
 }
 
 /// A plain-text rendering of `html` for clients that do not show HTML: tags dropped (and the
@@ -194,7 +213,7 @@ mod tests {
 
     #[test]
     fn builds_alternative_and_keeps_bcc_only_when_asked() {
-        let v = json!({"to": "a@x.com, B <b@x.com>", "bcc": ["c@x.com"], "subject": "Hi",
+        let v = json!({"to": ["a@x.com", "B <b@x.com>"], "bcc": ["c@x.com"], "subject": "Hi",
                        "html": "<p>Hello</p>"});
         let p = Params::new("email", &v).unwrap();
         let raw = String::from_utf8(build(&p, &from(), &job(), true).unwrap().formatted()).unwrap();
@@ -207,6 +226,36 @@ mod tests {
         let msg = build(&p, &from(), &job(), false).unwrap();
         assert!(!String::from_utf8(msg.formatted()).unwrap().contains("Bcc:"));
         assert_eq!(msg.envelope().to().len(), 3);
+    }
+
+    #[test]
+    fn regression_recipient_lists_and_groups_are_refused() {
+        let refused = [
+            "a@example.com, evil@example.org",
+            "a@example.com evil@example.org",
+            "Ann <a@example.com>, evil@example.org",
+            "a@example.com,Evil <evil@example.org>",
+            "team: a@example.com, evil@example.org;",
+            "a@example.com\r\nRCPT TO:<evil@example.org>",
+        ];
+        for to in refused {
+            for field in ["to", "cc", "bcc", "reply_to"] {
+                let mut v = json!({"to": "ok@example.com", "subject": "s", "body": "b"});
+                v[field] = json!(to);
+                let p = Params::new("email", &v).unwrap();
+                let e = build(&p, &from(), &job(), false).unwrap_err();
+                let msg = e.to_string();
+                assert!(
+                    !e.is_retryable() && msg.contains(&format!("`{field}`")),
+                    "{to}: {msg}"
+                );
+                assert!(!msg.contains('\n'), "{msg}");
+            }
+        }
+        let v = json!({"to": ["\"Doe, Ann\" <a@example.com>", "b@example.com"], "subject": "s",
+                       "body": "b"});
+        let msg = build(&Params::new("email", &v).unwrap(), &from(), &job(), false).unwrap();
+        assert_eq!(msg.envelope().to().len(), 2);
     }
 
     #[test]

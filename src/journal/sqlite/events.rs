@@ -225,20 +225,20 @@ impl RawEvent {
 }
 
 /// Retention: deletes old events that need nothing more (processed, no job left, no flag), with
-/// their traces and finished jobs. Dead letters, flagged orders and quarantined events keep
-/// their events.
+/// their traces and finished jobs (done, dismissed or replanned). Dead letters, flagged orders
+/// and quarantined events keep their events.
 pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, JournalError> {
     let old = "SELECT id FROM events WHERE received_at < ?1 AND processed_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.event_id = events.id)";
     tx.execute(
         &format!(
             "DELETE FROM attempts WHERE job_id IN
-               (SELECT id FROM jobs WHERE status = 'done' AND event_id IN ({old}))"
+               (SELECT id FROM jobs WHERE status IN ('done', 'dismissed', 'replanned') AND event_id IN ({old}))"
         ),
         [before.millis()],
     )?;
     tx.execute(
-        &format!("DELETE FROM jobs WHERE status = 'done' AND event_id IN ({old})"),
+        &format!("DELETE FROM jobs WHERE status IN ('done', 'dismissed', 'replanned') AND event_id IN ({old})"),
         [before.millis()],
     )?;
     let unneeded = format!(
@@ -253,4 +253,16 @@ pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, Journal
         &format!("DELETE FROM events WHERE id IN ({unneeded})"),
         [before.millis()],
     )?)
+}
+
+/// Which of `ids` are still in the journal.
+pub(super) fn existing(conn: &Connection, ids: &[String]) -> Result<Vec<String>, JournalError> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?;
+    let mut found = Vec::new();
+    for id in ids {
+        if stmt.exists([id])? {
+            found.push(id.clone());
+        }
+    }
+    Ok(found)
 }

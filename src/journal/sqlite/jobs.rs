@@ -5,7 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::event::Timestamp;
 use crate::journal::{
-    Attempt, AttemptOutcome, Job, JobStatus, JournalError, NextStep, Processed, Requeue,
+    Attempt, AttemptOutcome, Job, JobStatus, JournalError, NewJob, NextStep, Processed, Replan,
+    Requeue,
 };
 
 /// Marks the event processed and stores its trace, jobs and script state; `false` (and no
@@ -24,22 +25,35 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
         "INSERT OR REPLACE INTO traces (event_id, trace, created_at) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![p.event_id, p.trace.to_string(), now])?;
+    for (key, value) in &p.state {
+        set_state(tx, key, value)?;
+    }
+    insert_jobs(tx, &p.event_id, &p.jobs, now)?;
+    Ok(true)
+}
+
+/// Creates jobs (pending, or dead when they cannot run); a key that exists is left alone.
+/// Returns how many were created.
+fn insert_jobs(
+    tx: &Connection,
+    event_id: &str,
+    jobs: &[NewJob],
+    now: i64,
+) -> Result<usize, JournalError> {
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO jobs (event_id, rule, action_index, kind, params, status,
                                      next_at, last_error, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?7)",
     )?;
-    for (key, value) in &p.state {
-        set_state(tx, key, value)?;
-    }
-    for job in &p.jobs {
+    let mut created = 0;
+    for job in jobs {
         let status = if job.error.is_some() {
             JobStatus::Dead
         } else {
             JobStatus::Pending
         };
-        insert.execute(params![
-            p.event_id,
+        created += insert.execute(params![
+            event_id,
             job.rule,
             job.action_index as i64,
             job.kind,
@@ -49,7 +63,56 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
             job.error,
         ])?;
     }
-    Ok(true)
+    Ok(created)
+}
+
+/// Creates the replanned jobs and marks the dead letters they replace `replanned`. Returns how
+/// many jobs were created.
+pub(super) fn replan(tx: &Connection, r: &Replan) -> Result<usize, JournalError> {
+    let now = Timestamp::now().millis();
+    let mut mark = tx.prepare_cached(
+        "UPDATE jobs SET status = 'replanned', updated_at = ?3
+         WHERE id = ?1 AND event_id = ?2 AND status = 'dead'",
+    )?;
+    for id in &r.replaces {
+        mark.execute(params![id, r.event_id, now])?;
+    }
+    insert_jobs(tx, &r.event_id, &r.jobs, now)
+}
+
+/// Sets dead letters aside; returns how many were dead.
+pub(super) fn dismiss(tx: &Connection, ids: &[i64]) -> Result<usize, JournalError> {
+    let now = Timestamp::now().millis();
+    let mut stmt = tx.prepare_cached(
+        "UPDATE jobs SET status = 'dismissed', updated_at = ?2 WHERE id = ?1 AND status = 'dead'",
+    )?;
+    let mut changed = 0;
+    for id in ids {
+        changed += stmt.execute(params![id, now])?;
+    }
+    Ok(changed)
+}
+
+/// Deletes script state keys; returns how many existed.
+pub(super) fn delete_state(tx: &Connection, keys: &[String]) -> Result<usize, JournalError> {
+    let mut stmt = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+    let mut deleted = 0;
+    for key in keys {
+        deleted += stmt.execute([key])?;
+    }
+    Ok(deleted)
+}
+
+/// Script state keys starting with `prefix`, with when each was last written.
+pub(super) fn state_keys(
+    conn: &Connection,
+    prefix: &str,
+) -> Result<Vec<(String, Timestamp)>, JournalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, updated_at FROM kv WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+    )?;
+    let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, Timestamp(r.get(1)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Sets one script state value.
@@ -129,7 +192,9 @@ pub(super) fn next_due(conn: &Connection) -> Result<Option<Timestamp>, JournalEr
     Ok(at.map(Timestamp))
 }
 
-/// Records one attempt and moves the job on (done, retry later, or dead).
+/// Records one attempt and moves the job on (done, retry later, or dead). Attempts are numbered
+/// across re-queues (a retried job's next attempt continues the count), so `jobs show` keeps the
+/// whole history; `jobs.attempts` counts the attempts of the current retry schedule only.
 pub(super) fn record_attempt(tx: &Connection, a: &AttemptOutcome) -> Result<usize, JournalError> {
     let (status, next_at, outcome) = match a.next {
         NextStep::Done => (JobStatus::Done, a.finished_at, "done"),
@@ -151,21 +216,29 @@ pub(super) fn record_attempt(tx: &Connection, a: &AttemptOutcome) -> Result<usiz
         ])?;
     if changed > 0 {
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO attempts (job_id, number, started_at, finished_at, outcome, error)
-             VALUES (?1, (SELECT attempts FROM jobs WHERE id = ?1), ?2, ?3, ?4, ?5)",
+            "INSERT INTO attempts (job_id, number, started_at, finished_at, outcome, error)
+             VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?1),
+                     ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![a.job_id, a.started_at.millis(), a.finished_at.millis(), outcome, a.error])?;
+        .execute(params![
+            a.job_id,
+            a.started_at.millis(),
+            a.finished_at.millis(),
+            outcome,
+            a.error
+        ])?;
     }
     Ok(changed)
 }
 
-/// Puts dead (or any, by id) jobs back in the queue, due now, with a fresh retry schedule.
+/// Puts dead (or, by id, done or dismissed) jobs back in the queue, due now, with a fresh retry schedule. The
+/// attempts already made stay in `attempts`.
 pub(super) fn requeue(tx: &Connection, r: &Requeue) -> Result<usize, JournalError> {
     let now = Timestamp::now().millis();
     let changed = match r {
         Requeue::One(id) => tx.execute(
             "UPDATE jobs SET status = 'pending', attempts = 0, next_at = ?2, updated_at = ?2
-             WHERE id = ?1 AND status IN ('dead', 'done')",
+             WHERE id = ?1 AND status IN ('dead', 'done', 'dismissed')",
             params![id, now],
         )?,
         Requeue::AllDead => tx.execute(
@@ -180,7 +253,7 @@ pub(super) fn requeue(tx: &Connection, r: &Requeue) -> Result<usize, JournalErro
 pub(super) fn attempts(conn: &Connection, job_id: i64) -> Result<Vec<Attempt>, JournalError> {
     let mut stmt = conn.prepare_cached(
         "SELECT job_id, number, started_at, finished_at, outcome, error FROM attempts
-         WHERE job_id = ?1 ORDER BY started_at, number",
+         WHERE job_id = ?1 ORDER BY number",
     )?;
     let rows = stmt.query_map([job_id], |r| {
         Ok(Attempt {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::{
-    Attempt, Event, EventStatus, EventSummary, Flag, Job, JobStatus, JournalError, SecretCount,
-    Store, Unreadable, Write, Written,
+    Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
+    SecretCount, Store, Unreadable, Write, Written,
 };
 use crate::event::Timestamp;
 
@@ -99,6 +99,27 @@ const MIGRATIONS: &[&str] = &[
         reason         TEXT NOT NULL,
         quarantined_at INTEGER NOT NULL
     );
+    "#,
+    // Flags: one per rule (a second rule flagging the same order and kind keeps its note), an
+    // id to resolve or delete one by, and when it was resolved.
+    r#"
+    CREATE TABLE flags_by_rule (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        source      TEXT NOT NULL,
+        order_id    TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        note        TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        rule        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        resolved_at INTEGER,
+        UNIQUE (source, order_id, kind, rule)
+    );
+    INSERT INTO flags_by_rule (source, order_id, kind, note, event_id, rule, created_at)
+        SELECT source, order_id, kind, note, event_id, rule, created_at FROM flags
+        ORDER BY created_at;
+    DROP TABLE flags;
+    ALTER TABLE flags_by_rule RENAME TO flags;
     "#,
     // Shops (DESIGN.md §14): the shop an event was posted for, and which of its secrets matched.
     r#"
@@ -185,6 +206,11 @@ impl Store for SqliteStore {
                 Write::Release(r) => Written::Changed(quarantine::release(&tx, r)?),
                 Write::State(key, value) => Written::Changed(jobs::set_state(&tx, key, value)?),
                 Write::Prune { before } => Written::Changed(events::prune(&tx, *before)?),
+                Write::Replan(r) => Written::Changed(jobs::replan(&tx, r)?),
+                Write::Dismiss(ids) => Written::Changed(jobs::dismiss(&tx, ids)?),
+                Write::ResolveFlag(id) => Written::Changed(flags::resolve(&tx, *id)?),
+                Write::DeleteFlag(id) => Written::Changed(flags::delete(&tx, *id)?),
+                Write::DeleteState(keys) => Written::Changed(jobs::delete_state(&tx, keys)?),
             });
         }
         tx.commit()?;
@@ -251,8 +277,21 @@ impl Store for SqliteStore {
         jobs::attempts(&self.conn, job_id)
     }
 
-    fn flags(&self, kind: Option<&str>, limit: usize) -> Result<Vec<Flag>, JournalError> {
-        flags::list(&self.conn, kind, limit)
+    fn flags(
+        &self,
+        kind: Option<&str>,
+        filter: FlagFilter,
+        limit: usize,
+    ) -> Result<Vec<Flag>, JournalError> {
+        flags::list(&self.conn, kind, filter, limit)
+    }
+
+    fn state_keys(&self, prefix: &str) -> Result<Vec<(String, Timestamp)>, JournalError> {
+        jobs::state_keys(&self.conn, prefix)
+    }
+
+    fn existing_events(&self, ids: &[String]) -> Result<Vec<String>, JournalError> {
+        events::existing(&self.conn, ids)
     }
 
     fn jobs(

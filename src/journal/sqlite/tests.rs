@@ -244,8 +244,9 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
     let due = store.due_jobs(Timestamp::now(), 10).unwrap();
     assert_eq!((due.len(), due[0].id, due[0].attempts), (1, second, 0));
 
-    // Flags are unique per (source, order, kind).
+    // Flags are unique per (source, order, kind, rule).
     let flag = Flag {
+        id: 0,
         source: "sellix".into(),
         order_id: "inv-1".into(),
         kind: "dispute".into(),
@@ -253,13 +254,24 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
         event_id: a.event.id.clone(),
         rule: "r".into(),
         created_at: Timestamp(5),
+        resolved_at: None,
     };
     let out = store
         .write_batch(&[Write::Flag(flag.clone()), Write::Flag(flag.clone())], w)
         .unwrap();
     assert_eq!(out, vec![Written::Changed(1), Written::Changed(0)]);
-    assert_eq!(store.flags(Some("dispute"), 10).unwrap(), vec![flag]);
-    assert!(store.flags(Some("fraud"), 10).unwrap().is_empty());
+    let stored = store.flags(Some("dispute"), FlagFilter::Open, 10).unwrap();
+    assert_eq!(
+        stored,
+        vec![Flag {
+            id: stored[0].id,
+            ..flag
+        }]
+    );
+    assert!(store
+        .flags(Some("fraud"), FlagFilter::All, 10)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -336,4 +348,49 @@ fn retention_prunes_finished_history_but_keeps_dead_letters_and_flags() {
         store.event(&held.event.id).unwrap().is_some(),
         "never processed: kept"
     );
+}
+
+#[test]
+fn regression_flags_of_a_journal_from_before_per_rule_flags_survive_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("storeflow.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO flags VALUES ('sellix', 'inv-1', 'dispute', 'old note', 'evt_1', 'r', 5)",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    let flags = store.flags(None, FlagFilter::All, 10).unwrap();
+    assert_eq!(flags.len(), 1);
+    assert_eq!(
+        (flags[0].note.as_str(), flags[0].resolved_at),
+        ("old note", None)
+    );
+    let second_rule = Flag {
+        rule: "other".into(),
+        note: "second note".into(),
+        ..flags[0].clone()
+    };
+    let out = store
+        .write_batch(&[Write::Flag(second_rule)], Duration::ZERO)
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![Written::Changed(1)],
+        "a second rule keeps its note"
+    );
+    let out = store
+        .write_batch(&[Write::ResolveFlag(flags[0].id)], Duration::ZERO)
+        .unwrap();
+    assert_eq!(out, vec![Written::Changed(1)]);
+    let open = store.flags(None, FlagFilter::Open, 10).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].note, "second note");
 }

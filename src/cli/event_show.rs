@@ -1,0 +1,212 @@
+//! `storeflow events show ID [--json]`: one event for people first: what came in, which rules
+//! fired and why the others did not, each job and where it went (the recipient, the `.eml`
+//! file). `--json` prints everything the journal holds (event, trace, jobs) instead.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::actions::JobContext;
+use crate::config::Config;
+use crate::event::Event;
+use crate::journal::{EventStatus, Job, JobStatus, SqliteStore, Store};
+use crate::outln;
+use crate::rules::Miss;
+
+pub fn run(config: &Config, store: &SqliteStore, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(event) = store.event(id)? else {
+        eprintln!("no event with id {id}");
+        return Ok(ExitCode::from(1));
+    };
+    let trace = store.trace(id)?;
+    let jobs = store.jobs(Some(id), None, 1000)?;
+    if json {
+        let shown = serde_json::json!({ "event": event, "trace": trace, "jobs": jobs });
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&shown).context("printing the event")?
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    header(&event)?;
+    let quarantined = match trace {
+        Some(_) => None,
+        None => quarantine_reason(store, id)?,
+    };
+    rules(trace.as_ref(), quarantined)?;
+    outln!("\njobs")?;
+    if jobs.is_empty() {
+        outln!("  none")?;
+    }
+    for job in jobs.iter().rev() {
+        job_line(config, store, job)?;
+    }
+    outln!("\nthe payload and the full trace: storeflow events show {id} --json")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn header(e: &Event) -> std::io::Result<()> {
+    let canonical = e.canonical.as_deref().unwrap_or("no canonical name");
+    outln!("event {}  {} ({canonical})", e.id, e.topic)?;
+    outln!("received {}", e.received_at.to_rfc3339())?;
+    if let Some(o) = &e.order {
+        outln!(
+            "order {}  {} {}  {}",
+            o.id,
+            o.total.map_or("-".to_string(), |t| t.to_string()),
+            o.currency,
+            o.customer.email
+        )?;
+    }
+    Ok(())
+}
+
+/// Why the event is quarantined, if it is.
+fn quarantine_reason(store: &SqliteStore, id: &str) -> anyhow::Result<Option<String>> {
+    let all = store.events_with_status(EventStatus::Quarantined, usize::MAX >> 1)?;
+    Ok(all
+        .into_iter()
+        .find(|e| e.id == id)
+        .map(|e| e.reason.unwrap_or_default()))
+}
+
+/// One line per candidate rule: fired, or the first condition that failed.
+fn rules(trace: Option<&Value>, quarantined: Option<String>) -> std::io::Result<()> {
+    outln!("\nrules")?;
+    if let Some(reason) = quarantined {
+        return outln!("  quarantined, not planned: {reason} (see `storeflow events retry`)");
+    }
+    let Some(trace) = trace else {
+        return outln!("  not processed yet (is the daemon running?)");
+    };
+    if let Some(e) = trace["error"].as_str() {
+        outln!("  ! {e}")?;
+    }
+    for r in trace["rules"].as_array().into_iter().flatten() {
+        let name = r["rule"].as_str().unwrap_or("?");
+        let file = r["file"].as_str().unwrap_or("");
+        if let Some(e) = r["script_error"].as_str() {
+            outln!("  ✘ {name} ({file}) matched, but its script failed: {e}")?;
+        } else if r["matched"] == true {
+            outln!("  ✔ {name} ({file}) fired")?;
+        } else {
+            let why = serde_json::from_value::<Miss>(r["miss"].clone())
+                .map_or("does not match".to_string(), |m| m.to_string());
+            outln!("  ✘ {name} ({file}) did not fire: {why}")?;
+        }
+    }
+    match trace["not_listening"].as_u64() {
+        Some(n) if n > 0 => outln!(
+            "  ({n} other rule{} not listening to this event)",
+            plural(n)
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn job_line(config: &Config, store: &SqliteStore, job: &Job) -> anyhow::Result<()> {
+    let tries = store.attempts(job.id)?.len() as u64;
+    outln!(
+        "  #{} {} {}: {} ({tries} attempt{})",
+        job.id,
+        job.rule,
+        job.kind,
+        job.status.as_str(),
+        plural(tries)
+    )?;
+    if job.kind == "email" {
+        let to = recipients(&job.params);
+        outln!("      to {to}")?;
+        match &config.email.smtp {
+            Some(smtp) => outln!("      via SMTP {}:{}", smtp.host, smtp.port)?,
+            None => {
+                let path = eml_path(config, job);
+                let note = match (path.exists(), job.status) {
+                    (true, _) => "",
+                    (false, JobStatus::Done) => " (no longer on disk)",
+                    (false, _) => " (not written yet)",
+                };
+                outln!("      file {}{note}", path.display())?;
+            }
+        }
+    }
+    if job.kind == "slack" {
+        outln!("      {}", slack_destination(config, &job.params))?;
+    }
+    if let Some(e) = &job.last_error {
+        outln!("      last error: {e}")?;
+    }
+    Ok(())
+}
+
+/// Where the Slack action sends (the order of `actions::slack`); webhook URLs are secrets and
+/// are never printed.
+fn slack_destination(config: &Config, params: &Value) -> String {
+    let channel = params["channel"].as_str().unwrap_or("");
+    if params["webhook_url"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty())
+    {
+        "to the rule's own incoming webhook".into()
+    } else if config.slack.webhook_url.is_set() {
+        "to the incoming webhook of slack.webhook_url".into()
+    } else if config.slack.bot_token.is_set() {
+        format!("chat.postMessage to {channel}")
+    } else {
+        format!(
+            "a line in {} (no Slack configured)",
+            config.data_dir.join("slack.jsonl").display()
+        )
+    }
+}
+
+/// `to`, `cc` and `bcc` as written in the job (a string or a list).
+fn recipients(params: &Value) -> String {
+    let mut all = Vec::new();
+    for key in ["to", "cc", "bcc"] {
+        let list = match &params[key] {
+            Value::String(s) if !s.is_empty() => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            _ => continue,
+        };
+        let prefix = if key == "to" { "" } else { key };
+        all.push(format!(
+            "{prefix}{}{}",
+            if prefix.is_empty() { "" } else { " " },
+            list.join(", ")
+        ));
+    }
+    if all.is_empty() {
+        "(nobody)".into()
+    } else {
+        all.join("; ")
+    }
+}
+
+/// Where the email action drops the job's message when SMTP is not configured.
+fn eml_path(config: &Config, job: &Job) -> PathBuf {
+    let ctx = JobContext {
+        job_id: job.id,
+        event_id: job.event_id.clone(),
+        rule: job.rule.clone(),
+        action_index: job.action_index,
+        attempt: 1,
+    };
+    config
+        .data_dir
+        .join("mail")
+        .join(format!("{}.eml", ctx.file_stem()))
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
