@@ -5,11 +5,14 @@
 //! config file should never silently fall back to a default.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+mod sources;
+pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig};
 
 /// The daemon's configuration (DESIGN.md §8).
 #[derive(Debug, Clone, Deserialize)]
@@ -54,32 +57,6 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SourcesConfig {
-    pub sellix: SellixConfig,
-    pub selldone: SelldoneConfig,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SellixConfig {
-    /// The shop's webhook secret; empty means "not configured" (loopback clients only).
-    pub secret: Secret,
-    /// When non-empty, only these client addresses may post (Sellix sends from 99.81.24.41).
-    pub allow_ips: Vec<IpAddr>,
-    /// Take the client address from `X-Forwarded-For` (the entry our proxy added, i.e. the
-    /// last one) instead of the TCP peer. Only safe behind a proxy that sets the header.
-    pub trust_proxy: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SelldoneConfig {
-    /// The secret token in the URL registered with Selldone; empty means loopback clients only.
-    pub token: Secret,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntakeConfig {
@@ -88,6 +65,23 @@ pub struct IntakeConfig {
     /// A second delivery of the same webhook within this window is answered without a new event.
     #[serde(deserialize_with = "de_duration")]
     pub dedupe_window: Duration,
+    /// A connection that has not sent a request's complete headers by then is closed.
+    #[serde(deserialize_with = "de_duration")]
+    pub header_timeout: Duration,
+    /// Connections served at once; past it the oldest idle connection is closed.
+    pub max_connections: usize,
+}
+
+impl IntakeConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.header_timeout.is_zero() {
+            return Err("intake.header_timeout must be more than 0 (e.g. 10s)".into());
+        }
+        if self.max_connections == 0 {
+            return Err("intake.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for IntakeConfig {
@@ -95,6 +89,8 @@ impl Default for IntakeConfig {
         IntakeConfig {
             max_body: 1024 * 1024,
             dedupe_window: Duration::from_secs(24 * 3600),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 512,
         }
     }
 }
@@ -293,7 +289,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str::<Config>(&text).map_err(|e| {
+        let config = serde_saphyr::from_str::<Config>(&text).map_err(|e| {
             let (line, column) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
@@ -304,7 +300,16 @@ impl Config {
                 column,
                 message: yaml_error_message(&e.to_string()),
             }
-        })
+        })?;
+        config
+            .sources
+            .validate()
+            .and_then(|()| config.intake.validate())
+            .map_err(|message| ConfigError::Other {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        Ok(config)
     }
 
     /// `./storeflow.yaml` when it exists: the default of every command's `-c`.
@@ -483,6 +488,24 @@ mod tests {
             .to_string();
         assert!(msg.contains("storeflow.yaml:2:"), "{msg}");
         assert!(msg.contains("invalid duration `soon`"), "{msg}");
+    }
+
+    #[test]
+    fn intake_limits_are_validated() {
+        let msg = parse("intake:\n  header_timeout: 0s\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("intake.header_timeout must be more than 0"),
+            "{msg}"
+        );
+        let msg = parse("intake:\n  max_connections: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("intake.max_connections must be at least 1"),
+            "{msg}"
+        );
     }
 
     #[test]

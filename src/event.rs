@@ -14,6 +14,14 @@ pub struct Event {
     pub id: String,
     /// The source adapter that verified it: `sellix` or `selldone`.
     pub source: String,
+    /// The shop it was posted for (`sources.<source>.shops`); `default` for the single-shop
+    /// form and for events journaled before shops existed.
+    #[serde(default = "default_shop")]
+    pub shop: String,
+    /// Which of the shop's secrets verified it: `current`, `previous` (a rotation in progress)
+    /// or `none` (unsigned, from this machine). Never the secret itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     /// The platform's own event name (`order:paid`, `SentOrder`, `Product/Created`).
     pub kind: String,
     /// `source/kind`: what `on:` patterns with a slash match against.
@@ -25,6 +33,11 @@ pub struct Event {
     pub payload: serde_json::Value,
     /// Present for order events of either platform.
     pub order: Option<OrderView>,
+}
+
+/// The shop of events that name none.
+pub fn default_shop() -> String {
+    crate::sources::DEFAULT_SHOP.to_string()
 }
 
 impl Event {

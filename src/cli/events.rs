@@ -23,6 +23,9 @@ pub struct EventsArgs {
     /// How many events to list
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Only events of this shop (`default` for the single-shop routes)
+    #[arg(long)]
+    pub shop: Option<String>,
 }
 
 fn parse_status(s: &str) -> Result<EventStatus, String> {
@@ -59,9 +62,9 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
     if let Some(EventsCommand::Show { id, json }) = args.show {
         return super::event_show::run(config, &store, &id, json || args.json);
     }
-    let events = match args.status {
-        Some(status) => store.events_with_status(status, args.limit)?,
-        None => store.recent_events(args.limit)?,
+    let events = match (args.status, args.shop.as_deref()) {
+        (None, None) => store.recent_events(args.limit)?,
+        (status, shop) => store.events_filtered(status, shop, args.limit)?,
     };
     if args.json {
         for e in &events {
@@ -77,18 +80,20 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "{:<24}  {:<36}  {:<28}  {:<20}  {:<12}  ORDER",
+        "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  ORDER",
         "RECEIVED",
         "ID",
+        "SHOP",
         "TOPIC",
         "CANONICAL",
         "STATUS"
     )?;
     for e in &events {
         outln!(
-            "{:<24}  {:<36}  {:<28}  {:<20}  {:<12}  {}",
+            "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  {}",
             e.received_at.to_rfc3339(),
             e.id,
+            e.shop,
             e.topic,
             e.canonical.as_deref().unwrap_or("-"),
             e.status.as_str(),

@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(&load_config(cli.config)?, args),
         Command::Jobs(args) => jobs::run(&load_config(cli.config)?, args),
         Command::Flags(args) => flags::run(&load_config(cli.config)?, args),
-        Command::Sign(args) => sign::run(args),
+        Command::Sign(args) => sign::run(&load_config(cli.config)?, args),
     }
 }
 

@@ -29,6 +29,7 @@ pub struct Appended {
 pub struct EventSummary {
     pub id: String,
     pub source: String,
+    pub shop: String,
     pub kind: String,
     pub topic: String,
     pub canonical: Option<String>,
@@ -86,6 +87,17 @@ pub struct Unreadable {
 pub enum Release {
     One(String),
     AllQuarantined,
+}
+
+/// How many journaled events one secret of one shop verified, and the latest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretCount {
+    pub source: String,
+    pub shop: String,
+    /// `current`, `previous` or `none`.
+    pub secret: String,
+    pub events: u64,
+    pub last: Timestamp,
 }
 
 /// The outcome of running the rules on one event, committed in one transaction: the event is
@@ -329,6 +341,18 @@ pub trait Store: Send + 'static {
 
     /// The newest events first.
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError>;
+
+    /// The newest events first, only those in `status` and of `shop` when given
+    /// (`events --status --shop`).
+    fn events_filtered(
+        &self,
+        status: Option<EventStatus>,
+        shop: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError>;
+
+    /// Events per (source, shop, secret that matched), for retiring a rotated secret.
+    fn secret_counts(&self) -> Result<Vec<SecretCount>, JournalError>;
 
     /// One event, whole.
     fn event(&self, id: &str) -> Result<Option<Event>, JournalError>;

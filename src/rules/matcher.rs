@@ -21,7 +21,15 @@ pub enum Root {
 }
 
 /// Fields of `event.*` paths.
-pub const EVENT_FIELDS: &[&str] = &["id", "source", "kind", "topic", "canonical", "received_at"];
+pub const EVENT_FIELDS: &[&str] = &[
+    "id",
+    "source",
+    "shop",
+    "kind",
+    "topic",
+    "canonical",
+    "received_at",
+];
 /// Fields of `order.*` paths ([`crate::event::OrderView`]).
 pub const ORDER_FIELDS: &[&str] = &[
     "id", "status", "total", "currency", "customer", "items", "shop",
@@ -114,7 +122,7 @@ impl<'e> Scope<'e> {
         self.event_json.get_or_init(|| {
             let e = self.event;
             json!({
-                "id": e.id, "source": e.source, "kind": e.kind, "topic": e.topic,
+                "id": e.id, "source": e.source, "shop": e.shop, "kind": e.kind, "topic": e.topic,
                 "canonical": e.canonical, "received_at": e.received_at.to_rfc3339(),
             })
         })

@@ -14,6 +14,8 @@ fn event() -> Event {
     Event {
         id: "evt_1".into(),
         source: "sellix".into(),
+        shop: "default".into(),
+        secret: None,
         kind: "order:paid".into(),
         topic: "sellix/order:paid".into(),
         canonical: Some("order.paid".into()),

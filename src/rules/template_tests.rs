@@ -9,6 +9,8 @@ fn event() -> Event {
     Event {
         id: "evt_1".into(),
         source: "sellix".into(),
+        shop: "default".into(),
+        secret: None,
         kind: "order:paid".into(),
         topic: "sellix/order:paid".into(),
         canonical: Some("order.paid".into()),

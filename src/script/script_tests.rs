@@ -13,6 +13,8 @@ pub fn event() -> Event {
     Event {
         id: "evt_1".into(),
         source: "sellix".into(),
+        shop: "default".into(),
+        secret: None,
         kind: "order:paid".into(),
         topic: "sellix/order:paid".into(),
         canonical: Some("order.paid".into()),

@@ -9,12 +9,14 @@ use serde::Deserialize;
 use warp::http::HeaderMap;
 use warp::{Buf, Filter, Rejection};
 
+use super::conn::PeerAddr;
 use super::dynamic;
+pub use super::health::SecretCounts;
 use super::rejection::ApiError;
 use crate::event::Timestamp;
 use crate::journal::{Journal, SqliteStore, Store};
 use crate::rules::live::LiveRules;
-use crate::sources::{IntakeRequest, Source, Sources};
+use crate::sources::{IntakeRequest, Route, Source, Sources};
 
 /// What the intake route needs; shared by every request.
 pub struct Intake {
@@ -25,6 +27,8 @@ pub struct Intake {
     pub rules: Arc<LiveRules>,
     /// Reads earlier answers to repeated dynamic-product deliveries.
     pub reader: Arc<std::sync::Mutex<SqliteStore>>,
+    /// Deliveries per shop and secret, for `/healthz`.
+    pub counts: Arc<SecretCounts>,
 }
 
 #[derive(Deserialize)]
@@ -32,44 +36,69 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The webhook route.
+/// The webhook route: any method on `/hooks/…`, so a known route with the wrong method gets 405
+/// and an unknown one 404 with the valid routes.
 pub fn route(
     intake: Arc<Intake>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
     let max_body = intake.max_body;
     let with_intake = warp::any().map(move || intake.clone());
-    let token_segment = warp::path::param::<String>()
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify();
-    warp::post()
-        .and(warp::path("hooks"))
+    warp::path("hooks")
+        .and(warp::path::tail())
+        .and(warp::method())
         .and(with_intake)
-        .and(warp::path::param::<String>())
-        .and_then(|intake: Arc<Intake>, name: String| async move {
-            match intake.sources.get(&name) {
-                Some(source) => Ok((intake.clone(), source.clone())),
-                None => Err(warp::reject::custom(ApiError::UnknownSource {
-                    name,
-                    known: intake.sources.names(),
-                })),
-            }
-        })
+        .and_then(resolve)
         .untuple_one()
-        .and(token_segment)
-        .and(warp::path::end())
         .and(warp::query::<TokenQuery>())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(peer_addr())
         .and(limited_body(max_body))
         .and_then(handle)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The TCP peer: recorded by our own accept loop ([`super::conn`]), or by warp (`warp::test`).
+fn peer_addr(
+) -> impl Filter<Extract = (Option<SocketAddr>,), Error = std::convert::Infallible> + Clone {
+    warp::addr::remote()
+        .and(warp::ext::optional::<PeerAddr>())
+        .map(|warp: Option<SocketAddr>, ours: Option<PeerAddr>| ours.map(|p| p.0).or(warp))
+}
+
+/// The source and shop a `/hooks/…` path names; 404 listing the routes when none, 405 when the
+/// route exists but the method is not POST.
+async fn resolve(
+    tail: warp::path::Tail,
+    method: warp::http::Method,
+    intake: Arc<Intake>,
+) -> Result<(Arc<Intake>, Arc<dyn Source>, Route), Rejection> {
+    let segments: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
+    // Only the source segment is shown: the rest may hold a token.
+    let shown = match segments.as_slice() {
+        [] => "/hooks".to_string(),
+        [name] => format!("/hooks/{name}"),
+        [name, ..] => format!("/hooks/{name}/…"),
+    };
+    let not_found = || {
+        warp::reject::custom(ApiError::NotFound {
+            path: shown.clone(),
+            routes: intake.sources.routes(),
+        })
+    };
+    let Some((name, rest)) = segments.split_first() else {
+        return Err(not_found());
+    };
+    let source = intake.sources.get(name).ok_or_else(not_found)?.clone();
+    let route = source.route(rest).ok_or_else(not_found)?;
+    if method != warp::http::Method::POST {
+        return Err(warp::reject::custom(ApiError::MethodNotAllowed));
+    }
+    Ok((intake.clone(), source, route))
+}
+
 async fn handle(
     intake: Arc<Intake>,
     source: Arc<dyn Source>,
-    path_token: Option<String>,
+    route: Route,
     query: TokenQuery,
     headers: HeaderMap,
     peer: Option<SocketAddr>,
@@ -80,13 +109,17 @@ async fn handle(
         headers: &headers,
         body,
         peer,
-        token: path_token.or(query.token),
+        token: route.token.or(query.token),
     };
+    let shop = route.shop;
     let reject = |e: ApiError| {
-        tracing::info!(source = source.name(), status = e.status().as_u16(), reason = %e, "webhook refused");
+        tracing::info!(source = source.name(), %shop, status = e.status().as_u16(), reason = %e, "webhook refused");
         warp::reject::custom(e)
     };
-    let verified = source.verify(request).map_err(|e| reject(e.into()))?;
+    let verified = source
+        .verify_shop(&shop, request)
+        .map_err(|e| reject(e.into()))?;
+    let secret = verified.secret();
     let incoming = source
         .normalize(&verified, received_at)
         .map_err(|e| reject(e.into()))?;
@@ -96,7 +129,10 @@ async fn handle(
         tracing::error!(error = %e, "journal append failed; answering 503");
         reject(ApiError::JournalUnavailable)
     })?;
-    tracing::info!(event_id = %appended.event_id, %topic, duplicate = appended.duplicate, "webhook accepted");
+    tracing::info!(event_id = %appended.event_id, %topic, %shop, secret = secret.as_str(), duplicate = appended.duplicate, "webhook accepted");
+    if !appended.duplicate {
+        intake.counts.record(source.name(), &shop, secret);
+    }
     if let Some(event) = dynamic {
         if let Some(reply) = dynamic_reply(&intake, event, &appended).await {
             return Ok(reply);

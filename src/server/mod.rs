@@ -1,29 +1,52 @@
 //! The HTTP server: webhook intake and health. It never runs rules or actions; it journals and
 //! answers.
+//!
+//! Connections are accepted here rather than by `warp::serve`, so that a client that never
+//! finishes its headers is closed after `intake.header_timeout` and the number of connections
+//! held stays under `intake.max_connections` ([`conn`]).
 
+pub mod conn;
 pub mod dynamic;
 pub mod health;
 pub mod intake;
 pub mod rejection;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
 use warp::Filter;
 
 pub use health::Health;
 pub use intake::Intake;
+
+/// Connection limits (`intake.header_timeout`, `intake.max_connections`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// How long the accept loop pauses after an accept error (out of file descriptors), so that it
+/// never spins.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// All routes, with the one rejection handler.
 pub fn routes(
     intake: Arc<Intake>,
     health: Arc<Health>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    let known = Arc::new(intake.sources.routes());
     intake::route(intake)
         .or(health::route(health))
         .unify()
-        .recover(rejection::recover)
+        .recover(move |r| rejection::recover(r, known.clone()))
         .unify()
 }
 
@@ -33,11 +56,70 @@ pub async fn run(
     listener: TcpListener,
     intake: Arc<Intake>,
     health: Arc<Health>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(intake, health))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    let service = warp::service(routes(intake, health));
+    let registry = conn::Registry::new(limits.max_connections);
+    let graceful = GracefulShutdown::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut accept_errors = 0u64;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener, &mut accept_errors) => match accepted {
+                Some(pair) => pair,
+                None => continue,
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(admitted) = registry.admit() else {
+            drop(stream);
+            continue;
+        };
+        let inner = TowerToHyperService::new(service.clone());
+        let busy = admitted.busy.clone();
+        let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(conn::PeerAddr(peer));
+            let guard = conn::BusyGuard::new(&busy);
+            let served = hyper::service::Service::call(&inner, req);
+            async move {
+                let response = served.await;
+                drop(guard);
+                response
+            }
+        });
+        let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection => {}
+                () = admitted.close.cancelled() => {}
+            }
+            drop(admitted);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The next connection; `None` after an accept error (logged sparingly: the 1st, 2nd, 4th, 8th…
+/// in a row), after a pause so a loop on "too many open files" never spins.
+async fn accept(listener: &TcpListener, errors: &mut u64) -> Option<(TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(pair) => {
+            *errors = 0;
+            Some(pair)
+        }
+        Err(e) => {
+            *errors += 1;
+            if errors.is_power_of_two() {
+                tracing::error!(error = %e, in_a_row = *errors, "cannot accept a connection");
+            }
+            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            None
+        }
+    }
 }

@@ -14,11 +14,10 @@ use crate::sources::IntakeError;
 pub enum ApiError {
     #[error(transparent)]
     Intake(#[from] IntakeError),
-    #[error("unknown source `{name}`; webhooks go to {}", known.iter().map(|k| format!("/hooks/{k}")).collect::<Vec<_>>().join(" or "))]
-    UnknownSource {
-        name: String,
-        known: Vec<&'static str>,
-    },
+    #[error("no route {path}; {}", not_found_message(routes))]
+    NotFound { path: String, routes: Vec<String> },
+    #[error("method not allowed; webhooks are POSTed")]
+    MethodNotAllowed,
     #[error("body is larger than intake.max_body ({max} bytes)")]
     TooLarge { max: u64 },
     #[error("cannot read the request body: {0}")]
@@ -37,7 +36,10 @@ impl ApiError {
             ApiError::Intake(IntakeError::Malformed(_)) | ApiError::BodyRead(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::UnknownSource { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::Intake(IntakeError::UnknownShop(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::JournalUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -50,14 +52,26 @@ pub fn error_reply(status: StatusCode, message: &str) -> warp::reply::Response {
     warp::reply::with_status(body, status).into_response()
 }
 
-/// Maps every rejection (ours and warp's) to a status and a message.
-pub async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> {
+/// The 404 text: every route this daemon serves.
+fn not_found_message(routes: &[String]) -> String {
+    format!(
+        "webhooks are POSTed to {}; GET /healthz for health",
+        routes.join(", ")
+    )
+}
+
+/// Maps every rejection (ours and warp's) to a status and a message. `routes` are the webhook
+/// routes, listed in a 404.
+pub async fn recover(
+    r: Rejection,
+    routes: std::sync::Arc<Vec<String>>,
+) -> Result<warp::reply::Response, Infallible> {
     let (status, message) = if let Some(e) = r.find::<ApiError>() {
         (e.status(), e.to_string())
     } else if r.is_not_found() {
         (
             StatusCode::NOT_FOUND,
-            "not found; webhooks go to /hooks/<source>".to_string(),
+            format!("not found; {}", not_found_message(&routes)),
         )
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         (

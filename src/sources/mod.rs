@@ -3,12 +3,14 @@
 //!
 //! Adding a platform is one file here and one line in [`registry`].
 
+pub mod client;
 pub mod json;
 pub mod selldone;
 pub mod sellix;
+pub mod shops;
 pub mod verify;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,6 +18,7 @@ use http::HeaderMap;
 
 use crate::config::Config;
 use crate::event::{Incoming, Timestamp};
+pub use shops::{SecretUsed, Shops, DEFAULT_SHOP};
 pub use verify::Verified;
 
 /// What a source sees of an HTTP request.
@@ -34,8 +37,15 @@ impl IntakeRequest<'_> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn peer_is_loopback(&self) -> bool {
-        self.peer.is_some_and(|p| p.ip().is_loopback())
+    /// The client's address as the shop owner means it: the TCP peer, or with `trust_proxy` the
+    /// last `X-Forwarded-For` entry (the one our own proxy appended).
+    pub fn client_ip(&self, trust_proxy: bool) -> Option<std::net::IpAddr> {
+        client::client_ip(self, trust_proxy)
+    }
+
+    /// True only when the real client is this machine (see [`client::is_local`]).
+    pub fn client_is_local(&self, trust_proxy: bool) -> bool {
+        client::is_local(self, trust_proxy)
     }
 }
 
@@ -51,6 +61,16 @@ pub enum IntakeError {
     /// 400: the body cannot be read as this platform's webhook.
     #[error("{0}")]
     Malformed(String),
+    /// 404: the route names a shop that is not configured.
+    #[error("{0}")]
+    UnknownShop(String),
+}
+
+/// Where a request under `/hooks/{source}/…` goes: a shop, and a token from the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub shop: String,
+    pub token: Option<String>,
 }
 
 /// A shop platform's webhook adapter.
@@ -58,14 +78,48 @@ pub trait Source: Send + Sync {
     /// The path segment after `/hooks/`, and `event.source`.
     fn name(&self) -> &'static str;
 
-    /// Checks authenticity on the raw request; nothing is parsed before this passes.
-    fn verify(&self, req: IntakeRequest<'_>) -> Result<Verified, IntakeError>;
+    /// The shop (and path token) for the path segments after `/hooks/{name}`; `None` when no
+    /// route of this source has that shape (the server answers 404 with [`Source::routes`]).
+    fn route(&self, segments: &[&str]) -> Option<Route>;
+
+    /// The routes this source serves, for the 404 answer and the docs.
+    fn routes(&self) -> Vec<String>;
+
+    /// Checks authenticity on the raw request with `shop`'s secrets; nothing is parsed before
+    /// this passes.
+    fn verify_shop(&self, shop: &str, req: IntakeRequest<'_>) -> Result<Verified, IntakeError>;
+
+    /// [`Source::verify_shop`] for the shop `default` (the single-shop routes).
+    fn verify(&self, req: IntakeRequest<'_>) -> Result<Verified, IntakeError> {
+        self.verify_shop(DEFAULT_SHOP, req)
+    }
 
     /// Parses a verified body into an event (lenient: unknown fields and events are kept).
     fn normalize(&self, body: &Verified, received_at: Timestamp) -> Result<Incoming, IntakeError>;
 
-    /// A one-line warning for start-up when the source runs without a secret.
-    fn insecure_warning(&self) -> Option<String>;
+    /// The configured shops and their secrets.
+    fn shops(&self) -> &Shops;
+
+    /// The config key of a shop's secret: `secret` or `token`.
+    fn secret_key(&self) -> &'static str;
+
+    /// `allow_unsigned: true`: serve shops without a secret on a non-loopback listener.
+    fn allow_unsigned(&self) -> bool;
+
+    /// One start-up warning per shop that runs without a secret.
+    fn insecure_warnings(&self) -> Vec<String> {
+        let (source, key) = (self.name(), self.secret_key());
+        self.shops()
+            .unsigned()
+            .into_iter()
+            .map(|shop| {
+                format!(
+                    "sources.{source} shop `{shop}` has no {key}: it accepts unsigned requests \
+                     from clients on this machine only"
+                )
+            })
+            .collect()
+    }
 }
 
 /// The sources a daemon serves, by name.
@@ -89,6 +143,11 @@ impl Sources {
         self.0.iter().map(|s| s.name()).collect()
     }
 
+    /// Every webhook route served, for the 404 answer.
+    pub fn routes(&self) -> Vec<String> {
+        self.0.iter().flat_map(|s| s.routes()).collect()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Source>> {
         self.0.iter()
     }
@@ -104,13 +163,31 @@ pub(crate) fn parse_object(body: &[u8]) -> Result<serde_json::Value, IntakeError
     Ok(v)
 }
 
-/// The refusal for a source with no secret configured and a client that is not on this machine.
-pub(crate) fn loopback_only(source: &str, key: &str, peer: Option<IpAddr>) -> IntakeError {
-    let who = peer
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "unknown".into());
+/// The refusal for a shop with no secret configured and a client that is not on this machine.
+pub(crate) fn loopback_only(source: &str, key: &str, client: &str) -> IntakeError {
     IntakeError::Unauthorized(format!(
-        "source `{source}` has no {key} configured, so only loopback clients are accepted \
-         (client {who}); set sources.{source}.{key} in storeflow.yaml"
+        "source `{source}` has no {key} configured, so only clients on this machine are accepted \
+         (client {client}); set sources.{source}.{key} in storeflow.yaml"
     ))
+}
+
+/// The shop's secrets, or a 404-worthy refusal naming the shop.
+pub(crate) fn shop<'a>(
+    source: &str,
+    shops: &'a Shops,
+    name: &str,
+) -> Result<&'a shops::ShopSecrets, IntakeError> {
+    shops
+        .get(name)
+        .ok_or_else(|| IntakeError::UnknownShop(format!("source `{source}` has no shop `{name}`")))
+}
+
+/// A dedupe key that keeps two shops' identical deliveries apart. The shop `default` keeps the
+/// key it always had, so journals from before shops existed still dedupe.
+pub(crate) fn shop_scoped(shop: &str, key: String) -> String {
+    if shop == DEFAULT_SHOP {
+        key
+    } else {
+        verify::digest_hex(&[shop.as_bytes(), key.as_bytes()])
+    }
 }

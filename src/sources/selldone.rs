@@ -3,9 +3,13 @@
 
 use serde_json::Value;
 
+use super::client::{check_allowlist, describe};
 use super::json::{first_text, number, text};
 use super::verify::{digest_hex, token_matches, verified};
-use super::{loopback_only, parse_object, IntakeError, IntakeRequest, Source, Verified};
+use super::{
+    loopback_only, parse_object, IntakeError, IntakeRequest, Route, SecretUsed, Shops, Source,
+    Verified, DEFAULT_SHOP,
+};
 use crate::config::SelldoneConfig;
 use crate::event::{
     selldone_canonical, Customer, Event, Incoming, Item, OrderView, Shop, Timestamp,
@@ -13,11 +17,17 @@ use crate::event::{
 
 pub struct Selldone {
     config: SelldoneConfig,
+    shops: Shops,
 }
 
 impl Selldone {
     pub fn new(config: SelldoneConfig) -> Self {
-        Selldone { config }
+        let shops = Shops::from_config(
+            (&config.token, &config.previous_token),
+            &config.shops,
+            |s| (&s.token, &s.previous_token),
+        );
+        Selldone { config, shops }
     }
 }
 
@@ -26,24 +36,62 @@ impl Source for Selldone {
         "selldone"
     }
 
-    fn verify(&self, req: IntakeRequest<'_>) -> Result<Verified, IntakeError> {
-        let expected = &self.config.token;
-        if expected.is_set() {
-            let Some(given) = req.token.as_deref().filter(|t| !t.is_empty()) else {
-                return Err(IntakeError::Unauthorized(
-                    "missing token: post to /hooks/selldone/<token> or /hooks/selldone?token=<token>"
-                        .into(),
-                ));
-            };
-            if !token_matches(expected.expose(), given) {
-                return Err(IntakeError::Unauthorized(
-                    "wrong token in the webhook URL".into(),
-                ));
-            }
-        } else if !req.peer_is_loopback() {
-            return Err(loopback_only("selldone", "token", req.peer.map(|p| p.ip())));
+    /// `/hooks/selldone[/{token}]` is the shop `default`; `/hooks/selldone/{shop}/{token}` (or
+    /// `/hooks/selldone/{shop}?token=`) a configured shop. A single segment is a shop when one
+    /// has that name, else the default shop's token.
+    fn route(&self, segments: &[&str]) -> Option<Route> {
+        let route = |shop: &str, token: Option<&str>| {
+            self.shops.get(shop).map(|s| Route {
+                shop: s.name.clone(),
+                token: token.map(str::to_string),
+            })
+        };
+        match segments {
+            [] => route(DEFAULT_SHOP, None),
+            [one] if self.shops.named().contains(one) => route(one, None),
+            [token] => route(DEFAULT_SHOP, Some(token)),
+            [shop, token] => route(shop, Some(token)),
+            _ => None,
         }
-        Ok(verified(req.body, None))
+    }
+
+    fn routes(&self) -> Vec<String> {
+        let mut routes = Vec::new();
+        if self.shops.has_default() {
+            routes.push("/hooks/selldone/<token>".to_string());
+        }
+        routes.extend(
+            self.shops
+                .named()
+                .iter()
+                .map(|n| format!("/hooks/selldone/{n}/<token>")),
+        );
+        routes
+    }
+
+    fn verify_shop(&self, shop: &str, req: IntakeRequest<'_>) -> Result<Verified, IntakeError> {
+        let trust = self.config.trust_proxy;
+        check_allowlist("selldone", &self.config.allow_ips, trust, &req)?;
+        let shop = super::shop("selldone", &self.shops, shop)?;
+        let used = if shop.is_signed() {
+            let Some(given) = req.token.as_deref().filter(|t| !t.is_empty()) else {
+                let route = if shop.name == DEFAULT_SHOP {
+                    "/hooks/selldone".to_string()
+                } else {
+                    format!("/hooks/selldone/{}", shop.name)
+                };
+                return Err(IntakeError::Unauthorized(format!(
+                    "missing token: post to {route}/<token> or {route}?token=<token>"
+                )));
+            };
+            shop.matching(|expected| token_matches(expected, given))
+                .ok_or_else(|| IntakeError::Unauthorized("wrong token in the webhook URL".into()))?
+        } else if req.client_is_local(trust) {
+            SecretUsed::None
+        } else {
+            return Err(loopback_only("selldone", "token", &describe(&req, trust)));
+        };
+        Ok(verified(req.body, None, &shop.name, used))
     }
 
     fn normalize(&self, body: &Verified, received_at: Timestamp) -> Result<Incoming, IntakeError> {
@@ -81,6 +129,8 @@ impl Source for Selldone {
         let event = Event {
             id: Event::new_id(),
             source: "selldone".into(),
+            shop: body.shop().to_string(),
+            secret: Some(body.secret().as_str().to_string()),
             topic: format!("selldone/{kind}"),
             canonical,
             kind,
@@ -89,18 +139,22 @@ impl Source for Selldone {
             order,
         };
         Ok(Incoming {
+            dedupe_key: super::shop_scoped(&event.shop, dedupe_key),
             event,
-            dedupe_key,
             body: body.body().clone(),
         })
     }
 
-    fn insecure_warning(&self) -> Option<String> {
-        (!self.config.token.is_set()).then(|| {
-            "sources.selldone.token is not set: /hooks/selldone accepts requests from loopback \
-             clients only"
-                .to_string()
-        })
+    fn shops(&self) -> &Shops {
+        &self.shops
+    }
+
+    fn secret_key(&self) -> &'static str {
+        "token"
+    }
+
+    fn allow_unsigned(&self) -> bool {
+        self.config.allow_unsigned
     }
 }
 
@@ -139,5 +193,45 @@ fn order_view(p: &Value) -> OrderView {
             id: text(p, "shop.id"),
             name: first_text(p, &["shop.title", "shop.name"]),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, ShopConfig};
+
+    fn selldone(default_token: &str) -> Selldone {
+        Selldone::new(SelldoneConfig {
+            token: Secret::new(default_token),
+            shops: vec![ShopConfig {
+                name: "eu".into(),
+                token: Secret::new("eu-token"),
+                ..ShopConfig::default()
+            }],
+            ..SelldoneConfig::default()
+        })
+    }
+
+    fn route(shop: &str, token: Option<&str>) -> Option<Route> {
+        Some(Route {
+            shop: shop.into(),
+            token: token.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn one_segment_is_a_shop_when_one_has_that_name_else_the_default_token() {
+        let s = selldone("tok");
+        assert_eq!(s.route(&[]), route(DEFAULT_SHOP, None));
+        assert_eq!(s.route(&["tok"]), route(DEFAULT_SHOP, Some("tok")));
+        assert_eq!(s.route(&["eu"]), route("eu", None));
+        assert_eq!(s.route(&["eu", "t"]), route("eu", Some("t")));
+        assert_eq!(s.route(&["us", "t"]), None);
+        assert_eq!(s.route(&["eu", "t", "extra"]), None);
+        // With only a list there is no shop `default`: the old routes are 404s.
+        let listed_only = selldone("");
+        assert_eq!(listed_only.route(&["tok"]), None);
+        assert_eq!(listed_only.routes(), vec!["/hooks/selldone/eu/<token>"]);
     }
 }

@@ -1,13 +1,15 @@
 //! Sellix: HMAC-SHA512 of the raw body in `X-Sellix-Signature` (or `X-Sellix-Unescaped-Signature`),
 //! an optional source-IP allowlist, and the order view of `order:*` events.
 
-use std::net::IpAddr;
-
 use serde_json::Value;
 
+use super::client::{check_allowlist, describe};
 use super::json::{number, text};
 use super::verify::{digest_hex, hmac_sha512_matches, verified};
-use super::{loopback_only, parse_object, IntakeError, IntakeRequest, Source, Verified};
+use super::{
+    loopback_only, parse_object, IntakeError, IntakeRequest, Route, SecretUsed, Shops, Source,
+    Verified, DEFAULT_SHOP,
+};
 use crate::config::SellixConfig;
 use crate::event::{sellix_canonical, Customer, Event, Incoming, Item, OrderView, Shop, Timestamp};
 
@@ -15,23 +17,17 @@ pub const SIGNATURE_HEADERS: [&str; 2] = ["x-sellix-signature", "x-sellix-unesca
 
 pub struct Sellix {
     config: SellixConfig,
+    shops: Shops,
 }
 
 impl Sellix {
     pub fn new(config: SellixConfig) -> Self {
-        Sellix { config }
-    }
-
-    /// The client address the allowlist applies to: the TCP peer, or with `trust_proxy` the
-    /// last `X-Forwarded-For` entry (the one our own proxy appended; earlier ones are the
-    /// client's word and can be forged).
-    fn client_ip(&self, req: &IntakeRequest<'_>) -> Option<IpAddr> {
-        if self.config.trust_proxy {
-            if let Some(xff) = req.header("x-forwarded-for") {
-                return xff.rsplit(',').next().and_then(|ip| ip.trim().parse().ok());
-            }
-        }
-        req.peer.map(|p| p.ip())
+        let shops = Shops::from_config(
+            (&config.secret, &config.previous_secret),
+            &config.shops,
+            |s| (&s.secret, &s.previous_secret),
+        );
+        Sellix { config, shops }
     }
 }
 
@@ -40,20 +36,38 @@ impl Source for Sellix {
         "sellix"
     }
 
-    fn verify(&self, req: IntakeRequest<'_>) -> Result<Verified, IntakeError> {
-        if !self.config.allow_ips.is_empty() {
-            let ip = self.client_ip(&req);
-            if !ip.is_some_and(|ip| self.config.allow_ips.contains(&ip)) {
-                let shown = ip
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "unknown".into());
-                return Err(IntakeError::Forbidden(format!(
-                    "client address {shown} is not in sources.sellix.allow_ips"
-                )));
-            }
+    /// `/hooks/sellix` is the shop `default`; `/hooks/sellix/{shop}` any configured shop.
+    fn route(&self, segments: &[&str]) -> Option<Route> {
+        let shop = match segments {
+            [] => DEFAULT_SHOP,
+            [shop] => shop,
+            _ => return None,
+        };
+        self.shops.get(shop).map(|s| Route {
+            shop: s.name.clone(),
+            token: None,
+        })
+    }
+
+    fn routes(&self) -> Vec<String> {
+        let mut routes = Vec::new();
+        if self.shops.has_default() {
+            routes.push("/hooks/sellix".to_string());
         }
-        let secret = &self.config.secret;
-        if secret.is_set() {
+        routes.extend(
+            self.shops
+                .named()
+                .iter()
+                .map(|n| format!("/hooks/sellix/{n}")),
+        );
+        routes
+    }
+
+    fn verify_shop(&self, shop: &str, req: IntakeRequest<'_>) -> Result<Verified, IntakeError> {
+        let trust = self.config.trust_proxy;
+        check_allowlist("sellix", &self.config.allow_ips, trust, &req)?;
+        let shop = super::shop("sellix", &self.shops, shop)?;
+        let used = if shop.is_signed() {
             let given: Vec<&str> = SIGNATURE_HEADERS
                 .iter()
                 .filter_map(|h| req.header(h))
@@ -63,18 +77,21 @@ impl Source for Sellix {
                     "missing X-Sellix-Signature header".into(),
                 ));
             }
-            if !hmac_sha512_matches(secret.expose().as_bytes(), &req.body, &given) {
-                return Err(IntakeError::Unauthorized(
-                    "X-Sellix-Signature does not match the body (HMAC-SHA512 of the raw body \
-                     with the webhook secret)"
-                        .into(),
-                ));
-            }
-        } else if !req.peer_is_loopback() {
-            return Err(loopback_only("sellix", "secret", req.peer.map(|p| p.ip())));
-        }
+            shop.matching(|secret| hmac_sha512_matches(secret.as_bytes(), &req.body, &given))
+                .ok_or_else(|| {
+                    IntakeError::Unauthorized(
+                        "X-Sellix-Signature does not match the body (HMAC-SHA512 of the raw \
+                         body with the webhook secret)"
+                            .into(),
+                    )
+                })?
+        } else if req.client_is_local(trust) {
+            SecretUsed::None
+        } else {
+            return Err(loopback_only("sellix", "secret", &describe(&req, trust)));
+        };
         let kind_hint = req.header("x-sellix-event").map(str::to_string);
-        Ok(verified(req.body, kind_hint))
+        Ok(verified(req.body, kind_hint, &shop.name, used))
     }
 
     fn normalize(&self, body: &Verified, received_at: Timestamp) -> Result<Incoming, IntakeError> {
@@ -99,6 +116,8 @@ impl Source for Sellix {
         let event = Event {
             id: Event::new_id(),
             source: "sellix".into(),
+            shop: body.shop().to_string(),
+            secret: Some(body.secret().as_str().to_string()),
             topic: format!("sellix/{kind}"),
             canonical: sellix_canonical(&kind),
             kind,
@@ -109,18 +128,22 @@ impl Source for Sellix {
         // Sellix sends each delivery's exact bytes again on retry, so the body identifies it.
         let dedupe_key = digest_hex(&[body.body()]);
         Ok(Incoming {
+            dedupe_key: super::shop_scoped(&event.shop, dedupe_key),
             event,
-            dedupe_key,
             body: body.body().clone(),
         })
     }
 
-    fn insecure_warning(&self) -> Option<String> {
-        (!self.config.secret.is_set()).then(|| {
-            "sources.sellix.secret is not set: /hooks/sellix accepts unsigned requests from \
-             loopback clients only"
-                .to_string()
-        })
+    fn shops(&self) -> &Shops {
+        &self.shops
+    }
+
+    fn secret_key(&self) -> &'static str {
+        "secret"
+    }
+
+    fn allow_unsigned(&self) -> bool {
+        self.config.allow_unsigned
     }
 }
 

@@ -6,6 +6,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::shops::{SecretUsed, DEFAULT_SHOP};
+
 type HmacSha512 = Hmac<Sha512>;
 
 /// A request body whose authenticity a source has checked. Only the verifiers in this module can
@@ -15,6 +17,10 @@ pub struct Verified {
     body: Bytes,
     /// The event name from a header, when the platform sends one.
     kind_hint: Option<String>,
+    /// The shop whose secret verified it.
+    shop: String,
+    /// Which of the shop's secrets matched.
+    secret: SecretUsed,
 }
 
 impl Verified {
@@ -23,6 +29,12 @@ impl Verified {
     }
     pub fn kind_hint(&self) -> Option<&str> {
         self.kind_hint.as_deref()
+    }
+    pub fn shop(&self) -> &str {
+        &self.shop
+    }
+    pub fn secret(&self) -> SecretUsed {
+        self.secret
     }
 }
 
@@ -57,12 +69,27 @@ pub fn token_matches(expected: &str, given: &str) -> bool {
 /// A body read from a local file the user named (`storeflow simulate`, rule tests): trusted
 /// because it never came over the network. The intake server never calls this.
 pub fn local_file(body: Bytes, kind_hint: Option<String>) -> Verified {
-    Verified { body, kind_hint }
+    Verified {
+        body,
+        kind_hint,
+        shop: DEFAULT_SHOP.into(),
+        secret: SecretUsed::None,
+    }
 }
 
-/// Builds a [`Verified`] once a source's checks have passed.
-pub(super) fn verified(body: Bytes, kind_hint: Option<String>) -> Verified {
-    Verified { body, kind_hint }
+/// Builds a [`Verified`] once a source's checks for `shop` have passed with `secret`.
+pub(super) fn verified(
+    body: Bytes,
+    kind_hint: Option<String>,
+    shop: &str,
+    secret: SecretUsed,
+) -> Verified {
+    Verified {
+        body,
+        kind_hint,
+        shop: shop.into(),
+        secret,
+    }
 }
 
 /// Hex SHA-256 of the parts, separated so `("ab","c")` and `("a","bc")` differ.

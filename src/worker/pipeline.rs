@@ -232,12 +232,24 @@ fn plan_unguarded(
     let mut trace = serde_json::to_value(&evaluation)
         .map_err(|e| format!("the trace could not be serialized: {e}"))?;
     record_failures(&mut trace, &failures);
+    record_verification(&mut trace, event);
     Ok(Processed {
         event_id: event.id.clone(),
         trace,
         jobs,
         state: written.into_iter().collect(),
     })
+}
+
+/// The shop and which of its secrets verified the event (`current`, `previous`, `none`), so a
+/// rotated secret can be retired once nothing arrives with it.
+fn record_verification(trace: &mut serde_json::Value, event: &Event) {
+    if let Some(t) = trace.as_object_mut() {
+        t.insert("shop".into(), event.shop.clone().into());
+        if let Some(secret) = &event.secret {
+            t.insert("secret".into(), secret.clone().into());
+        }
+    }
 }
 
 /// Marks rules whose script failed in the trace (`script_error`, with file:line:column).

@@ -229,7 +229,8 @@ async fn bad_requests_get_the_right_status_and_a_clear_error() {
     assert_eq!(a.status, 404);
     assert_eq!(
         a.json["error"],
-        "unknown source `shopify`; webhooks go to /hooks/sellix or /hooks/selldone"
+        "no route /hooks/shopify; webhooks are POSTed to /hooks/sellix, \
+         /hooks/selldone/<token>; GET /healthz for health"
     );
 
     let resp = reqwest::get(d.url("/hooks/sellix")).await.unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::event::{Event, Incoming, OrderView, Timestamp};
-use crate::journal::{Appended, EventStatus, EventSummary, JournalError, Unreadable};
+use crate::journal::{Appended, EventStatus, EventSummary, JournalError, SecretCount, Unreadable};
 
 pub(super) fn append(
     tx: &Connection,
@@ -38,8 +38,8 @@ pub(super) fn append(
         })?;
     tx.prepare_cached(
         "INSERT INTO events (id, source, kind, topic, canonical, received_at, order_id,
-                             dedupe_key, payload, order_view)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             dedupe_key, payload, order_view, shop, secret)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         e.id,
@@ -52,6 +52,8 @@ pub(super) fn append(
         inc.dedupe_key,
         &inc.body[..],
         order_view,
+        e.shop,
+        e.secret,
     ])?;
     Ok(Appended {
         event_id: e.id.clone(),
@@ -59,26 +61,27 @@ pub(super) fn append(
     })
 }
 
-/// The newest events first, optionally only those in one status.
+/// The newest events first, optionally only those in one status and of one shop.
 pub(super) fn recent(
     conn: &Connection,
     status: Option<EventStatus>,
+    shop: Option<&str>,
     limit: usize,
 ) -> Result<Vec<EventSummary>, JournalError> {
     let filter = match status {
-        None => "",
-        Some(EventStatus::Unprocessed) => "WHERE e.processed_at IS NULL",
-        Some(EventStatus::Processed) => "WHERE e.processed_at IS NOT NULL AND q.event_id IS NULL",
-        Some(EventStatus::Quarantined) => "WHERE q.event_id IS NOT NULL",
+        None => "1",
+        Some(EventStatus::Unprocessed) => "e.processed_at IS NULL",
+        Some(EventStatus::Processed) => "e.processed_at IS NOT NULL AND q.event_id IS NULL",
+        Some(EventStatus::Quarantined) => "q.event_id IS NOT NULL",
     };
     let sql = format!(
         "SELECT e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
-                e.processed_at IS NOT NULL, q.reason
+                e.processed_at IS NOT NULL, q.reason, e.shop
          FROM events e LEFT JOIN quarantine q ON q.event_id = e.id
-         {filter} ORDER BY e.seq DESC LIMIT ?1"
+         WHERE {filter} AND (?2 IS NULL OR e.shop = ?2) ORDER BY e.seq DESC LIMIT ?1"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([limit as i64], |r| {
+    let rows = stmt.query_map(params![limit as i64, shop], |r| {
         let processed: bool = r.get(7)?;
         let reason: Option<String> = r.get(8)?;
         let status = match (&reason, processed) {
@@ -94,6 +97,7 @@ pub(super) fn recent(
             canonical: r.get(4)?,
             received_at: Timestamp(r.get(5)?),
             order_id: r.get(6)?,
+            shop: r.get(9)?,
             status,
             reason,
         })
@@ -101,7 +105,27 @@ pub(super) fn recent(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-const EVENT_COLUMNS: &str = "id, source, kind, topic, canonical, received_at, payload, order_view";
+/// Events per source, shop and matched secret (`unknown` for events journaled before the
+/// secret was recorded).
+pub(super) fn secret_counts(conn: &Connection) -> Result<Vec<SecretCount>, JournalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT source, shop, COALESCE(secret, 'unknown'), COUNT(*), MAX(received_at)
+         FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SecretCount {
+            source: r.get(0)?,
+            shop: r.get(1)?,
+            secret: r.get(2)?,
+            events: r.get::<_, i64>(3)?.max(0) as u64,
+            last: Timestamp(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const EVENT_COLUMNS: &str =
+    "id, source, kind, topic, canonical, received_at, payload, order_view, shop, secret";
 
 pub(super) fn one(conn: &Connection, id: &str) -> Result<Option<Event>, JournalError> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
@@ -161,6 +185,8 @@ fn raw_event(r: &Row<'_>) -> Result<RawEvent, Unreadable> {
         received_at: Timestamp(r.get(5).map_err(unreadable)?),
         payload: serde_json::Value::Null,
         order: None,
+        shop: r.get(8).map_err(unreadable)?,
+        secret: r.get(9).map_err(unreadable)?,
     };
     // Bodies are stored as BLOBs; a TEXT payload holds the same bytes.
     let payload = r.get_ref(6).map_err(unreadable)?;

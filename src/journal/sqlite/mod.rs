@@ -15,7 +15,7 @@ use rusqlite::Connection;
 
 use super::{
     Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
-    Store, Unreadable, Write, Written,
+    SecretCount, Store, Unreadable, Write, Written,
 };
 use crate::event::Timestamp;
 
@@ -121,6 +121,12 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE flags;
     ALTER TABLE flags_by_rule RENAME TO flags;
     "#,
+    // Shops (DESIGN.md §14): the shop an event was posted for, and which of its secrets matched.
+    r#"
+    ALTER TABLE events ADD COLUMN shop TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE events ADD COLUMN secret TEXT;
+    CREATE INDEX events_shop ON events (shop, seq);
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -212,7 +218,7 @@ impl Store for SqliteStore {
     }
 
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
-        events::recent(&self.conn, None, limit)
+        events::recent(&self.conn, None, None, limit)
     }
 
     fn events_with_status(
@@ -220,7 +226,20 @@ impl Store for SqliteStore {
         status: EventStatus,
         limit: usize,
     ) -> Result<Vec<EventSummary>, JournalError> {
-        events::recent(&self.conn, Some(status), limit)
+        events::recent(&self.conn, Some(status), None, limit)
+    }
+
+    fn events_filtered(
+        &self,
+        status: Option<EventStatus>,
+        shop: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        events::recent(&self.conn, status, shop, limit)
+    }
+
+    fn secret_counts(&self) -> Result<Vec<SecretCount>, JournalError> {
+        events::secret_counts(&self.conn)
     }
 
     fn event(&self, id: &str) -> Result<Option<Event>, JournalError> {

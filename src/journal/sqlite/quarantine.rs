@@ -68,6 +68,8 @@ mod tests {
             event: Event {
                 id: Event::new_id(),
                 source: "sellix".into(),
+                shop: "default".into(),
+                secret: None,
                 kind: "order:paid".into(),
                 topic: "sellix/order:paid".into(),
                 canonical: Some("order.paid".into()),

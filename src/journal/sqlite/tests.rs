@@ -10,6 +10,8 @@ fn incoming(key: &str, at: i64) -> Incoming {
         event: Event {
             id: Event::new_id(),
             source: "sellix".into(),
+            shop: "default".into(),
+            secret: None,
             kind: "order:paid".into(),
             topic: "sellix/order:paid".into(),
             canonical: Some("order.paid".into()),
