@@ -97,6 +97,7 @@ pub async fn run(
 
     let sources = sources::registry(&config);
     let insecure = warn_insecure(&sources);
+    let journal_health = journal.health();
     let intake = Arc::new(Intake {
         sources,
         journal,
@@ -108,6 +109,7 @@ pub async fn run(
         version: env!("CARGO_PKG_VERSION"),
         insecure_sources: insecure,
         rules,
+        journal: journal_health,
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(journal = %path.display(), "listening on http://{addr}");

@@ -29,5 +29,6 @@ pub mod journal;
 pub mod rules;
 pub mod script;
 pub mod server;
+pub mod telemetry;
 pub mod sources;
 pub mod worker;

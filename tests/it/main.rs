@@ -18,3 +18,4 @@ mod receivers;
 mod rules;
 mod scripts;
 mod sources;
+mod regression_resilience;

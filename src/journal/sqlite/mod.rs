@@ -3,8 +3,10 @@
 //! `synchronous = FULL` makes every commit durable against power loss, not only against a
 //! process crash; group commit in [`super::Journal`] pays for that fsync once per batch.
 
+mod checkpoint;
 mod events;
 mod flags;
+mod identity;
 mod jobs;
 
 use std::path::Path;
@@ -16,6 +18,8 @@ use super::{
     Attempt, Event, EventSummary, Flag, Job, JobStatus, JournalError, Store, Write, Written,
 };
 use crate::event::Timestamp;
+pub use checkpoint::Checkpointer;
+pub use identity::FileIdentity;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -93,6 +97,8 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct SqliteStore {
     conn: Connection,
+    /// Set on the daemon's writer: every batch checks that the files are still in place.
+    files: Option<FileIdentity>,
 }
 
 impl SqliteStore {
@@ -109,7 +115,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore { conn, files: None };
         store.migrate()?;
         Ok(store)
     }
@@ -117,9 +123,21 @@ impl SqliteStore {
     /// Opens the connection that writes for the daemon. It never checkpoints the WAL itself:
     /// a checkpoint flushes and fsyncs the database file, and doing that inside a commit would
     /// stall every webhook waiting on it. [`Checkpointer`] does it on its own thread instead.
+    ///
+    /// It also bounds the WAL: when a checkpoint lets the WAL start over, the file is cut back
+    /// to [`checkpoint::WAL_SIZE_LIMIT`] (`journal_size_limit`), and it records the identity of
+    /// the files so no batch is committed into a journal that was removed or replaced.
     pub fn open_writer(path: &Path) -> Result<SqliteStore, JournalError> {
-        let store = Self::open(path)?;
+        let mut store = Self::open(path)?;
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        store
+            .conn
+            .pragma_update(None, "journal_size_limit", checkpoint::WAL_SIZE_LIMIT)?;
+        let files = FileIdentity::of(path).map_err(|e| JournalError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        store.files = Some(files);
         Ok(store)
     }
 
@@ -133,6 +151,10 @@ impl SqliteStore {
             });
         }
         Self::open(path)
+    }
+
+    fn check_files(&self) -> Result<(), JournalError> {
+        self.files.as_ref().map_or(Ok(()), FileIdentity::verify)
     }
 
     fn migrate(&mut self) -> Result<(), JournalError> {
@@ -155,6 +177,7 @@ impl Store for SqliteStore {
         batch: &[Write],
         dedupe_window: Duration,
     ) -> Result<Vec<Written>, JournalError> {
+        self.check_files()?;
         let tx = self.conn.transaction()?;
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
@@ -169,7 +192,13 @@ impl Store for SqliteStore {
             });
         }
         tx.commit()?;
+        // Checked again: a batch committed into a file unlinked meanwhile is not durable.
+        self.check_files()?;
         Ok(out)
+    }
+
+    fn files(&self) -> Option<FileIdentity> {
+        self.files.clone()
     }
 
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
@@ -219,50 +248,6 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Job>, JournalError> {
         jobs::list(&self.conn, event_id, status, limit)
-    }
-}
-
-/// Copies the WAL back into the database file in the background (a PASSIVE checkpoint never
-/// blocks the writer), so the writer's commits only append to the WAL.
-pub struct Checkpointer {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-/// How often the WAL is checkpointed.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
-impl Checkpointer {
-    pub fn start(path: &Path) -> Result<Checkpointer, JournalError> {
-        let store = SqliteStore::open(path)?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("journal-checkpoint".into())
-            .spawn(move || loop {
-                let last = matches!(
-                    stopped.recv_timeout(CHECKPOINT_EVERY),
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
-                );
-                let mode = if last { "TRUNCATE" } else { "PASSIVE" };
-                if let Err(e) =
-                    store
-                        .conn
-                        .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-                if last {
-                    return;
-                }
-            })
-            .expect("spawning the checkpoint thread");
-        Ok(Checkpointer { stop, thread })
-    }
-
-    /// Runs a last checkpoint and stops (after the writer has closed).
-    pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
     }
 }
 
