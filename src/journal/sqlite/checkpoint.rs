@@ -137,6 +137,9 @@ impl Loop {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         });
         match result {
+            Ok((busy, frames, copied)) if mode == Mode::Passive => {
+                tracing::trace!(?mode, busy, frames, copied, "WAL checkpoint");
+            }
             Ok((busy, frames, copied)) => {
                 tracing::debug!(?mode, busy, frames, copied, "WAL checkpoint");
             }
