@@ -143,6 +143,11 @@ mod tests {
         assert_eq!(next.to_string(), "9999 more in the last 10s");
         assert!(limit.check_at(t0 + Duration::from_secs(11)).is_none());
         assert_eq!(limit.reset().count, 1, "what was held since the last line");
-        assert_eq!(limit.check_at(t0 + Duration::from_secs(12)).map(|h| h.count), Some(0));
+        assert_eq!(
+            limit
+                .check_at(t0 + Duration::from_secs(12))
+                .map(|h| h.count),
+            Some(0)
+        );
     }
 }

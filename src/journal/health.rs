@@ -53,8 +53,10 @@ impl JournalHealth {
         let since = p.as_ref().map_or_else(Timestamp::now, |p| p.since);
         *p = Some(Problem { reason, since });
         self.failing.store(true, Ordering::SeqCst);
-        self.next_probe
-            .store(self.now_ms() + PROBE_EVERY.as_millis() as u64, Ordering::SeqCst);
+        self.next_probe.store(
+            self.now_ms() + PROBE_EVERY.as_millis() as u64,
+            Ordering::SeqCst,
+        );
         started
     }
 

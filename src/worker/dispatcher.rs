@@ -124,7 +124,9 @@ pub async fn run(
         tracing::warn!("deliveries still running at shutdown; they stay pending in the journal");
     }
     if shared.flush_held().await.is_err() {
-        tracing::warn!("attempts that could not be journaled are lost; those jobs run again at the next start");
+        tracing::warn!(
+            "attempts that could not be journaled are lost; those jobs run again at the next start"
+        );
     }
 }
 
@@ -266,7 +268,10 @@ impl Shared {
                 f.held.remove(&job_id);
                 f.generation += 1;
             }
-            tracing::info!(job = job_id, "attempt journaled after the journal recovered");
+            tracing::info!(
+                job = job_id,
+                "attempt journaled after the journal recovered"
+            );
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ mod end_to_end;
 mod helpers;
 mod intake;
 mod receivers;
+mod regression_resilience;
 mod rules;
 mod scripts;
 mod sources;
-mod regression_resilience;

@@ -81,7 +81,10 @@ async fn jobs_with_one_failed_attempt(receiver: &mut Receiver, d: &Daemon, k: us
         receiver.next().await;
     }
     wait_for("every first attempt to be journaled", || {
-        let jobs = d.journal().jobs(None, Some(JobStatus::Pending), 100).unwrap();
+        let jobs = d
+            .journal()
+            .jobs(None, Some(JobStatus::Pending), 100)
+            .unwrap();
         (jobs.len() == k && jobs.iter().all(|j| j.attempts == 1)).then_some(())
     })
     .await;
@@ -286,11 +289,17 @@ async fn regression_deleted_journal_is_never_acknowledged_and_logs_do_not_flood(
     std::fs::remove_dir_all(dir.path().join("data")).unwrap();
     let logged_before = daemon.lines().len();
     let (status, health) = health_of(&daemon.base).await;
-    assert_eq!(status, 503, "unhealthy before anything is written: {health}");
+    assert_eq!(
+        status, 503,
+        "unhealthy before anything is written: {health}"
+    );
     assert_eq!(health["status"], "unhealthy");
     let reason = health["journal"]["error"].as_str().unwrap();
     assert!(reason.contains("removed or replaced"), "{reason}");
-    assert!(!reason.contains(dir.path().to_str().unwrap()), "no paths on /healthz");
+    assert!(
+        !reason.contains(dir.path().to_str().unwrap()),
+        "no paths on /healthz"
+    );
 
     for _ in 0..300 {
         assert_eq!(post_paid(&client, &daemon.base).await, 503);
@@ -323,7 +332,8 @@ async fn regression_delivery_spans_do_not_nest_or_leak_into_intake() {
     });
     let dir = tempfile::tempdir().unwrap();
     write_rules(dir.path(), "erp.yaml", &http_rules(&url));
-    let yaml = format!("{SECURED}delivery:\n  retry_schedule: [1s]\n  timeout: 1s\n  concurrency: 16\n");
+    let yaml =
+        format!("{SECURED}delivery:\n  retry_schedule: [1s]\n  timeout: 1s\n  concurrency: 16\n");
     let daemon = Logged::start(dir.path(), &yaml);
     let client = reqwest::Client::new();
     for _ in 0..40 {

@@ -134,7 +134,11 @@ impl Loop {
         // (busy, frames in the WAL, frames copied); busy = 1 when readers or the writer kept
         // it from finishing: the next tick tries again.
         let result = self.store.conn.query_row(sql, [], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         });
         match result {
             Ok((busy, frames, copied)) if mode == Mode::Passive => {
