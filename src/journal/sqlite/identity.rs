@@ -6,7 +6,7 @@
 //! (device, inode) of the database and its WAL at their paths with those it opened, before and
 //! after each commit batch (two `stat`s), and refuses the batch on a mismatch.
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
 use crate::journal::JournalError;
@@ -26,14 +26,23 @@ struct Identity {
     ino: u64,
 }
 
+/// (device, inode) of a file.
+#[cfg(unix)]
+fn dev_ino(m: &Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+/// Elsewhere only a removed file is noticed.
+#[cfg(not(unix))]
+fn dev_ino(_: &Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
 impl Identity {
     fn of(path: PathBuf) -> std::io::Result<Identity> {
-        let m = std::fs::metadata(&path)?;
-        Ok(Identity {
-            path,
-            dev: m.dev(),
-            ino: m.ino(),
-        })
+        let (dev, ino) = dev_ino(&std::fs::metadata(&path)?);
+        Ok(Identity { path, dev, ino })
     }
 
     fn verify(&self) -> Result<(), JournalError> {
@@ -42,7 +51,7 @@ impl Identity {
             reason,
         };
         match std::fs::metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == (self.dev, self.ino) => Ok(()),
+            Ok(m) if dev_ino(&m) == (self.dev, self.ino) => Ok(()),
             Ok(_) => Err(replaced("another file is there now".into())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(replaced("it was removed".into()))
