@@ -239,6 +239,10 @@ pub trait Store: Send + 'static {
         None
     }
 
+    /// Housekeeping on the writer thread between two batches (e.g. a WAL checkpoint that needs
+    /// the write lock). Callers of the last batch have their answers already.
+    fn between_batches(&mut self) {}
+
     /// The newest events first.
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError>;
 

@@ -171,6 +171,7 @@ impl Writer {
                 }
             }
             batch.clear();
+            store.between_batches();
         }
     }
 

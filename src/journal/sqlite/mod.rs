@@ -9,10 +9,10 @@ mod flags;
 mod identity;
 mod jobs;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::{
     Attempt, Event, EventSummary, Flag, Job, JobStatus, JournalError, Store, Write, Written,
@@ -99,6 +99,8 @@ pub struct SqliteStore {
     conn: Connection,
     /// Set on the daemon's writer: every batch checks that the files are still in place.
     files: Option<FileIdentity>,
+    /// Set on the daemon's writer: its WAL, checkpointed between batches once it is large.
+    wal: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -115,17 +117,22 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let mut store = SqliteStore { conn, files: None };
+        let mut store = SqliteStore {
+            conn,
+            files: None,
+            wal: None,
+        };
         store.migrate()?;
         Ok(store)
     }
 
-    /// Opens the connection that writes for the daemon. It never checkpoints the WAL itself:
-    /// a checkpoint flushes and fsyncs the database file, and doing that inside a commit would
-    /// stall every webhook waiting on it. [`Checkpointer`] does it on its own thread instead.
+    /// Opens the connection that writes for the daemon. It does no routine checkpoints: a
+    /// checkpoint flushes and fsyncs the database file, and doing that after every commit would
+    /// stall every webhook waiting on it; [`Checkpointer`] does them on its own thread.
     ///
-    /// It also bounds the WAL: when a checkpoint lets the WAL start over, the file is cut back
-    /// to [`checkpoint::WAL_SIZE_LIMIT`] (`journal_size_limit`), and it records the identity of
+    /// It only bounds the WAL: past [`checkpoint::WAL_RESTART_AT`] it runs a RESTART checkpoint
+    /// between batches, and when the WAL starts over the file is cut back to
+    /// [`checkpoint::WAL_SIZE_LIMIT`] (`journal_size_limit`). And it records the identity of
     /// the files so no batch is committed into a journal that was removed or replaced.
     pub fn open_writer(path: &Path) -> Result<SqliteStore, JournalError> {
         let mut store = Self::open(path)?;
@@ -138,6 +145,9 @@ impl SqliteStore {
             reason: e.to_string(),
         })?;
         store.files = Some(files);
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        store.wal = Some(PathBuf::from(wal));
         Ok(store)
     }
 
@@ -178,7 +188,12 @@ impl Store for SqliteStore {
         dedupe_window: Duration,
     ) -> Result<Vec<Written>, JournalError> {
         self.check_files()?;
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock up front, waiting (busy timeout) while a RESTART or
+        // TRUNCATE checkpoint holds it. A deferred transaction that read first (the dedupe
+        // lookup) and then wants to write gets SQLITE_BUSY at once, without waiting.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
             out.push(match write {
@@ -199,6 +214,12 @@ impl Store for SqliteStore {
 
     fn files(&self) -> Option<FileIdentity> {
         self.files.clone()
+    }
+
+    fn between_batches(&mut self) {
+        if let Some(wal) = &self.wal {
+            checkpoint::restart_if_large(&self.conn, wal);
+        }
     }
 
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
