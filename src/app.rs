@@ -118,6 +118,7 @@ pub async fn run(
     let insecure = warn_insecure(&sources);
     let intake_reader = SqliteStore::open(&path)?;
     let counts = Arc::new(secret_counts(&intake_reader, &sources));
+    let journal_health = journal.health();
     let intake = Arc::new(Intake {
         sources,
         journal,
@@ -131,6 +132,7 @@ pub async fn run(
         insecure_sources: insecure,
         rules,
         counts,
+        journal: journal_health,
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(journal = %path.display(), "listening on http://{addr}");

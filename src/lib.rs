@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! From the bottom up (each layer uses only those before it):
+//! - [`telemetry`] holds log hygiene shared by every layer (rate-limited repeated errors).
 //! - [`event`] holds the event model and canonical names.
 //! - [`config`] holds `storeflow.yaml`.
 //! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
@@ -30,4 +31,5 @@ pub mod rules;
 pub mod script;
 pub mod server;
 pub mod sources;
+pub mod telemetry;
 pub mod worker;

@@ -5,6 +5,7 @@
 //! writer thread in front of it that batches concurrent writes into one transaction (group
 //! commit), so durability costs one fsync per batch rather than one per webhook.
 
+mod health;
 pub mod sqlite;
 mod writer;
 
@@ -13,7 +14,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::event::{Event, Incoming, Timestamp};
-pub use sqlite::{Checkpointer, SqliteStore};
+pub use health::{JournalHealth, Problem};
+pub use sqlite::{Checkpointer, FileIdentity, SqliteStore};
 pub use writer::{Journal, WriterHandle};
 
 /// What happened to one appended delivery.
@@ -186,6 +188,9 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptOutcome {
     pub job_id: i64,
+    /// Which attempt this was (1-based): recording it again (after a commit whose outcome was
+    /// unknown) changes nothing.
+    pub attempt: u32,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
     /// The error of a failed attempt.
@@ -326,6 +331,21 @@ pub enum JournalError {
     Closed,
     #[error("journal holds an unreadable record {id}: {reason}")]
     Corrupt { id: String, reason: String },
+    #[error("journal file {path} was removed or replaced while open ({reason}); nothing is written to it any more: restore it and restart storeflow")]
+    Replaced { path: String, reason: String },
+}
+
+impl JournalError {
+    /// The error as `/healthz` may show it to anyone: without file paths.
+    pub fn public_reason(&self) -> String {
+        match self {
+            JournalError::Replaced { .. } => "the journal file was removed or replaced while \
+                                              open; restore it and restart storeflow"
+                .to_string(),
+            JournalError::Open { reason, .. } => format!("the journal cannot be opened: {reason}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Storage for events, traces and jobs (and, as the system grows, flags and state).
@@ -338,6 +358,15 @@ pub trait Store: Send + 'static {
         batch: &[Write],
         dedupe_window: Duration,
     ) -> Result<Vec<Written>, JournalError>;
+
+    /// The files this store writes, if it checks that they stay in place (the daemon's writer).
+    fn files(&self) -> Option<FileIdentity> {
+        None
+    }
+
+    /// Housekeeping on the writer thread between two batches (e.g. a WAL checkpoint that needs
+    /// the write lock). Callers of the last batch have their answers already.
+    fn between_batches(&mut self) {}
 
     /// The newest events first.
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError>;

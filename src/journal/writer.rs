@@ -1,15 +1,23 @@
 //! Group commit: one thread owns the store's write side; writes queue up while a transaction is
 //! in flight and go into the next one together. Every caller is answered only after the commit
 //! that holds its write.
+//!
+//! Every commit's outcome goes to the shared [`JournalHealth`]: intake refuses webhooks at once
+//! while commits fail, and `/healthz` reports why. Failures are logged rate-limited (a full disk
+//! fails every batch), and the recovery once.
 
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Appended, JournalError, Processed, Store, Write, Written};
+use super::{Appended, JournalError, JournalHealth, Processed, Store, Write, Written};
 use crate::event::Incoming;
+use crate::telemetry::{Repeated, REPEAT_WINDOW};
+
+static COMMIT_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// Upper bound on writes per transaction, so one commit never holds callers for long.
 const MAX_BATCH: usize = 1024;
@@ -20,6 +28,7 @@ type Reply = oneshot::Sender<Result<Written, JournalError>>;
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::Sender<(Write, Reply)>,
+    health: Arc<JournalHealth>,
 }
 
 /// Owns the writer thread; [`WriterHandle::close`] finishes queued writes and joins it.
@@ -36,16 +45,33 @@ impl Journal {
         appended: Option<SyncSender<()>>,
     ) -> (Journal, WriterHandle) {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+        let health = Arc::new(JournalHealth::new(store.files()));
+        let writer = Writer {
+            health: health.clone(),
+            dedupe_window,
+            appended,
+        };
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || write_loop(store, rx, dedupe_window, appended))
+            .spawn(move || writer.run(store, rx))
             .expect("spawning the journal writer thread");
         (
-            Journal { tx },
+            Journal { tx, health },
             WriterHandle {
                 thread: Some(thread),
             },
         )
+    }
+
+    /// Whether commits work right now (shared with intake and `/healthz`).
+    pub fn health(&self) -> Arc<JournalHealth> {
+        self.health.clone()
+    }
+
+    /// `Err` with the reason when commits are failing and this write should be refused at once
+    /// (see [`JournalHealth::admit`]).
+    pub fn admit(&self) -> Result<(), super::Problem> {
+        self.health.admit()
     }
 
     /// Commits one write; resolves once the transaction holding it is durable.
@@ -117,44 +143,64 @@ impl WriterHandle {
     }
 }
 
-fn write_loop<S: Store>(
-    mut store: S,
-    mut rx: mpsc::Receiver<(Write, Reply)>,
+/// The writer thread's side.
+struct Writer {
+    health: Arc<JournalHealth>,
     dedupe_window: Duration,
     appended: Option<SyncSender<()>>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut replies = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        while let Some((write, reply)) = next {
-            batch.push(write);
-            replies.push(reply);
-            next = if batch.len() < MAX_BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        match store.write_batch(&batch, dedupe_window) {
-            Ok(outcomes) => {
-                let added = outcomes
-                    .iter()
-                    .any(|o| matches!(o, Written::Appended(a) if !a.duplicate));
-                if let (true, Some(bell)) = (added, &appended) {
-                    let _ = bell.try_send(());
+}
+
+impl Writer {
+    fn run<S: Store>(self, mut store: S, mut rx: mpsc::Receiver<(Write, Reply)>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut replies = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some((write, reply)) = next {
+                batch.push(write);
+                replies.push(reply);
+                next = if batch.len() < MAX_BATCH {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            match store.write_batch(&batch, self.dedupe_window) {
+                Ok(outcomes) => {
+                    self.committed(&outcomes);
+                    for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
                 }
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                Err(e) => {
+                    self.failed(&e, batch.len());
+                    for reply in replies.drain(..) {
+                        let _ = reply.send(Err(JournalError::CommitFailed(e.to_string())));
+                    }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, writes = batch.len(), "journal commit failed");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(JournalError::CommitFailed(e.to_string())));
-                }
-            }
+            batch.clear();
+            store.between_batches();
         }
-        batch.clear();
+    }
+
+    fn committed(&self, outcomes: &[Written]) {
+        if let Some(problem) = self.health.recovered() {
+            let held = COMMIT_FAILED.reset();
+            tracing::info!(failing_since = %problem.since.to_rfc3339(), unlogged_failures = held.count, "journal commits work again");
+        }
+        let added = outcomes
+            .iter()
+            .any(|o| matches!(o, Written::Appended(a) if !a.duplicate));
+        if let (true, Some(bell)) = (added, &self.appended) {
+            let _ = bell.try_send(());
+        }
+    }
+
+    fn failed(&self, e: &JournalError, writes: usize) {
+        if self.health.failed(e.public_reason()) {
+            COMMIT_FAILED.reset();
+        }
+        crate::rate_limited_error!(COMMIT_FAILED, error = %e, writes, "journal commit failed; intake answers 503 until a commit succeeds");
     }
 }

@@ -1,13 +1,17 @@
-//! `GET /healthz`: liveness, rules status and deliveries per shop secret, answered from memory
-//! (no journal round trip), so it stays cheap enough to poll often.
+//! `GET /healthz`: liveness, journal and rules status, and deliveries per shop secret, answered
+//! from memory (no journal round trip), so it stays cheap enough to poll often. It answers 503 with
+//! `"status": "unhealthy"` while the journal cannot be written (commits fail, or its file was
+//! removed or replaced), so a load balancer or monitor notices what intake's 503s mean.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
+use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use crate::journal::SecretCount;
+use crate::journal::JournalHealth;
 use crate::rules::live::LiveRules;
 use crate::sources::SecretUsed;
 
@@ -18,6 +22,7 @@ pub struct Health {
     pub insecure_sources: Vec<&'static str>,
     pub rules: Arc<LiveRules>,
     pub counts: Arc<SecretCounts>,
+    pub journal: Arc<JournalHealth>,
 }
 
 /// Journaled deliveries per `source/shop` and matched secret (`current`, `previous`, `none`):
@@ -62,13 +67,27 @@ pub fn route(
         .and(warp::path::end())
         .and(warp::get())
         .map(move || {
+            let problem = health.journal.problem();
+            let journal = match &problem {
+                None => json!({ "status": "ok" }),
+                Some(p) => json!({
+                    "status": "failing",
+                    "error": p.reason,
+                    "since": p.since,
+                }),
+            };
+            let (status, code) = match problem {
+                None => ("ok", StatusCode::OK),
+                Some(_) => ("unhealthy", StatusCode::SERVICE_UNAVAILABLE),
+            };
             let body = json!({
-                "status": "ok",
+                "status": status,
                 "version": health.version,
+                "journal": journal,
                 "insecure_sources": health.insecure_sources,
                 "rules": health.rules.status(),
                 "secrets": health.counts.snapshot(),
             });
-            warp::reply::json(&body).into_response()
+            warp::reply::with_status(warp::reply::json(&body), code).into_response()
         })
 }

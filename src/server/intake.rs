@@ -17,6 +17,10 @@ use crate::event::Timestamp;
 use crate::journal::{Journal, SqliteStore, Store};
 use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Route, Source, Sources};
+use crate::telemetry::{Repeated, REPEAT_WINDOW};
+
+/// 503 answers are logged rate-limited: while the journal fails, every webhook gets one.
+static UNAVAILABLE: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// What the intake route needs; shared by every request.
 pub struct Intake {
@@ -125,10 +129,7 @@ async fn handle(
         .map_err(|e| reject(e.into()))?;
     let topic = incoming.event.topic.clone();
     let dynamic = (topic == dynamic::TOPIC).then(|| incoming.event.clone());
-    let appended = intake.journal.append(incoming).await.map_err(|e| {
-        tracing::error!(error = %e, "journal append failed; answering 503");
-        reject(ApiError::JournalUnavailable)
-    })?;
+    let appended = journal_append(&intake, incoming).await?;
     tracing::info!(event_id = %appended.event_id, %topic, %shop, secret = secret.as_str(), duplicate = appended.duplicate, "webhook accepted");
     if !appended.duplicate {
         intake.counts.record(source.name(), &shop, secret);
@@ -139,6 +140,22 @@ async fn handle(
         }
     }
     Ok(warp::reply::json(&appended).into_response())
+}
+
+/// Appends to the journal, or answers 503: at once while commits are failing (no write is
+/// queued that would fail anyway), or when this commit failed.
+async fn journal_append(
+    intake: &Intake,
+    incoming: crate::event::Incoming,
+) -> Result<crate::journal::Appended, Rejection> {
+    if let Err(problem) = intake.journal.admit() {
+        crate::rate_limited_error!(UNAVAILABLE, reason = %problem.reason, "journal failing; answering 503");
+        return Err(warp::reject::custom(ApiError::JournalUnavailable));
+    }
+    intake.journal.append(incoming).await.map_err(|e| {
+        crate::rate_limited_error!(UNAVAILABLE, error = %e, "journal append failed; answering 503");
+        warp::reject::custom(ApiError::JournalUnavailable)
+    })
 }
 
 /// The product text for a dynamic-product webhook (the journaled one for a repeated delivery);

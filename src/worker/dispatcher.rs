@@ -5,26 +5,43 @@
 //! A job is only marked done after it ran, so a crash mid-delivery makes it due again on the
 //! next start (at-least-once; the email Message-ID and the HTTP idempotency key let receivers
 //! recognise a repeat). Jobs in flight are tracked in memory so the loop never starts one twice.
+//!
+//! When an attempt ran but its outcome cannot be journaled (the disk is full, the journal file
+//! is gone), the journal still says "pending, due now". Releasing the job then re-sent it at
+//! once, thousands of times a second. Instead the outcome is *held* in memory: the job is not
+//! claimed again, no new job is started, and only the journal write is retried, with an
+//! exponential backoff, until it succeeds. A job that was delivered is then recorded done and
+//! never sent again; a retry keeps the time computed when it failed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::retry;
 use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
 use crate::event::Timestamp;
-use crate::journal::{AttemptOutcome, Job, Journal, NextStep, SqliteStore, Store, Write};
+use crate::journal::{
+    AttemptOutcome, Job, Journal, JournalError, NextStep, SqliteStore, Store, Write,
+};
+use crate::telemetry::{Repeated, REPEAT_WINDOW};
 
 /// The longest the loop sleeps without looking at the journal.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// The shortest pause between looks when a job is due but in flight (a finished delivery wakes
 /// the loop at once anyway).
 const MIN_IDLE: Duration = Duration::from_millis(10);
+/// The first pause after a journal read or write failed; it doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+static READ_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
+static ATTEMPT_UNJOURNALED: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// Jobs being delivered, and how many deliveries have finished. A list of due jobs read before
 /// a delivery finished may still show that job as pending: claims from such a stale list are
@@ -32,6 +49,8 @@ const MIN_IDLE: Duration = Duration::from_millis(10);
 #[derive(Default)]
 struct InFlight {
     ids: HashSet<i64>,
+    /// Attempts that ran but could not be journaled yet, by job id; never claimed again.
+    held: HashMap<i64, AttemptOutcome>,
     generation: u64,
 }
 
@@ -43,6 +62,23 @@ struct Shared {
     in_flight: Mutex<InFlight>,
     /// Rung when jobs are planned or a delivery finishes.
     wake: Arc<Notify>,
+}
+
+/// The journal failed a read or a write; the loop backs off.
+struct JournalDown;
+
+/// Exponential backoff while the journal fails.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let d = BACKOFF_MIN.saturating_mul(1 << self.failures.min(16));
+        self.failures += 1;
+        d.min(BACKOFF_MAX)
+    }
 }
 
 /// Runs until `stop`, then waits up to `drain` for deliveries in flight; the rest stay pending
@@ -65,79 +101,65 @@ pub async fn run(
         wake,
     });
     let tracker = TaskTracker::new();
+    let mut backoff = Backoff::default();
     while !stop.is_cancelled() {
-        let free = permits.available_permits();
-        let generation = shared.generation();
-        let due = if free > 0 {
-            read(&reader, move |s| s.due_jobs(Timestamp::now(), free * 2)).await
-        } else {
-            Vec::new()
-        };
-        for job in due {
-            match shared.claim(job.id, generation) {
-                Claim::Taken => {}
-                Claim::Busy => continue,
-                Claim::Stale => break,
+        match shared.round(&reader, &permits, &tracker).await {
+            Ok(pause) => {
+                backoff = Backoff::default();
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = shared.wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
             }
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                shared.unclaim(job.id);
-                break;
-            };
-            let shared = shared.clone();
-            tracker.spawn(async move {
-                shared.deliver(job).await;
-                drop(permit);
-            });
-        }
-        let pause = idle_time(&reader, permits.available_permits()).await;
-        tokio::select! {
-            _ = stop.cancelled() => {}
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(pause) => {}
+            // Not woken by finished deliveries: only time ends a backoff.
+            Err(JournalDown) => tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(backoff.next()) => {}
+            },
         }
     }
     tracker.close();
     if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
         tracing::warn!("deliveries still running at shutdown; they stay pending in the journal");
     }
+    if shared.flush_held().await.is_err() {
+        tracing::warn!(
+            "attempts that could not be journaled are lost; those jobs run again at the next start"
+        );
+    }
 }
 
 /// How long to sleep: until the next retry falls due, at most [`MAX_IDLE`].
-async fn idle_time(reader: &Arc<Mutex<SqliteStore>>, free: usize) -> Duration {
+async fn idle_time(reader: &Arc<Mutex<SqliteStore>>, free: usize) -> Result<Duration, JournalDown> {
     if free == 0 {
-        return MAX_IDLE;
+        return Ok(MAX_IDLE);
     }
-    match read(reader, |s| s.next_due()).await {
+    Ok(match read(reader, |s| s.next_due()).await? {
         Some(at) => {
             let wait = (at.millis() - Timestamp::now().millis()).max(0) as u64;
             Duration::from_millis(wait).clamp(MIN_IDLE, MAX_IDLE)
         }
         None => MAX_IDLE,
-    }
+    })
 }
 
-/// Runs a journal read off the async threads; a failed read is logged and reads as empty.
-async fn read<T: Send + Default + 'static>(
+/// Runs a journal read off the async threads; a failed read is logged (rate-limited).
+async fn read<T: Send + 'static>(
     reader: &Arc<Mutex<SqliteStore>>,
-    f: impl FnOnce(&SqliteStore) -> Result<T, crate::journal::JournalError> + Send + 'static,
-) -> T {
+    f: impl FnOnce(&SqliteStore) -> Result<T, JournalError> + Send + 'static,
+) -> Result<T, JournalDown> {
     let reader = reader.clone();
     let result = tokio::task::spawn_blocking(move || match reader.lock() {
         Ok(store) => f(&store).map_err(|e| e.to_string()),
         Err(_) => Err("journal reader poisoned".to_string()),
     })
-    .await;
-    match result {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "dispatcher cannot read the journal");
-            T::default()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "dispatcher read task failed");
-            T::default()
-        }
-    }
+    .await
+    .unwrap_or_else(|e| Err(format!("read task failed: {e}")));
+    result.map_err(|e| {
+        crate::rate_limited_error!(READ_FAILED, error = %e, "dispatcher cannot read the journal; backing off");
+        JournalDown
+    })
 }
 
 enum Claim {
@@ -149,6 +171,41 @@ enum Claim {
 }
 
 impl Shared {
+    /// One look at the journal: journal held outcomes first, then start the due jobs there are
+    /// permits for. Answers how long to sleep, or that the journal is failing.
+    async fn round(
+        self: &Arc<Self>,
+        reader: &Arc<Mutex<SqliteStore>>,
+        permits: &Arc<Semaphore>,
+        tracker: &TaskTracker,
+    ) -> Result<Duration, JournalDown> {
+        self.flush_held().await?;
+        let free = permits.available_permits();
+        let generation = self.generation();
+        let due = if free > 0 {
+            read(reader, move |s| s.due_jobs(Timestamp::now(), free * 2)).await?
+        } else {
+            Vec::new()
+        };
+        for job in due {
+            match self.claim(job.id, generation) {
+                Claim::Taken => {}
+                Claim::Busy => continue,
+                Claim::Stale => break,
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                self.unclaim(job.id);
+                break;
+            };
+            let shared = self.clone();
+            tracker.spawn(async move {
+                shared.deliver(job).await;
+                drop(permit);
+            });
+        }
+        idle_time(reader, permits.available_permits()).await
+    }
+
     fn generation(&self) -> u64 {
         self.in_flight
             .lock()
@@ -162,10 +219,10 @@ impl Shared {
         };
         if f.generation != read_at {
             Claim::Stale
-        } else if f.ids.insert(id) {
-            Claim::Taken
-        } else {
+        } else if f.held.contains_key(&id) || !f.ids.insert(id) {
             Claim::Busy
+        } else {
+            Claim::Taken
         }
     }
 
@@ -176,7 +233,7 @@ impl Shared {
         }
     }
 
-    /// Called after the attempt is journaled.
+    /// Called after the attempt is journaled, or held.
     fn release(&self, id: i64) {
         if let Ok(mut f) = self.in_flight.lock() {
             f.ids.remove(&id);
@@ -184,8 +241,49 @@ impl Shared {
         }
     }
 
-    /// One attempt: run, journal the outcome, then let the job go.
+    /// Keeps an attempt whose outcome could not be journaled; its job is not claimed again.
+    fn hold(&self, outcome: AttemptOutcome) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.held.insert(outcome.job_id, outcome);
+        }
+    }
+
+    fn held(&self) -> Vec<AttemptOutcome> {
+        self.in_flight
+            .lock()
+            .map(|f| f.held.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Journals the held attempts; `Err` at the first that still fails (the rest stay held).
+    async fn flush_held(&self) -> Result<(), JournalDown> {
+        for outcome in self.held() {
+            let job_id = outcome.job_id;
+            if let Err(e) = self.journal.write(Write::Attempt(outcome)).await {
+                crate::rate_limited_error!(ATTEMPT_UNJOURNALED, job = job_id, error = %e,
+                    "still cannot journal an attempt; no job is started until it is journaled");
+                return Err(JournalDown);
+            }
+            if let Ok(mut f) = self.in_flight.lock() {
+                f.held.remove(&job_id);
+                f.generation += 1;
+            }
+            tracing::info!(
+                job = job_id,
+                "attempt journaled after the journal recovered"
+            );
+        }
+        Ok(())
+    }
+
+    /// One attempt, inside its own span (which follows the future, not the thread).
     async fn deliver(&self, job: Job) {
+        let span = tracing::info_span!("deliver", job = job.id, event_id = %job.event_id, rule = %job.rule, action = %job.kind, attempt = job.attempts + 1);
+        self.attempt(job).instrument(span).await;
+    }
+
+    /// Run, journal the outcome (or hold it), then let the job go.
+    async fn attempt(&self, job: Job) {
         let ctx = JobContext {
             job_id: job.id,
             event_id: job.event_id.clone(),
@@ -193,11 +291,34 @@ impl Shared {
             action_index: job.action_index,
             attempt: job.attempts + 1,
         };
-        let span = tracing::info_span!("deliver", job = job.id, event_id = %job.event_id, rule = %job.rule, action = %job.kind, attempt = ctx.attempt);
-        let _enter = span.enter();
         let started_at = Timestamp::now();
         let result = self.execute(&job, &ctx).await;
         let finished_at = Timestamp::now();
+        let (next, error) = self.next_step(result, finished_at, ctx.attempt);
+        let outcome = AttemptOutcome {
+            job_id: job.id,
+            attempt: ctx.attempt,
+            started_at,
+            finished_at,
+            error,
+            next,
+        };
+        if let Err(e) = self.journal.write(Write::Attempt(outcome.clone())).await {
+            crate::rate_limited_error!(ATTEMPT_UNJOURNALED, error = %e,
+                "cannot journal the attempt; it is held and journaled when the journal works again, the job does not run again before that");
+            self.hold(outcome);
+        }
+        self.release(job.id);
+        self.wake.notify_one();
+    }
+
+    /// What follows an attempt's result, logged.
+    fn next_step(
+        &self,
+        result: Result<(), ActionError>,
+        finished_at: Timestamp,
+        attempt: u32,
+    ) -> (NextStep, Option<String>) {
         let (next, error) = match result {
             Ok(()) => (NextStep::Done, None),
             Err(ActionError::Permanent { message }) => (NextStep::Dead, Some(message)),
@@ -207,7 +328,7 @@ impl Shared {
             }) => {
                 let at = retry::next_attempt(
                     finished_at,
-                    ctx.attempt,
+                    attempt,
                     &self.delivery.retry_schedule,
                     retry_after,
                 );
@@ -224,18 +345,7 @@ impl Shared {
                 "delivery failed; dead letter"
             ),
         }
-        let outcome = AttemptOutcome {
-            job_id: job.id,
-            started_at,
-            finished_at,
-            error,
-            next,
-        };
-        if let Err(e) = self.journal.write(Write::Attempt(outcome)).await {
-            tracing::error!(error = %e, "cannot journal the attempt; the job stays pending");
-        }
-        self.release(job.id);
-        self.wake.notify_one();
+        (next, error)
     }
 
     async fn execute(&self, job: &Job, ctx: &JobContext) -> Result<(), ActionError> {

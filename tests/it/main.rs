@@ -17,6 +17,7 @@ mod intake;
 mod receivers;
 mod regression_cli;
 mod regression_quarantine;
+mod regression_resilience;
 mod regression_rulecheck;
 mod regression_secure;
 mod regression_shops;

@@ -194,7 +194,8 @@ pub(super) fn next_due(conn: &Connection) -> Result<Option<Timestamp>, JournalEr
 
 /// Records one attempt and moves the job on (done, retry later, or dead). Attempts are numbered
 /// across re-queues (a retried job's next attempt continues the count), so `jobs show` keeps the
-/// whole history; `jobs.attempts` counts the attempts of the current retry schedule only.
+/// whole history; `jobs.attempts` counts the attempts of the current retry schedule only. Recording an attempt
+/// that is already recorded (the job's count is past it) changes nothing.
 pub(super) fn record_attempt(tx: &Connection, a: &AttemptOutcome) -> Result<usize, JournalError> {
     let (status, next_at, outcome) = match a.next {
         NextStep::Done => (JobStatus::Done, a.finished_at, "done"),
@@ -205,14 +206,15 @@ pub(super) fn record_attempt(tx: &Connection, a: &AttemptOutcome) -> Result<usiz
         .prepare_cached(
             "UPDATE jobs SET status = ?2, attempts = attempts + 1, next_at = ?3, last_error = ?4,
                              updated_at = ?5
-             WHERE id = ?1 AND status = 'pending'",
+             WHERE id = ?1 AND status = 'pending' AND attempts = ?6 - 1",
         )?
         .execute(params![
             a.job_id,
             status.as_str(),
             next_at.millis(),
             a.error,
-            a.finished_at.millis()
+            a.finished_at.millis(),
+            a.attempt,
         ])?;
     if changed > 0 {
         tx.prepare_cached(

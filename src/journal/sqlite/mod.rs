@@ -3,21 +3,25 @@
 //! `synchronous = FULL` makes every commit durable against power loss, not only against a
 //! process crash; group commit in [`super::Journal`] pays for that fsync once per batch.
 
+mod checkpoint;
 mod events;
 mod flags;
+mod identity;
 mod jobs;
 mod quarantine;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::{
     Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
     SecretCount, Store, Unreadable, Write, Written,
 };
 use crate::event::Timestamp;
+pub use checkpoint::Checkpointer;
+pub use identity::FileIdentity;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -131,6 +135,10 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct SqliteStore {
     conn: Connection,
+    /// Set on the daemon's writer: every batch checks that the files are still in place.
+    files: Option<FileIdentity>,
+    /// Set on the daemon's writer: its WAL, checkpointed between batches once it is large.
+    wal: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -147,17 +155,37 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore {
+            conn,
+            files: None,
+            wal: None,
+        };
         store.migrate()?;
         Ok(store)
     }
 
-    /// Opens the connection that writes for the daemon. It never checkpoints the WAL itself:
-    /// a checkpoint flushes and fsyncs the database file, and doing that inside a commit would
-    /// stall every webhook waiting on it. [`Checkpointer`] does it on its own thread instead.
+    /// Opens the connection that writes for the daemon. It does no routine checkpoints: a
+    /// checkpoint flushes and fsyncs the database file, and doing that after every commit would
+    /// stall every webhook waiting on it; [`Checkpointer`] does them on its own thread.
+    ///
+    /// It only bounds the WAL: past [`checkpoint::WAL_RESTART_AT`] it runs a RESTART checkpoint
+    /// between batches, and when the WAL starts over the file is cut back to
+    /// [`checkpoint::WAL_SIZE_LIMIT`] (`journal_size_limit`). And it records the identity of
+    /// the files so no batch is committed into a journal that was removed or replaced.
     pub fn open_writer(path: &Path) -> Result<SqliteStore, JournalError> {
-        let store = Self::open(path)?;
+        let mut store = Self::open(path)?;
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        store
+            .conn
+            .pragma_update(None, "journal_size_limit", checkpoint::WAL_SIZE_LIMIT)?;
+        let files = FileIdentity::of(path).map_err(|e| JournalError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        store.files = Some(files);
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        store.wal = Some(PathBuf::from(wal));
         Ok(store)
     }
 
@@ -171,6 +199,10 @@ impl SqliteStore {
             });
         }
         Self::open(path)
+    }
+
+    fn check_files(&self) -> Result<(), JournalError> {
+        self.files.as_ref().map_or(Ok(()), FileIdentity::verify)
     }
 
     fn migrate(&mut self) -> Result<(), JournalError> {
@@ -193,7 +225,13 @@ impl Store for SqliteStore {
         batch: &[Write],
         dedupe_window: Duration,
     ) -> Result<Vec<Written>, JournalError> {
-        let tx = self.conn.transaction()?;
+        self.check_files()?;
+        // IMMEDIATE: take the write lock up front, waiting (busy timeout) while a RESTART or
+        // TRUNCATE checkpoint holds it. A deferred transaction that read first (the dedupe
+        // lookup) and then wants to write gets SQLITE_BUSY at once, without waiting.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
             out.push(match write {
@@ -214,7 +252,19 @@ impl Store for SqliteStore {
             });
         }
         tx.commit()?;
+        // Checked again: a batch committed into a file unlinked meanwhile is not durable.
+        self.check_files()?;
         Ok(out)
+    }
+
+    fn files(&self) -> Option<FileIdentity> {
+        self.files.clone()
+    }
+
+    fn between_batches(&mut self) {
+        if let Some(wal) = &self.wal {
+            checkpoint::restart_if_large(&self.conn, wal);
+        }
     }
 
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError> {
@@ -301,50 +351,6 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Job>, JournalError> {
         jobs::list(&self.conn, event_id, status, limit)
-    }
-}
-
-/// Copies the WAL back into the database file in the background (a PASSIVE checkpoint never
-/// blocks the writer), so the writer's commits only append to the WAL.
-pub struct Checkpointer {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-/// How often the WAL is checkpointed.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
-impl Checkpointer {
-    pub fn start(path: &Path) -> Result<Checkpointer, JournalError> {
-        let store = SqliteStore::open(path)?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("journal-checkpoint".into())
-            .spawn(move || loop {
-                let last = matches!(
-                    stopped.recv_timeout(CHECKPOINT_EVERY),
-                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
-                );
-                let mode = if last { "TRUNCATE" } else { "PASSIVE" };
-                if let Err(e) =
-                    store
-                        .conn
-                        .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-                if last {
-                    return;
-                }
-            })
-            .expect("spawning the checkpoint thread");
-        Ok(Checkpointer { stop, thread })
-    }
-
-    /// Runs a last checkpoint and stops (after the writer has closed).
-    pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
     }
 }
 

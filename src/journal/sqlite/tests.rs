@@ -194,9 +194,10 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
     assert_eq!(due.len(), 2);
     let (first, second) = (due[0].id, due[1].id);
 
-    let attempt = |job_id, next, error: Option<&str>| {
+    let attempt = |job_id, attempt, next, error: Option<&str>| {
         Write::Attempt(AttemptOutcome {
             job_id,
+            attempt,
             started_at: Timestamp(10),
             finished_at: Timestamp(20),
             error: error.map(str::to_string),
@@ -207,8 +208,8 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
     let out = store
         .write_batch(
             &[
-                attempt(first, NextStep::Retry(later), Some("HTTP 500")),
-                attempt(second, NextStep::Dead, Some("HTTP 400")),
+                attempt(first, 1, NextStep::Retry(later), Some("HTTP 500")),
+                attempt(second, 1, NextStep::Dead, Some("HTTP 400")),
             ],
             w,
         )
@@ -219,8 +220,14 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
         "retry is not due yet"
     );
     assert_eq!(store.next_due().unwrap(), Some(later));
+    let again = attempt(first, 1, NextStep::Retry(later), Some("HTTP 500"));
+    assert_eq!(
+        store.write_batch(&[again], w).unwrap(),
+        vec![Written::Changed(0)],
+        "an attempt recorded twice counts once"
+    );
     store
-        .write_batch(&[attempt(first, NextStep::Done, None)], w)
+        .write_batch(&[attempt(first, 2, NextStep::Done, None)], w)
         .unwrap();
     let done = store.jobs(None, Some(JobStatus::Done), 10).unwrap();
     assert_eq!((done.len(), done[0].attempts), (1, 2));
@@ -315,6 +322,7 @@ fn retention_prunes_finished_history_but_keeps_dead_letters_and_flags() {
         let id = store.jobs(Some(&e.event.id), None, 1).unwrap()[0].id;
         let a = AttemptOutcome {
             job_id: id,
+            attempt: 1,
             started_at: Timestamp(1),
             finished_at: Timestamp(2),
             error: None,
