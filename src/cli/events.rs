@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::journal::{EventStatus, Release, SqliteStore, Store, Write, Written};
+use crate::journal::{EventStatus, Release, Store, Write, Written};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -55,12 +55,16 @@ pub enum EventsCommand {
 }
 
 pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let mut store = SqliteStore::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(&config.journal_path())?;
+    journal.write_blocking(|store| run_on(config, args, store))
+}
+
+fn run_on(config: &Config, args: EventsArgs, store: &mut dyn Store) -> anyhow::Result<ExitCode> {
     if let Some(EventsCommand::Retry { id, quarantined }) = args.show {
-        return retry(config, &mut store, id, quarantined);
+        return retry(config, store, id, quarantined);
     }
     if let Some(EventsCommand::Show { id, json }) = args.show {
-        return super::event_show::run(config, &store, &id, json || args.json);
+        return super::event_show::run(config, store, &id, json || args.json);
     }
     let events = match (args.status, args.shop.as_deref()) {
         (None, None) => store.recent_events(args.limit)?,
@@ -109,7 +113,7 @@ pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
 /// `events retry`: quarantined events become unprocessed again.
 fn retry(
     config: &Config,
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     id: Option<String>,
     all: bool,
 ) -> anyhow::Result<ExitCode> {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::journal::{Flag, FlagFilter, SqliteStore, Store, Write, Written};
+use crate::journal::{Flag, FlagFilter, Store, Write, Written};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -37,9 +37,13 @@ pub enum FlagsCommand {
 }
 
 pub fn run(config: &Config, args: FlagsArgs) -> anyhow::Result<ExitCode> {
-    let mut store = SqliteStore::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(&config.journal_path())?;
+    journal.write_blocking(|store| run_on(config, args, store))
+}
+
+fn run_on(config: &Config, args: FlagsArgs, store: &mut dyn Store) -> anyhow::Result<ExitCode> {
     let (write, id, done) = match args.command {
-        None => return list(&store, &args),
+        None => return list(store, &args),
         Some(FlagsCommand::Resolve { id }) => (Write::ResolveFlag(id), id, "resolved"),
         Some(FlagsCommand::Delete { id }) => (Write::DeleteFlag(id), id, "deleted"),
     };
@@ -57,7 +61,7 @@ pub fn run(config: &Config, args: FlagsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn list(store: &SqliteStore, args: &FlagsArgs) -> anyhow::Result<ExitCode> {
+fn list(store: &dyn Store, args: &FlagsArgs) -> anyhow::Result<ExitCode> {
     let filter = if args.all {
         FlagFilter::All
     } else {

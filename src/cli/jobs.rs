@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::replan;
 use crate::config::Config;
-use crate::journal::{Job, JobStatus, Requeue, SqliteStore, Store, Write, Written};
+use crate::journal::{Job, JobStatus, Requeue, Store, Write, Written};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -63,9 +63,13 @@ fn parse_status(s: &str) -> Result<JobStatus, String> {
 }
 
 pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
-    let mut store = SqliteStore::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(&config.journal_path())?;
+    journal.write_blocking(|store| run_on(config, args, store))
+}
+
+fn run_on(config: &Config, args: JobsArgs, store: &mut dyn Store) -> anyhow::Result<ExitCode> {
     match args.command {
-        Some(JobsCommand::Show { id }) => show(&store, id),
+        Some(JobsCommand::Show { id }) => show(store, id),
         Some(JobsCommand::Retry { id, dead, replan }) => {
             let which = match (id, dead) {
                 (Some(id), _) => Requeue::One(id),
@@ -73,17 +77,17 @@ pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
                 (None, false) => anyhow::bail!("say which: `storeflow jobs retry ID` or `--dead`"),
             };
             if replan {
-                let targets = dead_letters(&store, &which)?;
-                return replan::run(config, &mut store, targets);
+                let targets = dead_letters(store, &which)?;
+                return replan::run(config, store, targets);
             }
-            let n = write(&mut store, config, Write::Requeue(which))?;
+            let n = write(store, config, Write::Requeue(which))?;
             outln!("re-queued {n} job{}", plural(n))?;
             Ok(exit(n))
         }
         Some(JobsCommand::Dismiss { ids, dead }) => {
             let ids = match (ids.is_empty(), dead) {
                 (false, _) => ids,
-                (true, true) => dead_letters(&store, &Requeue::AllDead)?
+                (true, true) => dead_letters(store, &Requeue::AllDead)?
                     .iter()
                     .map(|j| j.id)
                     .collect(),
@@ -91,16 +95,16 @@ pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("say which: `storeflow jobs dismiss ID...` or `--dead`")
                 }
             };
-            let n = write(&mut store, config, Write::Dismiss(ids))?;
+            let n = write(store, config, Write::Dismiss(ids))?;
             outln!("dismissed {n} dead letter{}", plural(n))?;
             Ok(exit(n))
         }
-        None => list(&store, &args),
+        None => list(store, &args),
     }
 }
 
 /// The dead jobs `which` names (a named job that is not dead is an error).
-fn dead_letters(store: &SqliteStore, which: &Requeue) -> anyhow::Result<Vec<Job>> {
+fn dead_letters(store: &dyn Store, which: &Requeue) -> anyhow::Result<Vec<Job>> {
     match which {
         Requeue::AllDead => Ok(store.jobs(None, Some(JobStatus::Dead), usize::MAX >> 1)?),
         Requeue::One(id) => match store.job(*id)? {
@@ -114,7 +118,7 @@ fn dead_letters(store: &SqliteStore, which: &Requeue) -> anyhow::Result<Vec<Job>
     }
 }
 
-fn write(store: &mut SqliteStore, config: &Config, w: Write) -> anyhow::Result<usize> {
+fn write(store: &mut dyn Store, config: &Config, w: Write) -> anyhow::Result<usize> {
     let out = store.write_batch(&[w], config.intake.dedupe_window)?;
     Ok(match out.first() {
         Some(Written::Changed(n)) => *n,
@@ -139,7 +143,7 @@ fn exit(changed: usize) -> ExitCode {
     }
 }
 
-fn show(store: &SqliteStore, id: i64) -> anyhow::Result<ExitCode> {
+fn show(store: &dyn Store, id: i64) -> anyhow::Result<ExitCode> {
     let Some(job) = store.job(id)? else {
         eprintln!("no job with id {id}");
         return Ok(ExitCode::from(1));
@@ -152,7 +156,7 @@ fn show(store: &SqliteStore, id: i64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(store: &SqliteStore, args: &JobsArgs) -> anyhow::Result<ExitCode> {
+fn list(store: &dyn Store, args: &JobsArgs) -> anyhow::Result<ExitCode> {
     let jobs = store.jobs(args.event.as_deref(), args.status, args.limit)?;
     if args.json {
         for j in &jobs {

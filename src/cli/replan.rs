@@ -13,14 +13,14 @@ use std::process::ExitCode;
 use crate::app::load_options;
 use crate::config::Config;
 use crate::journal::{
-    base_rule, replan_rule_key, Job, JobStatus, NewJob, Replan, SqliteStore, Store, Write,
+    base_rule, replan_rule_key, Job, JobStatus, NewJob, Replan, Store, Write,
 };
 use crate::outln;
 use crate::rules::{self, RuleSet};
 use crate::worker::pipeline::plan;
 use crate::worker::scripts::JournalState;
 
-pub fn run(config: &Config, store: &mut SqliteStore, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, store: &mut dyn Store, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
     if dead.is_empty() {
         outln!("no dead letters to replan")?;
         return Ok(ExitCode::from(1));
@@ -72,7 +72,7 @@ fn load_rules(config: &Config) -> Option<RuleSet> {
 
 /// Plans `event_id` again and keeps the jobs of the dead letters' rules that are not done yet.
 fn replan_event(
-    store: &SqliteStore,
+    store: &dyn Store,
     rules: &RuleSet,
     event_id: &str,
     dead: &[Job],

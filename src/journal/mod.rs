@@ -6,6 +6,8 @@
 //! commit), so durability costs one fsync per batch rather than one per webhook.
 
 mod health;
+mod open;
+mod reader;
 pub mod sqlite;
 mod writer;
 
@@ -15,8 +17,10 @@ use serde::Serialize;
 
 use crate::event::{Event, Incoming, Timestamp};
 pub use health::{JournalHealth, Problem};
-pub use sqlite::{Checkpointer, FileIdentity, SqliteStore};
-pub use writer::{Journal, WriterHandle};
+pub use open::{open_existing, open_reader, start_writer};
+pub use reader::Reader;
+pub use sqlite::{FileIdentity, SqliteStore};
+pub use writer::{Journal, OnClose};
 
 /// What happened to one appended delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -321,8 +325,12 @@ pub enum Written {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// The backend's own error, kept as the source (the type stays inside `journal/`).
     #[error("journal database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(Box<dyn std::error::Error + Send + Sync>),
+    /// A read could not run (its task failed).
+    #[error("journal read failed: {0}")]
+    ReadFailed(String),
     #[error("journal at {path} cannot be opened: {reason}")]
     Open { path: String, reason: String },
     #[error("journal commit failed: {0}")]

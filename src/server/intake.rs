@@ -14,7 +14,7 @@ use super::dynamic;
 pub use super::health::SecretCounts;
 use super::rejection::ApiError;
 use crate::event::Timestamp;
-use crate::journal::{Journal, SqliteStore, Store};
+use crate::journal::{Journal, Reader};
 use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Route, Source, Sources};
 use crate::telemetry::{Repeated, REPEAT_WINDOW};
@@ -30,7 +30,7 @@ pub struct Intake {
     /// For Sellix dynamic products, whose answer a rule's script produces.
     pub rules: Arc<LiveRules>,
     /// Reads earlier answers to repeated dynamic-product deliveries.
-    pub reader: Arc<std::sync::Mutex<SqliteStore>>,
+    pub reader: Reader,
     /// Deliveries per shop and secret, for `/healthz`.
     pub counts: Arc<SecretCounts>,
 }
@@ -167,10 +167,9 @@ async fn dynamic_reply(
 ) -> Option<warp::reply::Response> {
     let result = if appended.duplicate {
         let key = dynamic::state_key(&appended.event_id);
-        let reader = intake.reader.clone();
-        let kept =
-            tokio::task::spawn_blocking(move || reader.lock().ok()?.state(&key).ok().flatten());
-        match kept.await.ok()?? {
+        // An answer that cannot be read back is treated as no answer.
+        let kept = intake.reader.state(&key).await.ok().flatten();
+        match kept? {
             serde_json::Value::String(body) => Ok(body),
             other => Err(other["error"].as_str().unwrap_or("no answer").to_string()),
         }

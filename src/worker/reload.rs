@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::rules::live::LiveRules;
 
@@ -20,14 +21,15 @@ pub struct Watcher {
     _debouncer: Option<Debouncer<notify::RecommendedWatcher>>,
 }
 
-/// Watches `dir` and reloads `rules` on changes; also reloads on SIGHUP until `stop`.
+/// Watches `dir` and reloads `rules` on changes; also reloads on SIGHUP until `stop` (a task of
+/// `tracker`).
 pub fn start(
     dir: &Path,
     rules: Arc<LiveRules>,
     doorbell: SyncSender<()>,
-    stop: CancellationToken,
+    (stop, tracker): (CancellationToken, &TaskTracker),
 ) -> Watcher {
-    spawn_sighup(rules.clone(), doorbell.clone(), stop);
+    spawn_sighup(rules.clone(), doorbell.clone(), stop, tracker);
     let reload = move || {
         rules.reload();
         let _ = doorbell.try_send(());
@@ -53,13 +55,18 @@ pub fn start(
 }
 
 #[cfg(unix)]
-fn spawn_sighup(rules: Arc<LiveRules>, doorbell: SyncSender<()>, stop: CancellationToken) {
+fn spawn_sighup(
+    rules: Arc<LiveRules>,
+    doorbell: SyncSender<()>,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP");
         return;
     };
-    tokio::spawn(async move {
+    tracker.spawn(async move {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -74,4 +81,4 @@ fn spawn_sighup(rules: Arc<LiveRules>, doorbell: SyncSender<()>, stop: Cancellat
 }
 
 #[cfg(not(unix))]
-fn spawn_sighup(_: Arc<LiveRules>, _: SyncSender<()>, _: CancellationToken) {}
+fn spawn_sighup(_: Arc<LiveRules>, _: SyncSender<()>, _: CancellationToken, _: &TaskTracker) {}

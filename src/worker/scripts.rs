@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::event::Event;
-use crate::journal::{NewJob, SqliteStore, Store};
+use crate::journal::{NewJob, Store};
 use crate::rules::{PlannedAction, RuleSet, RuleTrace};
 use crate::script::{EventValues, Intent, State};
 
@@ -36,7 +36,7 @@ impl State for Layered<'_> {
 }
 
 /// The journal's `kv` table as script state (a read error reads as "not set").
-pub struct JournalState<'a>(pub &'a SqliteStore);
+pub struct JournalState<'a>(pub &'a dyn Store);
 
 impl State for JournalState<'_> {
     fn get(&self, key: &str) -> Option<Value> {
