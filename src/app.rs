@@ -100,9 +100,13 @@ pub async fn run(
         tracing::info!(journal = %config.journal_path().display(), "listening on http://{addr}");
     }
     let token = shutdown.clone();
-    server::run(listener, serving.intake, serving.health, limits, async move {
-        token.cancelled().await
-    })
+    server::run(
+        listener,
+        serving.intake,
+        serving.health,
+        limits,
+        async move { token.cancelled().await },
+    )
     .await;
     tracing::info!("stopped accepting; finishing pipeline and deliveries, closing the journal");
     drop(serving.watcher);
@@ -191,8 +195,16 @@ fn start(
         jobs_planned: jobs_planned.clone(),
     }
     .start(doorbell, shutdown.clone(), tracker)
-    .map_err(|source| AppError::Thread { name: "pipeline", source })?;
-    let watcher = reload::start(&config.rules_dir, rules.clone(), bell, (shutdown.clone(), tracker));
+    .map_err(|source| AppError::Thread {
+        name: "pipeline",
+        source,
+    })?;
+    let watcher = reload::start(
+        &config.rules_dir,
+        rules.clone(),
+        bell,
+        (shutdown.clone(), tracker),
+    );
     let dispatcher = Dispatcher {
         reader: dispatcher_reader,
         journal: journal.clone(),
@@ -250,7 +262,10 @@ async fn stop(tracker: TaskTracker) {
         .await
         .is_err()
     {
-        tracing::warn!("workers or the journal writer did not stop within {:?}", SHUTDOWN_DEADLINE * 2);
+        tracing::warn!(
+            "workers or the journal writer did not stop within {:?}",
+            SHUTDOWN_DEADLINE * 2
+        );
     }
 }
 
@@ -332,10 +347,12 @@ fn connection_limits(config: &Config) -> server::Limits {
 /// Deliveries per shop and secret so far (from the journal), logged once so a rotated secret can
 /// be retired when its count stops growing.
 fn secret_counts(reader: &Reader, sources: &sources::Sources) -> server::health::SecretCounts {
-    let counts = reader.read_blocking(|s| s.secret_counts()).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot count deliveries per secret");
-        Vec::new()
-    });
+    let counts = reader
+        .read_blocking(|s| s.secret_counts())
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot count deliveries per secret");
+            Vec::new()
+        });
     for s in sources.iter() {
         for shop in s.shops().iter() {
             let of = |secret: &str| {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Action, ActionError, ActionFuture, JobContext};
+use super::{ActionError, Executor, JobContext};
 use crate::event::Timestamp;
 use crate::journal::{Flag, Journal, Reader, Write};
 
@@ -73,12 +73,10 @@ fn text(params: &Value, key: &str) -> String {
         .to_string()
 }
 
-impl Action for FlagAction {
-    fn name(&self) -> &'static str {
-        "flag"
-    }
+impl Executor for FlagAction {
+    const NAME: &'static str = "flag";
 
-    fn execute<'a>(&'a self, params: &'a Value, job: &'a JobContext) -> ActionFuture<'a> {
-        Box::pin(self.flag(params, job))
+    async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
+        self.flag(params, job).await
     }
 }

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::http::{check_response, transport_error};
 use super::params::Params;
-use super::{secrets, Action, ActionError, ActionFuture, ActionsError, JobContext};
+use super::{secrets, ActionError, ActionsError, Executor, JobContext};
 use crate::config::{Config, Secret};
 
 /// Web API errors that go away by themselves; every other `error` is permanent.
@@ -152,20 +152,12 @@ impl SlackAction {
     }
 }
 
-impl Action for SlackAction {
-    fn name(&self) -> &'static str {
-        "slack"
-    }
+impl Executor for SlackAction {
+    const NAME: &'static str = "slack";
 
-    fn execute<'a>(
-        &'a self,
-        params: &'a serde_json::Value,
-        job: &'a JobContext,
-    ) -> ActionFuture<'a> {
-        Box::pin(async move {
-            let msg = Message::parse(&Params::new("slack", params)?)?;
-            self.send(msg, job).await
-        })
+    async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
+        let msg = Message::parse(&Params::new("slack", params)?)?;
+        self.send(msg, job).await
     }
 }
 

@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::table::{Column, Listing};
 use crate::config::Config;
-use crate::journal::{EventStatus, Release, Store, Write, Written};
+use crate::journal::{EventStatus, EventSummary, Release, Store, Write, Written};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -70,45 +70,47 @@ fn run_on(config: &Config, args: EventsArgs, store: &mut dyn Store) -> anyhow::R
         (None, None) => store.recent_events(args.limit)?,
         (status, shop) => store.events_filtered(status, shop, args.limit)?,
     };
-    if args.json {
-        for e in &events {
-            outln!("{}", serde_json::to_string(e).context("printing an event")?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
+    let empty = match args.status {
+        Some(status) => format!("no {} events", status.as_str()),
+        None => "no events yet".to_string(),
+    };
+    Listing {
+        empty: &empty,
+        ..EVENTS
     }
-    if events.is_empty() {
-        match args.status {
-            Some(status) => outln!("no {} events", status.as_str())?,
-            None => outln!("no events yet")?,
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    outln!(
-        "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  ORDER",
-        "RECEIVED",
-        "ID",
-        "SHOP",
-        "TOPIC",
-        "CANONICAL",
-        "STATUS"
-    )?;
-    for e in &events {
-        outln!(
-            "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  {}",
-            e.received_at.to_rfc3339(),
-            e.id,
-            e.shop,
-            e.topic,
-            e.canonical.as_deref().unwrap_or("-"),
-            e.status.as_str(),
-            e.order_id.as_deref().unwrap_or("-"),
-        )?;
-        if let Some(reason) = &e.reason {
-            outln!("    quarantined: {reason}")?;
-        }
-    }
+    .print(&events, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
+
+const EVENTS: Listing<'static, EventSummary> = Listing {
+    item: "an event",
+    empty: "",
+    columns: &[
+        Column::left("RECEIVED", 24),
+        Column::left("ID", 36),
+        Column::left("SHOP", 12),
+        Column::left("TOPIC", 28),
+        Column::left("CANONICAL", 20),
+        Column::left("STATUS", 12),
+        Column::rest("ORDER"),
+    ],
+    cells: |e| {
+        vec![
+            e.received_at.to_rfc3339(),
+            e.id.clone(),
+            e.shop.clone(),
+            e.topic.clone(),
+            e.canonical.clone().unwrap_or_else(|| "-".into()),
+            e.status.as_str().to_string(),
+            e.order_id.clone().unwrap_or_else(|| "-".into()),
+        ]
+    },
+    note: |e| {
+        e.reason
+            .as_ref()
+            .map(|reason| format!("    quarantined: {reason}"))
+    },
+};
 
 /// `events retry`: quarantined events become unprocessed again.
 fn retry(

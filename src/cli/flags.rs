@@ -4,9 +4,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::table::{no_note, Column, Listing};
 use crate::config::Config;
 use crate::journal::{Flag, FlagFilter, Store, Write, Written};
 use crate::outln;
@@ -68,38 +68,14 @@ fn list(store: &dyn Store, args: &FlagsArgs) -> anyhow::Result<ExitCode> {
         FlagFilter::Open
     };
     let flags = store.flags(args.kind.as_deref(), filter, args.limit)?;
-    if args.json {
-        for f in &flags {
-            outln!("{}", serde_json::to_string(f).context("printing a flag")?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if flags.is_empty() {
-        outln!(
-            "{}",
-            if args.all {
-                "no flags"
-            } else {
-                "no open flags"
-            }
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    outln!(
-        "{:>5}  {:<24}  {:<8}  {:<10}  {:<28}  {:<12}  {:<24}  NOTE",
-        "ID",
-        "FLAGGED",
-        "STATE",
-        "SOURCE",
-        "ORDER",
-        "KIND",
-        "RULE"
-    )?;
-    for f in &flags {
-        outln!("{}", row(f))?;
-    }
+    let empty = if args.all {
+        "no flags"
+    } else {
+        "no open flags"
+    };
+    Listing { empty, ..FLAGS }.print(&flags, args.json)?;
     let shared = shared_orders(&flags);
-    if shared > 0 {
+    if shared > 0 && !args.json {
         outln!(
             "\n{shared} order/kind pair{} flagged by more than one rule: each rule's note is listed",
             if shared == 1 { " is" } else { "s are" }
@@ -108,23 +84,38 @@ fn list(store: &dyn Store, args: &FlagsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn row(f: &Flag) -> String {
-    format!(
-        "{:>5}  {:<24}  {:<8}  {:<10}  {:<28}  {:<12}  {:<24}  {}",
-        f.id,
-        f.created_at.to_rfc3339(),
-        if f.resolved_at.is_some() {
+const FLAGS: Listing<'static, Flag> = Listing {
+    item: "a flag",
+    empty: "",
+    columns: &[
+        Column::right("ID", 5),
+        Column::left("FLAGGED", 24),
+        Column::left("STATE", 8),
+        Column::left("SOURCE", 10),
+        Column::left("ORDER", 28),
+        Column::left("KIND", 12),
+        Column::left("RULE", 24),
+        Column::rest("NOTE"),
+    ],
+    cells: |f| {
+        let state = if f.resolved_at.is_some() {
             "resolved"
         } else {
             "open"
-        },
-        f.source,
-        f.order_id,
-        f.kind,
-        f.rule,
-        f.note
-    )
-}
+        };
+        vec![
+            f.id.to_string(),
+            f.created_at.to_rfc3339(),
+            state.to_string(),
+            f.source.clone(),
+            f.order_id.clone(),
+            f.kind.clone(),
+            f.rule.clone(),
+            f.note.clone(),
+        ]
+    },
+    note: no_note,
+};
 
 /// How many (source, order, kind) appear more than once (flagged by several rules).
 fn shared_orders(flags: &[Flag]) -> usize {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::replan;
+use super::table::{no_note, Column, Listing};
 use crate::config::Config;
 use crate::journal::{Job, JobStatus, Requeue, Store, Write, Written};
 use crate::outln;
@@ -158,36 +159,32 @@ fn show(store: &dyn Store, id: i64) -> anyhow::Result<ExitCode> {
 
 fn list(store: &dyn Store, args: &JobsArgs) -> anyhow::Result<ExitCode> {
     let jobs = store.jobs(args.event.as_deref(), args.status, args.limit)?;
-    if args.json {
-        for j in &jobs {
-            outln!("{}", serde_json::to_string(j).context("printing a job")?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if jobs.is_empty() {
-        outln!("no jobs")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    outln!(
-        "{:>6}  {:<9}  {:>8}  {:<24}  {:<8}  {:<36}  LAST ERROR",
-        "ID",
-        "STATUS",
-        "ATTEMPTS",
-        "RULE",
-        "ACTION",
-        "EVENT"
-    )?;
-    for j in &jobs {
-        outln!(
-            "{:>6}  {:<9}  {:>8}  {:<24}  {:<8}  {:<36}  {}",
-            j.id,
-            j.status.as_str(),
-            j.attempts,
-            j.rule,
-            j.kind,
-            j.event_id,
-            j.last_error.as_deref().unwrap_or("")
-        )?;
-    }
+    JOBS.print(&jobs, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
+
+const JOBS: Listing<'static, Job> = Listing {
+    item: "a job",
+    empty: "no jobs",
+    columns: &[
+        Column::right("ID", 6),
+        Column::left("STATUS", 9),
+        Column::right("ATTEMPTS", 8),
+        Column::left("RULE", 24),
+        Column::left("ACTION", 8),
+        Column::left("EVENT", 36),
+        Column::rest("LAST ERROR"),
+    ],
+    cells: |j| {
+        vec![
+            j.id.to_string(),
+            j.status.as_str().to_string(),
+            j.attempts.to_string(),
+            j.rule.clone(),
+            j.kind.clone(),
+            j.event_id.clone(),
+            j.last_error.clone().unwrap_or_default(),
+        ]
+    },
+    note: no_note,
+};

@@ -10,6 +10,7 @@ mod replan;
 mod serve;
 mod sign;
 mod simulate;
+mod table;
 mod test;
 
 use std::path::PathBuf;

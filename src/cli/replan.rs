@@ -12,9 +12,7 @@ use std::process::ExitCode;
 
 use crate::app::load_options;
 use crate::config::Config;
-use crate::journal::{
-    base_rule, replan_rule_key, Job, JobStatus, NewJob, Replan, Store, Write,
-};
+use crate::journal::{base_rule, replan_rule_key, Job, JobStatus, NewJob, Replan, Store, Write};
 use crate::outln;
 use crate::rules::{self, RuleSet};
 use crate::worker::pipeline::plan;

@@ -15,9 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Appended, JournalError, JournalHealth, Processed, Store, Write, Written};
 use crate::event::Incoming;
-use crate::telemetry::{Repeated, REPEAT_WINDOW};
-
-static COMMIT_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
+use crate::telemetry;
 
 /// Upper bound on writes per transaction, so one commit never holds callers for long.
 const MAX_BATCH: usize = 1024;
@@ -185,8 +183,7 @@ impl Writer {
 
     fn committed(&self, outcomes: &[Written]) {
         if let Some(problem) = self.health.recovered() {
-            let held = COMMIT_FAILED.reset();
-            tracing::info!(failing_since = %problem.since.to_rfc3339(), unlogged_failures = held.count, "journal commits work again");
+            telemetry::journal_recovered(problem.since);
         }
         let added = outcomes
             .iter()
@@ -197,9 +194,7 @@ impl Writer {
     }
 
     fn failed(&self, e: &JournalError, writes: usize) {
-        if self.health.failed(e.public_reason()) {
-            COMMIT_FAILED.reset();
-        }
-        crate::rate_limited_error!(COMMIT_FAILED, error = %e, writes, "journal commit failed; intake answers 503 until a commit succeeds");
+        let first = self.health.failed(e.public_reason());
+        telemetry::journal_commit_failed(e, writes, first);
     }
 }

@@ -17,10 +17,7 @@ use crate::event::Timestamp;
 use crate::journal::{Journal, Reader};
 use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Route, Source, Sources};
-use crate::telemetry::{Repeated, REPEAT_WINDOW};
-
-/// 503 answers are logged rate-limited: while the journal fails, every webhook gets one.
-static UNAVAILABLE: Repeated = Repeated::new(REPEAT_WINDOW);
+use crate::telemetry;
 
 /// What the intake route needs; shared by every request.
 pub struct Intake {
@@ -117,7 +114,7 @@ async fn handle(
     };
     let shop = route.shop;
     let reject = |e: ApiError| {
-        tracing::info!(source = source.name(), %shop, status = e.status().as_u16(), reason = %e, "webhook refused");
+        telemetry::webhook_refused(source.name(), &shop, e.status().as_u16(), &e);
         warp::reject::custom(e)
     };
     let verified = source
@@ -130,7 +127,13 @@ async fn handle(
     let topic = incoming.event.topic.clone();
     let dynamic = (topic == dynamic::TOPIC).then(|| incoming.event.clone());
     let appended = journal_append(&intake, incoming).await?;
-    tracing::info!(event_id = %appended.event_id, %topic, %shop, secret = secret.as_str(), duplicate = appended.duplicate, "webhook accepted");
+    telemetry::webhook_accepted(
+        &appended.event_id,
+        &topic,
+        &shop,
+        secret.as_str(),
+        appended.duplicate,
+    );
     if !appended.duplicate {
         intake.counts.record(source.name(), &shop, secret);
     }
@@ -149,11 +152,11 @@ async fn journal_append(
     incoming: crate::event::Incoming,
 ) -> Result<crate::journal::Appended, Rejection> {
     if let Err(problem) = intake.journal.admit() {
-        crate::rate_limited_error!(UNAVAILABLE, reason = %problem.reason, "journal failing; answering 503");
+        telemetry::intake_unavailable(Ok(&problem.reason));
         return Err(warp::reject::custom(ApiError::JournalUnavailable));
     }
     intake.journal.append(incoming).await.map_err(|e| {
-        crate::rate_limited_error!(UNAVAILABLE, error = %e, "journal append failed; answering 503");
+        telemetry::intake_unavailable(Err(&e));
         warp::reject::custom(ApiError::JournalUnavailable)
     })
 }

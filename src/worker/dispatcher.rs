@@ -27,7 +27,7 @@ use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
 use crate::event::Timestamp;
 use crate::journal::{AttemptOutcome, Job, Journal, NextStep, Reader, Write};
-use crate::telemetry::{Repeated, REPEAT_WINDOW};
+use crate::telemetry;
 
 /// The longest the loop sleeps without looking at the journal.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -37,9 +37,6 @@ const MIN_IDLE: Duration = Duration::from_millis(10);
 /// The first pause after a journal read or write failed; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-static READ_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
-static ATTEMPT_UNJOURNALED: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// Jobs being delivered, and how many deliveries have finished. A list of due jobs read before
 /// a delivery finished may still show that job as pending: claims from such a stale list are
@@ -123,7 +120,9 @@ impl Dispatcher {
             }
         }
         if !shared.drained(self.drain).await {
-            tracing::warn!("deliveries still running at shutdown; they stay pending in the journal");
+            tracing::warn!(
+                "deliveries still running at shutdown; they stay pending in the journal"
+            );
         }
         if shared.flush_held().await.is_err() {
             tracing::warn!(
@@ -150,7 +149,7 @@ async fn idle_time(reader: &Reader, free: usize) -> Result<Duration, JournalDown
 /// A failed journal read is logged (rate-limited) and makes the loop back off.
 fn logged<T>(read: Result<T, crate::journal::JournalError>) -> Result<T, JournalDown> {
     read.map_err(|e| {
-        crate::rate_limited_error!(READ_FAILED, error = %e, "dispatcher cannot read the journal; backing off");
+        telemetry::dispatch_read_failed(&e);
         JournalDown
     })
 }
@@ -203,12 +202,16 @@ impl Shared {
     async fn drained(&self, deadline: Duration) -> bool {
         let until = Instant::now() + deadline;
         loop {
-            let busy = self.in_flight.lock().map_or(false, |f| !f.ids.is_empty());
+            let busy = self.in_flight.lock().is_ok_and(|f| !f.ids.is_empty());
             if !busy {
                 return true;
             }
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || tokio::time::timeout(left, self.wake.notified()).await.is_err() {
+            if left.is_zero()
+                || tokio::time::timeout(left, self.wake.notified())
+                    .await
+                    .is_err()
+            {
                 return false;
             }
         }
@@ -268,18 +271,14 @@ impl Shared {
         for outcome in self.held() {
             let job_id = outcome.job_id;
             if let Err(e) = self.journal.write(Write::Attempt(outcome)).await {
-                crate::rate_limited_error!(ATTEMPT_UNJOURNALED, job = job_id, error = %e,
-                    "still cannot journal an attempt; no job is started until it is journaled");
+                telemetry::attempt_unjournaled(Some(job_id), &e);
                 return Err(JournalDown);
             }
             if let Ok(mut f) = self.in_flight.lock() {
                 f.held.remove(&job_id);
                 f.generation += 1;
             }
-            tracing::info!(
-                job = job_id,
-                "attempt journaled after the journal recovered"
-            );
+            telemetry::attempt_journaled_late(job_id);
         }
         Ok(())
     }
@@ -312,8 +311,7 @@ impl Shared {
             next,
         };
         if let Err(e) = self.journal.write(Write::Attempt(outcome.clone())).await {
-            crate::rate_limited_error!(ATTEMPT_UNJOURNALED, error = %e,
-                "cannot journal the attempt; it is held and journaled when the journal works again, the job does not run again before that");
+            telemetry::attempt_unjournaled(None, &e);
             self.hold(outcome);
         }
         self.release(job.id);
@@ -344,14 +342,9 @@ impl Shared {
             }
         };
         match (&next, &error) {
-            (NextStep::Done, _) => tracing::info!("delivered"),
-            (NextStep::Retry(at), Some(e)) => {
-                tracing::warn!(error = %e, retry_at = %at.to_rfc3339(), "delivery failed; will retry")
-            }
-            (_, e) => tracing::error!(
-                error = e.as_deref().unwrap_or(""),
-                "delivery failed; dead letter"
-            ),
+            (NextStep::Done, _) => telemetry::delivered(),
+            (NextStep::Retry(at), Some(e)) => telemetry::delivery_retry(e, *at),
+            (_, e) => telemetry::delivery_dead(e.as_deref().unwrap_or("")),
         }
         (next, error)
     }

@@ -108,12 +108,7 @@ impl Pipeline {
     /// Sets events aside with their reason (see [`Write::Quarantine`]).
     fn quarantine(&self, events: Vec<Unreadable>) -> Result<(), JournalError> {
         for u in events {
-            tracing::error!(
-                event_id = %u.event_id,
-                reason = %u.reason,
-                "event quarantined: it cannot be read or planned; \
-                 `storeflow events retry ID` hands it back to the pipeline after a fix"
-            );
+            crate::telemetry::event_quarantined(&u.event_id, &u.reason);
             if u.event_id.is_empty() {
                 continue; // not even its id is readable: nothing to mark
             }
@@ -212,12 +207,12 @@ fn plan_unguarded(
         };
         match run_rule(rules, event, &mut values, r, &state) {
             Ok(run) => {
-                tracing::info!(event_id = %event.id, rule = %r.rule, jobs = run.jobs.len(), "rule matched");
+                crate::telemetry::rule_matched(&event.id, &r.rule, run.jobs.len());
                 jobs.extend(run.jobs);
                 written.extend(run.state);
             }
             Err(error) => {
-                tracing::warn!(event_id = %event.id, rule = %r.rule, %error, "script failed; the rule run is dropped");
+                crate::telemetry::script_failed(&event.id, &r.rule, &error);
                 failures.push((r.rule.clone(), error));
             }
         }

@@ -96,6 +96,15 @@ impl Repeated {
 /// The line carries `repeated = "N more in the last Ns"` when occurrences were held back.
 #[macro_export]
 macro_rules! rate_limited_error {
+    ($limit:expr, target: $target:expr, $($field:tt)+) => {
+        if let Some(held) = $limit.check() {
+            if held.count == 0 {
+                tracing::error!(target: $target, $($field)+);
+            } else {
+                tracing::error!(target: $target, repeated = %held, $($field)+);
+            }
+        }
+    };
     ($limit:expr, $($field:tt)+) => {
         if let Some(held) = $limit.check() {
             if held.count == 0 {
@@ -110,6 +119,15 @@ macro_rules! rate_limited_error {
 /// [`rate_limited_error!`] at warning level.
 #[macro_export]
 macro_rules! rate_limited_warn {
+    ($limit:expr, target: $target:expr, $($field:tt)+) => {
+        if let Some(held) = $limit.check() {
+            if held.count == 0 {
+                tracing::warn!(target: $target, $($field)+);
+            } else {
+                tracing::warn!(target: $target, repeated = %held, $($field)+);
+            }
+        }
+    };
     ($limit:expr, $($field:tt)+) => {
         if let Some(held) = $limit.check() {
             if held.count == 0 {
