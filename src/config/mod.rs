@@ -14,11 +14,13 @@ mod delivery;
 mod intake;
 mod sources;
 mod values;
-pub use delivery::{DeliveryConfig, EmailConfig, HttpConfig, SlackConfig, SmtpConfig, SmtpSecurity};
+pub use delivery::{
+    DeliveryConfig, EmailConfig, HttpConfig, SlackConfig, SmtpConfig, SmtpSecurity,
+};
 pub use intake::IntakeConfig;
 pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig};
-pub(crate) use values::yaml_error_message;
 use values::de_duration;
+pub(crate) use values::yaml_error_message;
 pub use values::{parse_duration, parse_size, substitute_env, Secret};
 
 /// The daemon's configuration (DESIGN.md §8).

@@ -78,3 +78,24 @@ impl Reader {
         self.read(|s| s.next_due()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::SqliteStore;
+
+    #[tokio::test]
+    async fn regression_a_read_that_panics_leaves_the_handle_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let reader = Reader::new(SqliteStore::open(&dir.path().join("j.db")).unwrap());
+        let failed = reader
+            .read(|_| -> Result<(), JournalError> { panic!("a bug in a read") })
+            .await;
+        assert!(
+            matches!(failed, Err(JournalError::ReadFailed(_))),
+            "{failed:?}"
+        );
+        assert_eq!(reader.next_due().await.unwrap(), None);
+        assert!(reader.event("nope").await.unwrap().is_none());
+    }
+}

@@ -21,6 +21,7 @@ mod regression_resilience;
 mod regression_rulecheck;
 mod regression_secure;
 mod regression_shops;
+mod regression_store;
 mod rules;
 mod scripts;
 mod sources;
