@@ -6,10 +6,11 @@
 //! # Layout
 //!
 //! From the bottom up (each layer uses only those before it):
-//! - [`telemetry`] holds log hygiene shared by every layer (rate-limited repeated errors).
+//! - [`telemetry`] holds every repeated log line, defined once, and their rate limits.
 //! - [`event`] holds the event model and canonical names.
 //! - [`config`] holds `storeflow.yaml`.
-//! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
+//! - [`journal`] holds durable storage behind the `Store` trait (SQLite, group commit), reached
+//!   through `journal::Reader` and `journal::Journal`; knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
 //! - [`script`] holds the hardened Rhai engine every script and `if` runs on.
 //! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning,
@@ -18,7 +19,7 @@
 //! - [`worker`] holds the pipeline (events → rules → trace + jobs), the dispatcher (jobs →
 //!   actions, retries, dead letters), rule reloading and retention.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
-//! - [`app`] holds wiring under one shutdown token.
+//! - [`app`] holds wiring under one shutdown token and one task tracker.
 //! - [`cli`] holds one file per subcommand.
 
 pub mod actions;

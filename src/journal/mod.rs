@@ -4,6 +4,11 @@
 //! [`Store`] is the storage interface (SQLite by default, see [`sqlite`]); [`Journal`] puts one
 //! writer thread in front of it that batches concurrent writes into one transaction (group
 //! commit), so durability costs one fsync per batch rather than one per webhook.
+//!
+//! The rest of the code gets in only through [`start_writer`] (the daemon's [`Journal`]),
+//! [`open_reader`] and [`open_existing`] (a [`Reader`]: an owned, clonable handle whose async
+//! reads run on a blocking thread), and sees the backend only as `dyn Store` and
+//! [`JournalError`]: this is where another backend (PostgreSQL) plugs in.
 
 mod health;
 mod open;
