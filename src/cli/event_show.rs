@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
+use super::output::plural;
 use crate::actions::JobContext;
 use crate::config::Config;
 use crate::event::Event;
@@ -201,12 +202,4 @@ fn eml_path(config: &Config, job: &Job) -> PathBuf {
         .data_dir
         .join("mail")
         .join(format!("{}.eml", ctx.file_stem()))
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }

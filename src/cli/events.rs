@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::output::{changed_exit, plural};
 use super::table::{Column, Listing};
 use crate::config::Config;
-use crate::journal::{EventStatus, EventSummary, Release, Store, Write, Written};
+use crate::journal::{EventStatus, EventSummary, Release, Store, Write};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -126,18 +127,7 @@ fn retry(
             anyhow::bail!("say which: `storeflow events retry ID` or `--quarantined`")
         }
     };
-    let out = store.write_batch(&[Write::Release(which)], config.intake.dedupe_window)?;
-    let n = match out.first() {
-        Some(Written::Changed(n)) => *n,
-        _ => 0,
-    };
-    outln!(
-        "re-queued {n} quarantined event{}",
-        if n == 1 { "" } else { "s" }
-    )?;
-    Ok(if n == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let n = super::write_one(store, config, Write::Release(which))?;
+    outln!("re-queued {n} quarantined event{}", plural(n))?;
+    Ok(changed_exit(n))
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::table::{no_note, Column, Listing};
 use crate::config::Config;
-use crate::journal::{Flag, FlagFilter, Store, Write, Written};
+use crate::journal::{Flag, FlagFilter, Store, Write};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -47,8 +47,7 @@ fn run_on(config: &Config, args: FlagsArgs, store: &mut dyn Store) -> anyhow::Re
         Some(FlagsCommand::Resolve { id }) => (Write::ResolveFlag(id), id, "resolved"),
         Some(FlagsCommand::Delete { id }) => (Write::DeleteFlag(id), id, "deleted"),
     };
-    let out = store.write_batch(&[write], config.intake.dedupe_window)?;
-    if matches!(out.first(), Some(Written::Changed(n)) if *n > 0) {
+    if super::write_one(store, config, write)? > 0 {
         outln!("flag {id} {done}")?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::output::{changed_exit, plural};
 use super::replan;
 use super::table::{no_note, Column, Listing};
 use crate::config::Config;
-use crate::journal::{Job, JobStatus, Requeue, Store, Write, Written};
+use crate::journal::{Job, JobStatus, Requeue, Store, Write};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -81,9 +82,9 @@ fn run_on(config: &Config, args: JobsArgs, store: &mut dyn Store) -> anyhow::Res
                 let targets = dead_letters(store, &which)?;
                 return replan::run(config, store, targets);
             }
-            let n = write(store, config, Write::Requeue(which))?;
+            let n = super::write_one(store, config, Write::Requeue(which))?;
             outln!("re-queued {n} job{}", plural(n))?;
-            Ok(exit(n))
+            Ok(changed_exit(n))
         }
         Some(JobsCommand::Dismiss { ids, dead }) => {
             let ids = match (ids.is_empty(), dead) {
@@ -96,9 +97,9 @@ fn run_on(config: &Config, args: JobsArgs, store: &mut dyn Store) -> anyhow::Res
                     anyhow::bail!("say which: `storeflow jobs dismiss ID...` or `--dead`")
                 }
             };
-            let n = write(store, config, Write::Dismiss(ids))?;
+            let n = super::write_one(store, config, Write::Dismiss(ids))?;
             outln!("dismissed {n} dead letter{}", plural(n))?;
-            Ok(exit(n))
+            Ok(changed_exit(n))
         }
         None => list(store, &args),
     }
@@ -116,31 +117,6 @@ fn dead_letters(store: &dyn Store, which: &Requeue) -> anyhow::Result<Vec<Job>> 
             ),
             Some(job) => Ok(vec![job]),
         },
-    }
-}
-
-fn write(store: &mut dyn Store, config: &Config, w: Write) -> anyhow::Result<usize> {
-    let out = store.write_batch(&[w], config.intake.dedupe_window)?;
-    Ok(match out.first() {
-        Some(Written::Changed(n)) => *n,
-        _ => 0,
-    })
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-/// 1 when nothing was changed, so a script notices.
-fn exit(changed: usize) -> ExitCode {
-    if changed == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
     }
 }
 

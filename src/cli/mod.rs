@@ -82,6 +82,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Applies one write directly to the journal (the CLI's `retry`, `dismiss`, `resolve`...): how
+/// many rows it changed.
+fn write_one(
+    store: &mut dyn crate::journal::Store,
+    config: &Config,
+    write: crate::journal::Write,
+) -> anyhow::Result<usize> {
+    let out = store.write_batch(&[write], config.intake.dedupe_window)?;
+    Ok(match out.first() {
+        Some(crate::journal::Written::Changed(n)) => *n,
+        _ => 0,
+    })
+}
+
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
     let path = path.or_else(Config::default_path);
     if path.is_none() {

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
+use super::output::{changed_exit, plural};
 use crate::app::load_options;
 use crate::config::Config;
 use crate::journal::{base_rule, replan_rule_key, Job, JobStatus, NewJob, Replan, Store, Write};
@@ -41,13 +42,9 @@ pub fn run(config: &Config, store: &mut dyn Store, dead: Vec<Job>) -> anyhow::Re
     }
     outln!(
         "planned {created} fresh job{}; the daemon sends them",
-        if created == 1 { "" } else { "s" }
+        plural(created)
     )?;
-    Ok(if created == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(changed_exit(created))
 }
 
 /// The current rules, or `None` (errors printed) when they do not load cleanly.
