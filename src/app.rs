@@ -153,6 +153,7 @@ fn warn_insecure(sources: &sources::Sources) -> Vec<&'static str> {
 pub fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         max_operations: config.scripts.max_operations,
+        script_limits: config.scripts.limits(),
         templates_dir: config.templates_dir.clone(),
         plugins_dir: config.plugins_dir.clone(),
     }

@@ -7,13 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Scope, AST};
 use serde::Deserialize;
 use serde_json::{Map as JMap, Value as J};
 
 use super::engine::hardened_engine_with_plugins;
-use super::{intents, Origin, ScriptError};
+use super::{intents, run, Origin, RunLimits, ScriptError};
 
 /// Names a plugin may not take: the intent and helper functions, and `script`.
 const RESERVED: &[&str] = &[
@@ -124,6 +125,9 @@ pub struct Plugins {
     dir: Option<PathBuf>,
     /// Runs `validate`: no intents, no state.
     engine: Engine,
+    max_operations: u64,
+    /// Wall-clock time one `validate` call may take (`scripts.timeout`).
+    timeout: Duration,
     items: BTreeMap<String, Plugin>,
 }
 
@@ -133,6 +137,8 @@ impl Plugins {
         Plugins {
             dir: None,
             engine: hardened_engine_with_plugins(10_000, None),
+            max_operations: 10_000,
+            timeout: RunLimits::default().timeout,
             items: BTreeMap::new(),
         }
     }
@@ -140,9 +146,22 @@ impl Plugins {
     /// Loads every plugins_dir/*.rhai (+ optional .yaml manifest); problems are returned, not
     /// fatal. A missing directory is no plugins.
     pub fn load_dir(dir: &Path, max_operations: u64) -> (Plugins, Vec<ScriptError>) {
+        Plugins::load_dir_with(dir, max_operations, RunLimits::default().timeout)
+    }
+
+    /// [`Plugins::load_dir`] with `timeout` for each `validate` call.
+    pub fn load_dir_with(
+        dir: &Path,
+        max_operations: u64,
+        timeout: Duration,
+    ) -> (Plugins, Vec<ScriptError>) {
+        let mut engine = hardened_engine_with_plugins(max_operations, Some(dir));
+        engine.on_progress(run::progress);
         let mut plugins = Plugins {
             dir: Some(dir.to_path_buf()),
-            engine: hardened_engine_with_plugins(max_operations, Some(dir)),
+            engine,
+            max_operations,
+            timeout,
             items: BTreeMap::new(),
         };
         let mut errors = Vec::new();
@@ -274,9 +293,11 @@ impl Plugins {
             Ok(a) => a,
             Err(e) => return vec![e.to_string()],
         };
-        let out =
+        let out = {
+            let _budget = run::budget_scope(self.max_operations, self.timeout);
             self.engine
-                .call_fn::<Dynamic>(&mut Scope::new(), &plugin.ast, "validate", (args,));
+                .call_fn::<Dynamic>(&mut Scope::new(), &plugin.ast, "validate", (args,))
+        };
         match out {
             Err(e) => vec![format!("validate: {}", super::runner::describe(&e))],
             Ok(v) if v.is_unit() || v.as_bool() == Ok(true) => Vec::new(),

@@ -14,13 +14,15 @@ use serde_json::Value as J;
 
 use super::engine::hardened_engine_with_plugins;
 use super::run::{self, RunCtx};
-use super::{helpers, intents, Intent, Origin, Plugins, ScriptError, State, StateChanges};
+use super::{
+    helpers, intents, Intent, Origin, Plugins, RunLimits, ScriptError, State, StateChanges,
+};
 use crate::event::Event;
 use crate::rules::matcher::Scope as Paths;
 use crate::rules::template::Templates;
 
 /// Distinct state keys one run may read (each costs a replay, see `run`).
-const MAX_STATE_KEYS: usize = 32;
+const MAX_STATE_READS: usize = 32;
 /// How deeply plugins may call plugins.
 const MAX_PLUGIN_DEPTH: usize = 8;
 
@@ -89,10 +91,16 @@ pub struct Runner {
     engine: Engine,
     plugins: Arc<Plugins>,
     max_operations: u64,
+    limits: RunLimits,
 }
 
 impl Runner {
+    /// A runner with the default [`RunLimits`].
     pub fn new(max_operations: u64, plugins: Arc<Plugins>) -> Runner {
+        Runner::with_limits(max_operations, RunLimits::default(), plugins)
+    }
+
+    pub fn with_limits(max_operations: u64, limits: RunLimits, plugins: Arc<Plugins>) -> Runner {
         let mut engine = hardened_engine_with_plugins(max_operations, plugins.dir());
         engine.on_progress(run::progress);
         engine.on_print(|s| tracing::info!(target: "storeflow::script", "{s}"));
@@ -109,6 +117,7 @@ impl Runner {
             engine,
             plugins,
             max_operations: max_operations.max(1),
+            limits,
         }
     }
 
@@ -217,6 +226,7 @@ impl Runner {
 
     /// Runs `f` in a fresh run context, replaying it whenever it needed a state key it had not
     /// fetched yet (see `run`); `now()` and the random seed are the same in every attempt.
+    /// `deadline` overrides `scripts.timeout` for the whole run, replays included.
     fn replay(
         &self,
         values: &EventValues,
@@ -229,9 +239,10 @@ impl Runner {
             .unwrap_or_default();
         let (now, seed) = (since.as_secs() as i64, since.as_nanos() as u64);
         let mut fetched = BTreeMap::new();
-        let deadline = deadline.map(|d| (Instant::now() + d, d));
-        for _ in 0..=MAX_STATE_KEYS {
-            let ctx = RunCtx::new(now, seed, fetched, values.clone());
+        let d = deadline.unwrap_or(self.limits.timeout);
+        let deadline = Some((Instant::now() + d, d));
+        for _ in 0..=MAX_STATE_READS {
+            let ctx = RunCtx::new(now, seed, fetched, values.clone(), self.limits);
             let guard = run::enter(ctx, self.max_operations, deadline)?;
             let result = f(&self.engine);
             let ctx = guard.finish().ok_or("script run context lost")?;
@@ -244,7 +255,7 @@ impl Runner {
             let value = result?;
             return Ok((value, ctx.intents, StateChanges(ctx.changes)));
         }
-        Err(format!("a run may read at most {MAX_STATE_KEYS} state keys").into())
+        Err(format!("a run may read at most {MAX_STATE_READS} state keys").into())
     }
 }
 
