@@ -100,6 +100,11 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
         options.script_limits,
         std::sync::Arc::new(plugins),
     ));
+    diagnostics.extend(runner.lint_plugins().into_iter().map(|e| Diagnostic {
+        line: e.line,
+        column: e.column,
+        ..unpositioned(&e.file, e.message)
+    }));
     let mut templates = Templates::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut compiler = Compiler {

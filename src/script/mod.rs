@@ -16,6 +16,7 @@
 pub mod engine;
 mod helpers;
 mod intents;
+mod lint;
 pub mod plugins;
 mod run;
 pub mod runner;
@@ -143,6 +144,8 @@ impl ScriptError {
 
 #[cfg(test)]
 mod limit_tests;
+#[cfg(test)]
+mod module_tests;
 #[cfg(test)]
 mod plugin_tests;
 #[cfg(test)]

@@ -189,12 +189,26 @@ impl Plugins {
                 _ => {}
             }
         }
+        errors.extend(plugins.check_libraries(&dir.join(super::engine::LIBRARY_DIR)));
         (plugins, errors)
     }
 
-    fn load_one(&self, name: &str, file: &Path) -> Result<Plugin, ScriptError> {
+    /// Compiles every helper library in `lib` so syntax errors show at load, not at first use.
+    fn check_libraries(&self, lib: &Path) -> Vec<ScriptError> {
+        let Ok(entries) = std::fs::read_dir(lib) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "rhai"))
+            .filter_map(|f| self.compile_file(f).err())
+            .collect()
+    }
+
+    fn compile_file(&self, file: &Path) -> Result<AST, ScriptError> {
         let origin = Origin::file(file);
-        check_name(name).map_err(|m| ScriptError::at(&origin, m))?;
         let source = std::fs::read_to_string(file)
             .map_err(|e| ScriptError::at(&origin, format!("cannot read plugin: {e}")))?;
         let mut ast = self.engine.compile(&source).map_err(|e| {
@@ -208,15 +222,24 @@ impl Plugins {
             }
         })?;
         ast.set_source(file.display().to_string());
+        Ok(ast)
+    }
+
+    fn load_one(&self, name: &str, file: &Path) -> Result<Plugin, ScriptError> {
+        let origin = Origin::file(file);
+        check_name(name).map_err(|m| ScriptError::at(&origin, m))?;
+        let ast = imports_and_functions(&self.compile_file(file)?);
         let has = |f: &str, n: usize| {
             ast.iter_functions()
                 .any(|d| d.name == f && d.params.len() == n)
         };
         if !has("run", 2) {
-            return Err(ScriptError::at(
-                &origin,
-                "a plugin must define `fn run(params, event)`",
-            ));
+            let msg = format!(
+                "a plugin must define `fn run(params, event)`; a helper library without one \
+                 goes into {}/{name}.rhai (still `import \"{name}\"`), where it is no action",
+                super::engine::LIBRARY_DIR
+            );
+            return Err(ScriptError::at(&origin, msg));
         }
         let has_validate = has("validate", 1);
         let manifest = load_manifest(&file.with_extension("yaml"))?;
@@ -244,6 +267,10 @@ impl Plugins {
 
     pub(crate) fn get(&self, name: &str) -> Option<&Plugin> {
         self.items.get(name)
+    }
+
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Plugin> {
+        self.items.values()
     }
 
     /// `params` with the manifest's defaults filled in for absent (or `()`) parameters.
@@ -311,6 +338,23 @@ impl Plugins {
             Ok(v) => vec![v.to_string()],
         }
     }
+}
+
+/// The plugin's functions and its top-level `import`s, nothing else. Plugins are called with
+/// the AST evaluated first, so their functions see the modules imported at the top of the file
+/// (`import "common" as c;`), while no other top-level statement ever runs.
+fn imports_and_functions(ast: &AST) -> AST {
+    let imports: Vec<rhai::Stmt> = ast
+        .statements()
+        .iter()
+        .filter(|s| matches!(s, rhai::Stmt::Import(..)))
+        .cloned()
+        .collect();
+    let mut out = AST::new(imports, ast.shared_lib().clone());
+    if let Some(source) = ast.source() {
+        out.set_source(source);
+    }
+    out
 }
 
 fn check_name(name: &str) -> Result<(), String> {

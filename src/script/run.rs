@@ -103,12 +103,15 @@ struct Budget {
     used: u64,
     max: u64,
     deadline: Option<(Instant, Duration)>,
+    /// The deadline has passed (sticky).
+    expired: bool,
 }
 
 const UNLIMITED: Budget = Budget {
     used: 0,
     max: u64::MAX,
     deadline: None,
+    expired: false,
 };
 
 thread_local! {
@@ -153,6 +156,7 @@ pub fn enter(
             used: 0,
             max: max_operations.max(1),
             deadline,
+            expired: false,
         })
     });
     Ok(Guard(()))
@@ -182,6 +186,7 @@ pub fn budget_scope(max_operations: u64, timeout: Duration) -> BudgetScope {
             used: 0,
             max: max_operations.max(1),
             deadline,
+            expired: false,
         })
     });
     BudgetScope(outer)
@@ -214,8 +219,15 @@ pub fn progress(_ops: u64) -> Option<Dynamic> {
         if b.used > b.max {
             return Some(format!("operation budget exceeded ({} operations)", b.max).into());
         }
+        // Once past, every later operation stops too: native functions that swallow a callback's
+        // error (Rhai's `sort` with a comparator does) must not hide the deadline from the
+        // operation that happens to read the clock next.
         match b.deadline {
-            Some((at, d)) if b.used % 16 == 0 && Instant::now() >= at => Some(timed_out(d).into()),
+            Some((_, d)) if b.expired => Some(timed_out(d).into()),
+            Some((at, d)) if b.used % 16 == 0 && Instant::now() >= at => {
+                cell.set(Budget { expired: true, ..b });
+                Some(timed_out(d).into())
+            }
             _ => None,
         }
     })

@@ -5,7 +5,7 @@
 //! succeeds; an error, a spent operation budget or a deadline discards them and names the
 //! script's file:line:col.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -92,6 +92,8 @@ pub struct Runner {
     plugins: Arc<Plugins>,
     max_operations: u64,
     limits: RunLimits,
+    /// Every function a script can call (for [`Runner::lint`]).
+    known: HashSet<String>,
 }
 
 impl Runner {
@@ -114,6 +116,7 @@ impl Runner {
             });
         }
         Runner {
+            known: super::lint::known_functions(&engine),
             engine,
             plugins,
             max_operations: max_operations.max(1),
@@ -144,6 +147,20 @@ impl Runner {
                 })
             }
         }
+    }
+
+    /// What can be known wrong about `script` before it runs: unknown functions, intent and
+    /// plugin calls with unknown or missing parameters (see `lint`).
+    pub fn lint(&self, script: &Script) -> Vec<ScriptError> {
+        lint_ast(&script.ast, &script.origin, &self.known, &self.plugins)
+    }
+
+    /// [`Runner::lint`] for every plugin's own file.
+    pub fn lint_plugins(&self) -> Vec<ScriptError> {
+        self.plugins
+            .all()
+            .flat_map(|p| lint_ast(&p.ast, &Origin::file(&p.file), &self.known, &self.plugins))
+            .collect()
     }
 
     /// Runs a script for an event: returns its intents and (on success only) its state changes.
@@ -193,7 +210,7 @@ impl Runner {
         let out = self.replay(&values, state, None, |engine| {
             run::with(|c| c.depth = 1)?;
             let event = values.for_plugin();
-            let opts = CallFnOptions::new().eval_ast(false);
+            let opts = CallFnOptions::new().eval_ast(true);
             engine.call_fn_with_options::<Dynamic>(
                 opts,
                 &mut Scope::new(),
@@ -280,7 +297,7 @@ fn call_plugin(
         (c.depth <= MAX_PLUGIN_DEPTH).then(|| c.values.for_plugin())
     })?
     .ok_or_else(|| format!("{name}(): plugins nested deeper than {MAX_PLUGIN_DEPTH}"))?;
-    let opts = CallFnOptions::new().eval_ast(false);
+    let opts = CallFnOptions::new().eval_ast(true);
     let out = ctx.engine().call_fn_with_options::<Dynamic>(
         opts,
         &mut Scope::new(),
@@ -293,6 +310,27 @@ fn call_plugin(
         let file = plugin.file.display().to_string();
         EvalAltResult::ErrorInFunctionCall(name.into(), file, e, ctx.call_position()).into()
     })
+}
+
+fn lint_ast(
+    ast: &AST,
+    origin: &Origin,
+    known: &HashSet<String>,
+    plugins: &Plugins,
+) -> Vec<ScriptError> {
+    super::lint::lint(ast, known, plugins)
+        .into_iter()
+        .map(|(pos, message)| {
+            let (line, column) =
+                origin.translate(pos.line().unwrap_or(1), pos.position().unwrap_or(1));
+            ScriptError {
+                file: origin.file.clone(),
+                line,
+                column,
+                message,
+            }
+        })
+        .collect()
 }
 
 fn body_text(value: Dynamic) -> Result<String, String> {

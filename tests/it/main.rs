@@ -15,6 +15,7 @@ mod end_to_end;
 mod helpers;
 mod intake;
 mod receivers;
+mod regression_scripts;
 mod rules;
 mod scripts;
 mod sources;
