@@ -51,7 +51,10 @@ impl LiveRules {
             }),
         };
         live.reload();
-        live.status.write().unwrap_or_else(|p| p.into_inner()).reloads = 0;
+        live.status
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .reloads = 0;
         live
     }
 

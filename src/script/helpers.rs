@@ -88,8 +88,7 @@ fn state_incr(key: &str, by: INT) -> Res<INT> {
     let next = current
         .checked_add(by)
         .ok_or_else(|| format!("state_incr(\"{key}\"): integer overflow"))?;
-    run::with(|c| c.write(key, next.into()))?
-        .map_err(|e| format!("state_incr(\"{key}\"): {e}"))?;
+    run::with(|c| c.write(key, next.into()))?.map_err(|e| format!("state_incr(\"{key}\"): {e}"))?;
     Ok(next)
 }
 

@@ -28,13 +28,20 @@ fn regression_slow_script_inside_its_budget_times_out() {
     let start = Instant::now();
     let err = run(r#"let s = "x"; s.pad(60000, "y"); loop { sha256(s); }"#).unwrap_err();
     assert!(err.message.contains("timed out after 200 ms"), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn regression_state_value_size_is_limited() {
     let err = run(r#"let s = "x"; s.pad(50, "y"); state_set("k", s);"#).unwrap_err();
-    assert!(err.message.contains("scripts.max_value_bytes (40)"), "{err}");
+    assert!(
+        err.message.contains("scripts.max_value_bytes (40)"),
+        "{err}"
+    );
     assert!(run(r#"state_set("k", "short")"#).is_ok());
 }
 
@@ -71,5 +78,9 @@ fn regression_slow_plugin_validate_times_out_at_load() {
     let start = Instant::now();
     let err = plugins.validate("sorter", &json!({})).unwrap_err();
     assert!(err[0].contains("timed out after 200 ms"), "{err:?}");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -25,7 +25,13 @@ impl Call {
             return None;
         }
         let map = match call.args.as_slice() {
-            [Expr::Map(m, at)] => Some((m.0.iter().map(|(k, _)| k.name.to_string()).collect(), *at)),
+            [Expr::Map(m, at)] => {
+                Some((m.0.iter().map(|(k, _)| k.name.to_string()).collect(), *at))
+            }
+            // A map literal of constants is folded into one constant at compile time.
+            [Expr::DynamicConstant(v, at)] if v.is_map() => v
+                .read_lock::<rhai::Map>()
+                .map(|m| (m.keys().map(|k| k.to_string()).collect(), *at)),
             _ => None,
         };
         Some(Call {
@@ -69,7 +75,10 @@ pub fn lint(ast: &AST, known: &HashSet<String>, plugins: &Plugins) -> Vec<(Posit
     let mut calls: Vec<Call> = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
         match path.last() {
-            Some(ASTNode::Expr(Expr::FnCall(call, pos))) => calls.extend(Call::of(call, *pos)),
+            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
+            | Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) => {
+                calls.extend(Call::of(call, *pos))
+            }
             Some(ASTNode::Expr(Expr::Variable(v, _, _))) => {
                 variables.insert(v.1.to_string());
             }
@@ -96,7 +105,11 @@ pub fn lint(ast: &AST, known: &HashSet<String>, plugins: &Plugins) -> Vec<(Posit
         if let Some((keys, at)) = &call.map {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let problems = param_problems(name, &keys, plugins);
-            out.extend(problems.into_iter().map(|p| (*at, format!("{name}(): {p}"))));
+            out.extend(
+                problems
+                    .into_iter()
+                    .map(|p| (*at, format!("{name}(): {p}"))),
+            );
         }
     }
     out
@@ -125,7 +138,12 @@ fn param_problems(name: &str, keys: &[&str], plugins: &Plugins) -> Vec<String> {
         let mut out: Vec<String> = keys
             .iter()
             .filter(|k| !spec.params.contains(k))
-            .map(|k| format!("unknown parameter `{k}` ({name} takes {})", list(spec.params)))
+            .map(|k| {
+                format!(
+                    "unknown parameter `{k}` ({name} takes {})",
+                    list(spec.params)
+                )
+            })
             .collect();
         let missing = actions::missing(spec, keys);
         if !missing.is_empty() {

@@ -38,13 +38,14 @@ pub fn start(
 ) -> Watcher {
     spawn_sighup(rules.clone(), doorbell.clone(), stop);
     let (tx, rx) = mpsc::channel::<()>();
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(event) if is_content_change(&event) => {
-            let _ = tx.send(());
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "watching the rules directory failed"),
-    });
+    let watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(event) if is_content_change(&event) => {
+                let _ = tx.send(());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "watching the rules directory failed"),
+        });
     let watched = watcher.and_then(|mut w| {
         w.watch(dir, RecursiveMode::Recursive)?;
         Ok(w)
@@ -52,7 +53,9 @@ pub fn start(
     match watched {
         Ok(w) => {
             let dir = dir.to_path_buf();
-            std::thread::spawn(move || debounce_and_reload(&dir, &rx, &rules, &doorbell));
+            // Taken now, not in the thread: an edit right after start-up must count as a change.
+            let loaded = fingerprint(&dir);
+            std::thread::spawn(move || debounce_and_reload(&dir, loaded, &rx, &rules, &doorbell));
             Watcher { _watcher: Some(w) }
         }
         Err(e) => {
@@ -66,11 +69,11 @@ pub fn start(
 /// Returns when the watcher (the sending side) is dropped.
 fn debounce_and_reload(
     dir: &Path,
+    mut loaded: u64,
     changes: &Receiver<()>,
     rules: &LiveRules,
     doorbell: &SyncSender<()>,
 ) {
-    let mut loaded = fingerprint(dir);
     while changes.recv().is_ok() {
         loop {
             match changes.recv_timeout(DEBOUNCE) {

@@ -64,7 +64,7 @@ async fn regression_hot_reload_does_not_loop_on_reads() {
 const SLOW: &str = r#"
 rules:
   - name: slow
-    on: order.created
+    on: order.checkout
     actions:
       - script: |
           let s = "x";
@@ -111,7 +111,10 @@ async fn regression_slow_script_does_not_stall_other_events() {
     let got = receiver.next().await;
     let waited = started.elapsed();
     assert_eq!(got.json()["order"], "inv-fast");
-    assert!(waited < Duration::from_secs(5), "the unrelated action waited {waited:?}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the unrelated action waited {waited:?}"
+    );
 
     let trace = d.trace(&slow).await;
     let error = trace["rules"][0]["script_error"].as_str().unwrap();
@@ -147,6 +150,47 @@ fn regression_slow_plugin_validate_does_not_stall_check() {
     let took = started.elapsed();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("sorter") && text.contains("timed out after 500 ms"), "{text}");
+    assert!(
+        text.contains("sorter") && text.contains("timed out after 500 ms"),
+        "{text}"
+    );
     assert!(took < Duration::from_secs(10), "check took {took:?}");
+}
+
+#[test]
+fn regression_script_file_errors_name_the_rhai_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join("scripts")).unwrap();
+    std::fs::write(
+        rules.join("bad.yaml"),
+        "rules:\n  - name: broken\n    on: order.paid\n    actions:\n      - script: scripts/broken.rhai\n  - name: typo\n    on: order.paid\n    actions:\n      - script: scripts/typo.rhai\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("scripts/broken.rhai"), "let x = 1;\nlet = 2;\n").unwrap();
+    std::fs::write(
+        rules.join("scripts/typo.rhai"),
+        "if order.total > 1.0 {\n    emial(#{ to: order.customer.email });\n}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("storeflow.yaml");
+    let text = format!(
+        "rules_dir: {}\nplugins_dir: {}\n",
+        rules.display(),
+        dir.path().join("plugins").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = storeflow(&["check", "-c", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("scripts/broken.rhai:2:5: error:"), "{text}");
+    assert!(
+        text.contains("   2 | let = 2;"),
+        "the snippet is the script's: {text}"
+    );
+    assert!(
+        text.contains("scripts/typo.rhai:2:5: error: Rhai error in `script`: unknown function `emial` (did you mean `email`?) (rule `typo`)"),
+        "{text}"
+    );
+    assert!(!text.contains("bad.yaml:5"), "{text}");
 }
