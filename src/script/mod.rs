@@ -12,12 +12,16 @@
 //! - [`plugins`]: [`Plugins`] loads `plugins_dir/*.rhai` and their manifests.
 //! - `run`: the per-run context (intents, state, budget) native functions write into.
 //! - `intents`, `helpers`: the functions scripts call.
+//! - `manifest`: plugin manifests; `lint`: what `check` can know before a script runs;
+//!   `report`: run errors as file:line:column.
 
 pub mod engine;
 mod helpers;
 mod intents;
 mod lint;
+mod manifest;
 pub mod plugins;
+mod report;
 mod run;
 pub mod runner;
 
