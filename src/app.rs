@@ -272,6 +272,7 @@ fn secret_counts(store: &SqliteStore, sources: &sources::Sources) -> server::hea
 pub fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         max_operations: config.scripts.max_operations,
+        script_limits: config.scripts.limits(),
         templates_dir: config.templates_dir.clone(),
         plugins_dir: config.plugins_dir.clone(),
         http_allow_hosts: config.http.allow_hosts.clone(),
