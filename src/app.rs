@@ -383,6 +383,7 @@ fn secret_counts(reader: &Reader, sources: &sources::Sources) -> server::health:
 pub fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         max_operations: config.scripts.max_operations,
+        script_limits: config.scripts.limits(),
         templates_dir: config.templates_dir.clone(),
         plugins_dir: config.plugins_dir.clone(),
         http_allow_hosts: config.http.allow_hosts.clone(),

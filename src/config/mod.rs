@@ -19,8 +19,8 @@ pub use delivery::{
 };
 pub use intake::IntakeConfig;
 pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig};
-use values::de_duration;
 pub(crate) use values::yaml_error_message;
+use values::{de_duration, de_size};
 pub use values::{parse_duration, parse_size, substitute_env, Secret};
 
 /// The daemon's configuration (DESIGN.md §8).
@@ -70,12 +70,41 @@ impl Default for Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ScriptsConfig {
     pub max_operations: u64,
+    /// Wall-clock time per script run and per plugin `validate` call.
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Distinct state keys one run may write.
+    pub max_state_keys: usize,
+    /// Bytes of state (keys + JSON values) one run may write.
+    #[serde(deserialize_with = "de_size")]
+    pub max_state_bytes: u64,
+    /// Largest JSON value one `state_set` may store.
+    #[serde(deserialize_with = "de_size")]
+    pub max_value_bytes: u64,
 }
 
 impl Default for ScriptsConfig {
     fn default() -> Self {
+        let limits = crate::script::RunLimits::default();
         ScriptsConfig {
             max_operations: 1_000_000,
+            timeout: limits.timeout,
+            max_state_keys: limits.max_state_keys,
+            max_state_bytes: limits.max_state_bytes as u64,
+            max_value_bytes: limits.max_value_bytes as u64,
+        }
+    }
+}
+
+impl ScriptsConfig {
+    /// The run limits these settings give (a zero timeout is read as 1 ms).
+    pub fn limits(&self) -> crate::script::RunLimits {
+        let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        crate::script::RunLimits {
+            timeout: self.timeout.max(Duration::from_millis(1)),
+            max_state_keys: self.max_state_keys,
+            max_state_bytes: bytes(self.max_state_bytes),
+            max_value_bytes: bytes(self.max_value_bytes),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct RulesStatus {
     /// The errors of the last failed reload, one line each (`file:line:col: error: ...`).
     pub errors: Vec<String>,
     pub warnings: usize,
+    /// Reloads since start-up (file changes and SIGHUP; the initial load does not count).
+    pub reloads: u64,
 }
 
 pub struct LiveRules {
@@ -45,9 +47,14 @@ impl LiveRules {
                 last_reload_at: Timestamp::now(),
                 errors: Vec::new(),
                 warnings: 0,
+                reloads: 0,
             }),
         };
         live.reload();
+        live.status
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .reloads = 0;
         live
     }
 
@@ -77,6 +84,7 @@ impl LiveRules {
         let warnings = loaded.warnings().count();
         let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
         status.last_reload_at = Timestamp::now();
+        status.reloads += 1;
         status.warnings = warnings;
         match loaded.rules.filter(|_| errors.is_empty()) {
             Some(rules) => {

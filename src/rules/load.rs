@@ -125,17 +125,27 @@ fn script_runner(
     options: &LoadOptions,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> std::sync::Arc<crate::script::Runner> {
-    let (plugins, plugin_errors) =
-        crate::script::Plugins::load_dir(&options.plugins_dir, options.max_operations);
+    let (plugins, plugin_errors) = crate::script::Plugins::load_dir_with(
+        &options.plugins_dir,
+        options.max_operations,
+        options.script_limits.timeout,
+    );
     diagnostics.extend(plugin_errors.into_iter().map(|e| Diagnostic {
         line: e.line,
         column: e.column,
         ..unpositioned(&e.file, e.message)
     }));
-    std::sync::Arc::new(crate::script::Runner::new(
+    let runner = std::sync::Arc::new(crate::script::Runner::with_limits(
         options.max_operations,
+        options.script_limits,
         std::sync::Arc::new(plugins),
-    ))
+    ));
+    diagnostics.extend(runner.lint_plugins().into_iter().map(|e| Diagnostic {
+        line: e.line,
+        column: e.column,
+        ..unpositioned(&e.file, e.message)
+    }));
+    runner
 }
 
 /// Compiles every rule file in order; problems go to `diagnostics`.

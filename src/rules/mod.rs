@@ -34,6 +34,8 @@ use crate::event::Event;
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub max_operations: u64,
+    /// Wall-clock and state limits of script and plugin runs (`scripts:` in storeflow.yaml).
+    pub script_limits: crate::script::RunLimits,
     /// Where `template:` files of the email action live (checked to exist at load).
     pub templates_dir: PathBuf,
     /// Where plugins (`<name>.rhai` + optional `<name>.yaml`) live; each is an action `<name>`.
@@ -46,6 +48,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             max_operations: 1_000_000,
+            script_limits: crate::script::RunLimits::default(),
             templates_dir: "./templates".into(),
             plugins_dir: "./plugins".into(),
             http_allow_hosts: Vec::new(),

@@ -508,22 +508,44 @@ fn compile_script(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
         (s.clone(), origin)
     };
     let script = match c.runner.compile(&source, origin) {
-        Ok(script) => std::sync::Arc::new(script),
+        Ok(script) => script,
         Err(e) => {
-            d.error(
-                (e.line, e.column),
-                format!("Rhai error in `script`: {}", e.message),
-                None,
-            );
+            script_error(d, &e, &source);
             return None;
         }
     };
+    let problems = c.runner.lint(&script);
+    problems.iter().for_each(|e| script_error(d, e, &source));
+    if !problems.is_empty() {
+        return None;
+    }
+    let script = std::sync::Arc::new(script);
     let params = Param::Map(vec![("script".into(), Param::Lit(s.clone().into()))]);
     Some(Action {
         kind: SCRIPT.into(),
         params,
         script: Some(script),
     })
+}
+
+/// A problem of a script at its own position: in the `.rhai` file (with a snippet of the script)
+/// for a script file, in the rule file for an inline script.
+fn script_error(d: &mut FileDiags<'_>, e: &crate::script::ScriptError, source: &str) {
+    let message = format!("Rhai error in `script`: {}", e.message);
+    if e.file == d.file {
+        d.error((e.line, e.column), message, None);
+        return;
+    }
+    d.out.push(super::Diagnostic {
+        severity: super::Severity::Error,
+        file: e.file.clone(),
+        line: e.line,
+        column: e.column,
+        rule: d.rule.clone(),
+        message,
+        hint: None,
+        snippet: super::diag::snippet(source, e.line, e.column),
+    });
 }
 
 /// A plugin used as an action: its parameters are templates like any action's; the literal

@@ -58,6 +58,9 @@ pub fn hardened_engine_with_plugins(max_operations: u64, plugins_dir: Option<&Pa
     engine
 }
 
+/// The folder of `plugins_dir` that holds helper libraries: importable, never actions.
+pub const LIBRARY_DIR: &str = "lib";
+
 /// Resolves imports to `.rhai` files directly under (or below) the plugins directory.
 struct PluginModules {
     dir: PathBuf,
@@ -104,6 +107,13 @@ impl ModuleResolver for PluginModules {
             );
             // Not `ErrorModuleNotFound`: Rhai replaces that with a bare "Module not found".
             return Err(EvalAltResult::ErrorRuntime(msg.into(), pos).into());
+        }
+        // Helper libraries live in `lib/` (not actions): `import "common"` finds
+        // `lib/common.rhai` when there is no plugin `common.rhai`.
+        let own = self.dir.join(format!("{path}.rhai"));
+        let lib = format!("{LIBRARY_DIR}/{path}");
+        if !own.exists() && self.dir.join(format!("{lib}.rhai")).exists() {
+            return self.files.resolve(engine, None, &lib, pos);
         }
         self.files.resolve(engine, None, path, pos)
     }

@@ -74,8 +74,7 @@ fn state_get(key: &str) -> Res<Dynamic> {
 fn state_set(key: &str, value: Dynamic) -> Res<()> {
     check_key(key)?;
     let json = to_json(&value).map_err(|e| format!("state_set(\"{key}\"): value {e}"))?;
-    run::with(|c| c.changes.insert(key.to_string(), json))?;
-    Ok(())
+    run::with(|c| c.write(key, json))?.map_err(|e| format!("state_set(\"{key}\"): {e}").into())
 }
 
 /// Adds `by` to an integer key (absent counts as 0) and returns the new value.
@@ -89,7 +88,7 @@ fn state_incr(key: &str, by: INT) -> Res<INT> {
     let next = current
         .checked_add(by)
         .ok_or_else(|| format!("state_incr(\"{key}\"): integer overflow"))?;
-    run::with(|c| c.changes.insert(key.to_string(), next.into()))?;
+    run::with(|c| c.write(key, next.into()))?.map_err(|e| format!("state_incr(\"{key}\"): {e}"))?;
     Ok(next)
 }
 

@@ -12,20 +12,54 @@
 //! - [`plugins`]: [`Plugins`] loads `plugins_dir/*.rhai` and their manifests.
 //! - `run`: the per-run context (intents, state, budget) native functions write into.
 //! - `intents`, `helpers`: the functions scripts call.
+//! - `manifest`: plugin manifests; `lint`: what `check` can know before a script runs;
+//!   `report`: run errors as file:line:column.
 
 pub mod engine;
 mod helpers;
 mod intents;
+mod lint;
+mod manifest;
 pub mod plugins;
+mod report;
 mod run;
 pub mod runner;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use engine::hardened_engine;
 pub use plugins::{Manifest, ParamSpec, ParamType, Plugins};
 pub use runner::{EventValues, Runner, Script};
+
+/// What one script or plugin run may spend besides operations (`scripts:` in storeflow.yaml).
+///
+/// The pipeline runs events one after another, so a slow script delays every later event: the
+/// wall-clock `timeout` bounds that. The state limits bound what one run can write into the
+/// journal's `kv` table (and hold in memory until it commits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Wall-clock time per run (replays included), and per plugin `validate` call at load.
+    pub timeout: Duration,
+    /// Distinct state keys one run may write.
+    pub max_state_keys: usize,
+    /// Bytes one run may write into state (keys plus JSON values, each key counted once).
+    pub max_state_bytes: usize,
+    /// Largest JSON value one `state_set` may store.
+    pub max_value_bytes: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            timeout: Duration::from_secs(1),
+            max_state_keys: 100,
+            max_state_bytes: 1024 * 1024,
+            max_value_bytes: 64 * 1024,
+        }
+    }
+}
 
 /// An action a script asked for; becomes a job. kind ∈ email | slack | http | flag | log.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -112,6 +146,10 @@ impl ScriptError {
     }
 }
 
+#[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
+mod module_tests;
 #[cfg(test)]
 mod plugin_tests;
 #[cfg(test)]

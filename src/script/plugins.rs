@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rhai::{Dynamic, Engine, Scope, AST};
-use serde::Deserialize;
-use serde_json::{Map as JMap, Value as J};
+use serde_json::Value as J;
 
 use super::engine::hardened_engine_with_plugins;
-use super::{intents, Origin, ScriptError};
+use super::manifest::{load_manifest, manifest_problems};
+pub use super::manifest::{Manifest, ParamSpec, ParamType};
+use super::{intents, run, Origin, RunLimits, ScriptError};
 
 /// Names a plugin may not take: the intent and helper functions, and `script`.
 const RESERVED: &[&str] = &[
@@ -30,87 +32,6 @@ const RESERVED: &[&str] = &[
     "sha256",
 ];
 
-/// A plugin's `<name>.yaml`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Manifest {
-    pub description: String,
-    /// In manifest order.
-    pub params: Vec<ParamSpec>,
-}
-
-/// One documented parameter.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamSpec {
-    pub name: String,
-    pub ty: ParamType,
-    /// Required parameters with a default are filled in, never reported missing.
-    pub required: bool,
-    pub default: Option<J>,
-    pub doc: String,
-}
-
-/// The JSON type a parameter takes. A templated string (`{{ ... }}`) passes any type at load:
-/// it is only known once rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamType {
-    #[default]
-    Any,
-    String,
-    Number,
-    Integer,
-    Boolean,
-    Array,
-    Map,
-}
-
-impl ParamType {
-    fn accepts(self, v: &J) -> bool {
-        match self {
-            ParamType::Any => true,
-            ParamType::String => v.is_string(),
-            ParamType::Number => v.is_number(),
-            ParamType::Integer => v.is_i64() || v.is_u64(),
-            ParamType::Boolean => v.is_boolean(),
-            ParamType::Array => v.is_array(),
-            ParamType::Map => v.is_object(),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            ParamType::Any => "any",
-            ParamType::String => "string",
-            ParamType::Number => "number",
-            ParamType::Integer => "integer",
-            ParamType::Boolean => "boolean",
-            ParamType::Array => "array",
-            ParamType::Map => "map",
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    params: JMap<String, J>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawParam {
-    #[serde(default, rename = "type")]
-    ty: ParamType,
-    #[serde(default)]
-    required: bool,
-    default: Option<J>,
-    #[serde(default)]
-    doc: String,
-}
-
 /// One loaded plugin.
 pub(crate) struct Plugin {
     pub file: PathBuf,
@@ -124,6 +45,9 @@ pub struct Plugins {
     dir: Option<PathBuf>,
     /// Runs `validate`: no intents, no state.
     engine: Engine,
+    max_operations: u64,
+    /// Wall-clock time one `validate` call may take (`scripts.timeout`).
+    timeout: Duration,
     items: BTreeMap<String, Plugin>,
 }
 
@@ -133,6 +57,8 @@ impl Plugins {
         Plugins {
             dir: None,
             engine: hardened_engine_with_plugins(10_000, None),
+            max_operations: 10_000,
+            timeout: RunLimits::default().timeout,
             items: BTreeMap::new(),
         }
     }
@@ -140,9 +66,22 @@ impl Plugins {
     /// Loads every plugins_dir/*.rhai (+ optional .yaml manifest); problems are returned, not
     /// fatal. A missing directory is no plugins.
     pub fn load_dir(dir: &Path, max_operations: u64) -> (Plugins, Vec<ScriptError>) {
+        Plugins::load_dir_with(dir, max_operations, RunLimits::default().timeout)
+    }
+
+    /// [`Plugins::load_dir`] with `timeout` for each `validate` call.
+    pub fn load_dir_with(
+        dir: &Path,
+        max_operations: u64,
+        timeout: Duration,
+    ) -> (Plugins, Vec<ScriptError>) {
+        let mut engine = hardened_engine_with_plugins(max_operations, Some(dir));
+        engine.on_progress(run::progress);
         let mut plugins = Plugins {
             dir: Some(dir.to_path_buf()),
-            engine: hardened_engine_with_plugins(max_operations, Some(dir)),
+            engine,
+            max_operations,
+            timeout,
             items: BTreeMap::new(),
         };
         let mut errors = Vec::new();
@@ -170,12 +109,26 @@ impl Plugins {
                 _ => {}
             }
         }
+        errors.extend(plugins.check_libraries(&dir.join(super::engine::LIBRARY_DIR)));
         (plugins, errors)
     }
 
-    fn load_one(&self, name: &str, file: &Path) -> Result<Plugin, ScriptError> {
+    /// Compiles every helper library in `lib` so syntax errors show at load, not at first use.
+    fn check_libraries(&self, lib: &Path) -> Vec<ScriptError> {
+        let Ok(entries) = std::fs::read_dir(lib) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "rhai"))
+            .filter_map(|f| self.compile_file(f).err())
+            .collect()
+    }
+
+    fn compile_file(&self, file: &Path) -> Result<AST, ScriptError> {
         let origin = Origin::file(file);
-        check_name(name).map_err(|m| ScriptError::at(&origin, m))?;
         let source = std::fs::read_to_string(file)
             .map_err(|e| ScriptError::at(&origin, format!("cannot read plugin: {e}")))?;
         let mut ast = self.engine.compile(&source).map_err(|e| {
@@ -189,15 +142,24 @@ impl Plugins {
             }
         })?;
         ast.set_source(file.display().to_string());
+        Ok(ast)
+    }
+
+    fn load_one(&self, name: &str, file: &Path) -> Result<Plugin, ScriptError> {
+        let origin = Origin::file(file);
+        check_name(name).map_err(|m| ScriptError::at(&origin, m))?;
+        let ast = imports_and_functions(&self.compile_file(file)?);
         let has = |f: &str, n: usize| {
             ast.iter_functions()
                 .any(|d| d.name == f && d.params.len() == n)
         };
         if !has("run", 2) {
-            return Err(ScriptError::at(
-                &origin,
-                "a plugin must define `fn run(params, event)`",
-            ));
+            let msg = format!(
+                "a plugin must define `fn run(params, event)`; a helper library without one \
+                 goes into {}/{name}.rhai (still `import \"{name}\"`), where it is no action",
+                super::engine::LIBRARY_DIR
+            );
+            return Err(ScriptError::at(&origin, msg));
         }
         let has_validate = has("validate", 1);
         let manifest = load_manifest(&file.with_extension("yaml"))?;
@@ -225,6 +187,10 @@ impl Plugins {
 
     pub(crate) fn get(&self, name: &str) -> Option<&Plugin> {
         self.items.get(name)
+    }
+
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Plugin> {
+        self.items.values()
     }
 
     /// `params` with the manifest's defaults filled in for absent (or `()`) parameters.
@@ -274,11 +240,13 @@ impl Plugins {
             Ok(a) => a,
             Err(e) => return vec![e.to_string()],
         };
-        let out =
+        let out = {
+            let _budget = run::budget_scope(self.max_operations, self.timeout);
             self.engine
-                .call_fn::<Dynamic>(&mut Scope::new(), &plugin.ast, "validate", (args,));
+                .call_fn::<Dynamic>(&mut Scope::new(), &plugin.ast, "validate", (args,))
+        };
         match out {
-            Err(e) => vec![format!("validate: {}", super::runner::describe(&e))],
+            Err(e) => vec![format!("validate: {}", super::report::describe(&e))],
             Ok(v) if v.is_unit() || v.as_bool() == Ok(true) => Vec::new(),
             Ok(v) if v.is_array() => v
                 .into_array()
@@ -290,6 +258,23 @@ impl Plugins {
             Ok(v) => vec![v.to_string()],
         }
     }
+}
+
+/// The plugin's functions and its top-level `import`s, nothing else. Plugins are called with
+/// the AST evaluated first, so their functions see the modules imported at the top of the file
+/// (`import "common" as c;`), while no other top-level statement ever runs.
+fn imports_and_functions(ast: &AST) -> AST {
+    let imports: Vec<rhai::Stmt> = ast
+        .statements()
+        .iter()
+        .filter(|s| matches!(s, rhai::Stmt::Import(..)))
+        .cloned()
+        .collect();
+    let mut out = AST::new(imports, ast.shared_lib().clone());
+    if let Some(source) = ast.source() {
+        out.set_source(source);
+    }
+    out
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -311,74 +296,4 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn load_manifest(path: &Path) -> Result<Option<Manifest>, ScriptError> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(None);
-    };
-    let err = |m: String| ScriptError::at(&Origin::file(path), m);
-    let raw: RawManifest =
-        serde_saphyr::from_str(&text).map_err(|e| err(format!("manifest: {e}")))?;
-    let mut params = Vec::new();
-    for (name, value) in raw.params {
-        let p: RawParam = serde_json::from_value(value)
-            .map_err(|e| err(format!("manifest parameter `{name}`: {e}")))?;
-        if let Some(d) = p.default.as_ref().filter(|d| !p.ty.accepts(d)) {
-            return Err(err(format!(
-                "manifest parameter `{name}`: default {d} is not a {}",
-                p.ty.name()
-            )));
-        }
-        params.push(ParamSpec {
-            name,
-            ty: p.ty,
-            required: p.required,
-            default: p.default,
-            doc: p.doc,
-        });
-    }
-    Ok(Some(Manifest {
-        description: raw.description,
-        params,
-    }))
-}
-
-/// Unknown, missing and mistyped parameters.
-fn manifest_problems(m: &Manifest, params: &J) -> Vec<String> {
-    let J::Object(map) = params else {
-        return vec![format!("parameters must be a map, got {params}")];
-    };
-    let known: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
-    let mut out: Vec<String> = map
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .map(|k| {
-            format!(
-                "unknown parameter `{k}` (takes {})",
-                known
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-        .collect();
-    for p in &m.params {
-        match map.get(&p.name).filter(|v| !v.is_null()) {
-            None if p.required => out.push(format!("missing required parameter `{}`", p.name)),
-            Some(v) if !p.ty.accepts(v) && !is_template(v) => out.push(format!(
-                "parameter `{}` must be a {}, got {v}",
-                p.name,
-                p.ty.name()
-            )),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn is_template(v: &J) -> bool {
-    v.as_str()
-        .is_some_and(|s| s.contains("{{") || s.contains("{%"))
 }

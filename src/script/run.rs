@@ -18,12 +18,15 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult};
 use serde_json::Value as J;
 
-use super::{EventValues, Intent};
+use super::{EventValues, Intent, RunLimits};
 
 /// What one run has done so far.
 pub struct RunCtx {
     pub intents: Vec<Intent>,
     pub changes: BTreeMap<String, J>,
+    /// The size of each written key plus its JSON value, for the state limits.
+    written: BTreeMap<String, usize>,
+    limits: RunLimits,
     /// Keys read from the caller's state (None: not there).
     pub fetched: BTreeMap<String, Option<J>>,
     /// A key the run needs fetched before it can go on.
@@ -44,10 +47,13 @@ impl RunCtx {
         seed: u64,
         fetched: BTreeMap<String, Option<J>>,
         values: EventValues,
+        limits: RunLimits,
     ) -> Self {
         RunCtx {
             intents: Vec::new(),
             changes: BTreeMap::new(),
+            written: BTreeMap::new(),
+            limits,
             fetched,
             wanted: None,
             now,
@@ -56,6 +62,40 @@ impl RunCtx {
             depth: 0,
         }
     }
+
+    /// Records a state write, within the run's limits (`scripts.max_value_bytes`,
+    /// `max_state_keys`, `max_state_bytes`); over a limit, nothing is recorded.
+    pub fn write(&mut self, key: &str, value: J) -> Result<(), String> {
+        let l = self.limits;
+        let size = value.to_string().len();
+        if size > l.max_value_bytes {
+            return Err(format!(
+                "state value of `{key}` is {size} bytes, over scripts.max_value_bytes ({})",
+                l.max_value_bytes
+            ));
+        }
+        if !self.written.contains_key(key) && self.written.len() >= l.max_state_keys {
+            return Err(format!(
+                "a run may write at most {} state keys (scripts.max_state_keys)",
+                l.max_state_keys
+            ));
+        }
+        let others: usize = self
+            .written
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .map(|(_, n)| n)
+            .sum();
+        if others + key.len() + size > l.max_state_bytes {
+            return Err(format!(
+                "a run may write at most {} bytes of state (scripts.max_state_bytes)",
+                l.max_state_bytes
+            ));
+        }
+        self.written.insert(key.to_string(), key.len() + size);
+        self.changes.insert(key.to_string(), value);
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -63,12 +103,15 @@ struct Budget {
     used: u64,
     max: u64,
     deadline: Option<(Instant, Duration)>,
+    /// The deadline has passed (sticky).
+    expired: bool,
 }
 
 const UNLIMITED: Budget = Budget {
     used: 0,
     max: u64::MAX,
     deadline: None,
+    expired: false,
 };
 
 thread_local! {
@@ -113,6 +156,7 @@ pub fn enter(
             used: 0,
             max: max_operations.max(1),
             deadline,
+            expired: false,
         })
     });
     Ok(Guard(()))
@@ -126,8 +170,47 @@ pub fn with<R>(f: impl FnOnce(&mut RunCtx) -> R) -> Result<R, Box<EvalAltResult>
     })
 }
 
+/// Sets a budget for a call outside a run, or nested in one (a plugin's `validate`), until the
+/// returned [`BudgetScope`] drops: `max_operations` of its own, and `timeout` or the enclosing
+/// run's deadline, whichever comes first. The enclosing budget is restored (and charged for the
+/// operations spent) afterwards.
+pub fn budget_scope(max_operations: u64, timeout: Duration) -> BudgetScope {
+    let outer = BUDGET.with(Cell::get);
+    let own = Instant::now() + timeout;
+    let deadline = match outer.deadline {
+        Some((at, d)) if at <= own => Some((at, d)),
+        _ => Some((own, timeout)),
+    };
+    BUDGET.with(|b| {
+        b.set(Budget {
+            used: 0,
+            max: max_operations.max(1),
+            deadline,
+            expired: false,
+        })
+    });
+    BudgetScope(outer)
+}
+
+/// Restores the enclosing budget when dropped.
+pub struct BudgetScope(Budget);
+
+impl Drop for BudgetScope {
+    fn drop(&mut self) {
+        let spent = BUDGET.with(Cell::get).used;
+        let mut outer = self.0;
+        outer.used = outer.used.saturating_add(spent);
+        BUDGET.with(|b| b.set(outer));
+    }
+}
+
+/// The text a run stopped by its deadline fails with (the trace shows it).
+pub fn timed_out(d: Duration) -> String {
+    format!("timed out after {} ms", d.as_millis())
+}
+
 /// The engine's progress callback: counts every operation of the run and stops it when the
-/// budget or the deadline is spent (the deadline is checked every 256 operations).
+/// budget or the deadline is spent (the clock is read every 16 operations).
 pub fn progress(_ops: u64) -> Option<Dynamic> {
     BUDGET.with(|cell| {
         let mut b = cell.get();
@@ -136,9 +219,14 @@ pub fn progress(_ops: u64) -> Option<Dynamic> {
         if b.used > b.max {
             return Some(format!("operation budget exceeded ({} operations)", b.max).into());
         }
+        // Once past, every later operation stops too: native functions that swallow a callback's
+        // error (Rhai's `sort` with a comparator does) must not hide the deadline from the
+        // operation that happens to read the clock next.
         match b.deadline {
-            Some((at, d)) if b.used % 256 == 0 && Instant::now() >= at => {
-                Some(format!("deadline exceeded ({} ms)", d.as_millis()).into())
+            Some((_, d)) if b.expired => Some(timed_out(d).into()),
+            Some((at, d)) if b.used % 16 == 0 && Instant::now() >= at => {
+                cell.set(Budget { expired: true, ..b });
+                Some(timed_out(d).into())
             }
             _ => None,
         }

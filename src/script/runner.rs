@@ -5,7 +5,7 @@
 //! succeeds; an error, a spent operation budget or a deadline discards them and names the
 //! script's file:line:col.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,14 +13,17 @@ use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, NativeCallContext
 use serde_json::Value as J;
 
 use super::engine::hardened_engine_with_plugins;
+use super::report::translate;
 use super::run::{self, RunCtx};
-use super::{helpers, intents, Intent, Origin, Plugins, ScriptError, State, StateChanges};
+use super::{
+    helpers, intents, Intent, Origin, Plugins, RunLimits, ScriptError, State, StateChanges,
+};
 use crate::event::Event;
 use crate::rules::matcher::Scope as Paths;
 use crate::rules::template::Templates;
 
 /// Distinct state keys one run may read (each costs a replay, see `run`).
-const MAX_STATE_KEYS: usize = 32;
+const MAX_STATE_READS: usize = 32;
 /// How deeply plugins may call plugins.
 const MAX_PLUGIN_DEPTH: usize = 8;
 
@@ -89,10 +92,18 @@ pub struct Runner {
     engine: Engine,
     plugins: Arc<Plugins>,
     max_operations: u64,
+    limits: RunLimits,
+    /// Every function a script can call (for [`Runner::lint`]).
+    known: HashSet<String>,
 }
 
 impl Runner {
+    /// A runner with the default [`RunLimits`].
     pub fn new(max_operations: u64, plugins: Arc<Plugins>) -> Runner {
+        Runner::with_limits(max_operations, RunLimits::default(), plugins)
+    }
+
+    pub fn with_limits(max_operations: u64, limits: RunLimits, plugins: Arc<Plugins>) -> Runner {
         let mut engine = hardened_engine_with_plugins(max_operations, plugins.dir());
         engine.on_progress(run::progress);
         engine.on_print(|s| tracing::info!(target: "storeflow::script", "{s}"));
@@ -106,9 +117,11 @@ impl Runner {
             });
         }
         Runner {
+            known: super::lint::known_functions(&engine),
             engine,
             plugins,
             max_operations: max_operations.max(1),
+            limits,
         }
     }
 
@@ -135,6 +148,20 @@ impl Runner {
                 })
             }
         }
+    }
+
+    /// What can be known wrong about `script` before it runs: unknown functions, intent and
+    /// plugin calls with unknown or missing parameters (see `lint`).
+    pub fn lint(&self, script: &Script) -> Vec<ScriptError> {
+        lint_ast(&script.ast, &script.origin, &self.known, &self.plugins)
+    }
+
+    /// [`Runner::lint`] for every plugin's own file.
+    pub fn lint_plugins(&self) -> Vec<ScriptError> {
+        self.plugins
+            .all()
+            .flat_map(|p| lint_ast(&p.ast, &Origin::file(&p.file), &self.known, &self.plugins))
+            .collect()
     }
 
     /// Runs a script for an event: returns its intents and (on success only) its state changes.
@@ -184,7 +211,7 @@ impl Runner {
         let out = self.replay(&values, state, None, |engine| {
             run::with(|c| c.depth = 1)?;
             let event = values.for_plugin();
-            let opts = CallFnOptions::new().eval_ast(false);
+            let opts = CallFnOptions::new().eval_ast(true);
             engine.call_fn_with_options::<Dynamic>(
                 opts,
                 &mut Scope::new(),
@@ -217,6 +244,7 @@ impl Runner {
 
     /// Runs `f` in a fresh run context, replaying it whenever it needed a state key it had not
     /// fetched yet (see `run`); `now()` and the random seed are the same in every attempt.
+    /// `deadline` overrides `scripts.timeout` for the whole run, replays included.
     fn replay(
         &self,
         values: &EventValues,
@@ -229,9 +257,10 @@ impl Runner {
             .unwrap_or_default();
         let (now, seed) = (since.as_secs() as i64, since.as_nanos() as u64);
         let mut fetched = BTreeMap::new();
-        let deadline = deadline.map(|d| (Instant::now() + d, d));
-        for _ in 0..=MAX_STATE_KEYS {
-            let ctx = RunCtx::new(now, seed, fetched, values.clone());
+        let d = deadline.unwrap_or(self.limits.timeout);
+        let deadline = Some((Instant::now() + d, d));
+        for _ in 0..=MAX_STATE_READS {
+            let ctx = RunCtx::new(now, seed, fetched, values.clone(), self.limits);
             let guard = run::enter(ctx, self.max_operations, deadline)?;
             let result = f(&self.engine);
             let ctx = guard.finish().ok_or("script run context lost")?;
@@ -244,7 +273,7 @@ impl Runner {
             let value = result?;
             return Ok((value, ctx.intents, StateChanges(ctx.changes)));
         }
-        Err(format!("a run may read at most {MAX_STATE_KEYS} state keys").into())
+        Err(format!("a run may read at most {MAX_STATE_READS} state keys").into())
     }
 }
 
@@ -269,7 +298,7 @@ fn call_plugin(
         (c.depth <= MAX_PLUGIN_DEPTH).then(|| c.values.for_plugin())
     })?
     .ok_or_else(|| format!("{name}(): plugins nested deeper than {MAX_PLUGIN_DEPTH}"))?;
-    let opts = CallFnOptions::new().eval_ast(false);
+    let opts = CallFnOptions::new().eval_ast(true);
     let out = ctx.engine().call_fn_with_options::<Dynamic>(
         opts,
         &mut Scope::new(),
@@ -284,6 +313,27 @@ fn call_plugin(
     })
 }
 
+fn lint_ast(
+    ast: &AST,
+    origin: &Origin,
+    known: &HashSet<String>,
+    plugins: &Plugins,
+) -> Vec<ScriptError> {
+    super::lint::lint(ast, known, plugins)
+        .into_iter()
+        .map(|(pos, message)| {
+            let (line, column) =
+                origin.translate(pos.line().unwrap_or(1), pos.position().unwrap_or(1));
+            ScriptError {
+                file: origin.file.clone(),
+                line,
+                column,
+                message,
+            }
+        })
+        .collect()
+}
+
 fn body_text(value: Dynamic) -> Result<String, String> {
     if value.is_unit() {
         return Ok(String::new());
@@ -296,71 +346,4 @@ fn body_text(value: Dynamic) -> Result<String, String> {
         return serde_json::to_string(&json).map_err(|e| e.to_string());
     }
     Ok(value.to_string())
-}
-
-/// The run error as a [`ScriptError`] at its position in `origin`: the innermost position that
-/// is still in the script's own source (a function it defines), else the call site.
-fn translate(err: &EvalAltResult, origin: &Origin) -> ScriptError {
-    let own = origin.file.display().to_string();
-    let mut pos = err.position();
-    let mut cur = err;
-    while let EvalAltResult::ErrorInFunctionCall(_, src, inner, _) = cur {
-        if src != &own && !src.is_empty() {
-            break;
-        }
-        if !inner.position().is_none() {
-            pos = inner.position();
-        }
-        cur = inner;
-    }
-    let (line, column) = origin.translate(pos.line().unwrap_or(1), pos.position().unwrap_or(1));
-    ScriptError {
-        file: origin.file.clone(),
-        line,
-        column,
-        message: describe(err),
-    }
-}
-
-/// A run error without Rhai's position suffixes, then the function calls it happened in
-/// (outermost first, repeats folded: `Stack overflow (in f() ×32)`).
-pub fn describe(err: &EvalAltResult) -> String {
-    let mut frames: Vec<(String, usize)> = Vec::new();
-    let mut cur = err;
-    while let EvalAltResult::ErrorInFunctionCall(name, src, inner, _) = cur {
-        let at = inner.position();
-        let frame = match (src.is_empty(), at.line()) {
-            (false, Some(l)) => format!("{name}() at {src}:{l}:{}", at.position().unwrap_or(1)),
-            _ => format!("{name}()"),
-        };
-        match frames.last_mut() {
-            Some((last, n)) if last.split(' ').next() == frame.split(' ').next() => *n += 1,
-            _ => frames.push((frame, 1)),
-        }
-        cur = inner;
-    }
-    let root = match cur {
-        EvalAltResult::ErrorRuntime(v, _) | EvalAltResult::ErrorTerminated(v, _) => v.to_string(),
-        EvalAltResult::ErrorTooManyOperations(_) => {
-            "operation budget exceeded (scripts.max_operations)".to_string()
-        }
-        EvalAltResult::ErrorStackOverflow(_) => {
-            "stack overflow: function calls nested too deep (runaway recursion?)".to_string()
-        }
-        other => {
-            let text = other.to_string();
-            match text.rfind(" (line ") {
-                Some(i) if text.ends_with(')') => text[..i].to_string(),
-                _ => text,
-            }
-        }
-    };
-    if frames.is_empty() {
-        return root;
-    }
-    let calls: Vec<String> = frames
-        .into_iter()
-        .map(|(f, n)| if n > 1 { format!("{f} ×{n}") } else { f })
-        .collect();
-    format!("{root} (in {})", calls.join(" → "))
 }

@@ -19,6 +19,7 @@ mod regression_cli;
 mod regression_quarantine;
 mod regression_resilience;
 mod regression_rulecheck;
+mod regression_scripts;
 mod regression_secure;
 mod regression_shops;
 mod regression_store;
