@@ -25,11 +25,14 @@ pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod event;
 pub mod journal;
+pub mod model;
 pub mod rules;
 pub mod script;
 pub mod server;
 pub mod sources;
 pub mod telemetry;
 pub mod worker;
+
+/// Old path of [`model::event`], kept while the rest of the code moves over.
+pub use model::event;
