@@ -4,3 +4,4 @@
 //! use it (DESIGN.md §9, the bottom layer).
 
 pub mod event;
+pub mod actions;

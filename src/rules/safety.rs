@@ -299,7 +299,7 @@ mod tests {
             ),
         ];
         for (i, (kind, param, source, want)) in cases.into_iter().enumerate() {
-            let escape: Escape = actions::escaping(kind, param);
+            let escape: Escape = actions::escape(kind, param);
             let p = t
                 .compile(format!("t{i}{}", escape.suffix()), source)
                 .unwrap();

@@ -71,10 +71,10 @@ pub fn check(kind: &str, params: J) -> Result<J, String> {
         return Err(format!("takes an object map like #{{...}}, got {params}"));
     };
     let map: JMap<String, J> = map.into_iter().filter(|(_, v)| !v.is_null()).collect();
-    if let Some(bad) = map.keys().find(|k| !spec.params.contains(&k.as_str())) {
+    if let Some(bad) = map.keys().find(|k| spec.param(k).is_none()) {
         return Err(format!(
             "unknown parameter `{bad}` ({kind} takes {})",
-            quoted(spec.params)
+            actions::quoted(&spec.names())
         ));
     }
     let given: Vec<&str> = map.keys().map(String::as_str).collect();
@@ -82,27 +82,16 @@ pub fn check(kind: &str, params: J) -> Result<J, String> {
     if !missing.is_empty() {
         return Err(format!("missing {}", missing.join(", ")));
     }
-    for (name, value) in &map {
-        let allowed = actions::allowed_values(kind, name);
-        if let (Some(allowed), Some(v)) = (allowed, value.as_str()) {
-            if !allowed.contains(&v) {
-                return Err(format!(
-                    "`{name}` must be one of {}, got `{v}`",
-                    quoted(allowed)
-                ));
-            }
+    let mut map = map;
+    for (name, value) in map.iter_mut() {
+        let param = spec.param(name).filter(|p| !p.allowed.is_empty());
+        if let (Some(param), J::String(v)) = (param, &mut *value) {
+            // Same rule as YAML: `post` is accepted and becomes `POST`.
+            *v = param.normalize(v).map_err(|e| e.to_string())?;
         }
     }
     // Scripts build strings from buyer data: they cannot name `${VAR}` secrets.
-    let mut map = map;
     actions::escape_secret_refs(kind, &mut map);
     Ok(J::Object(map))
 }
 
-fn quoted(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}

@@ -137,11 +137,11 @@ fn param_problems(name: &str, keys: &[&str], plugins: &Plugins) -> Vec<String> {
         };
         let mut out: Vec<String> = keys
             .iter()
-            .filter(|k| !spec.params.contains(k))
+            .filter(|k| spec.param(k).is_none())
             .map(|k| {
                 format!(
                     "unknown parameter `{k}` ({name} takes {})",
-                    list(spec.params)
+                    list(&spec.names())
                 )
             })
             .collect();
