@@ -9,6 +9,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::actions::JobContext;
+use crate::model::actions::ActionKind;
 use crate::config::Config;
 use crate::event::Event;
 use crate::journal::{EventStatus, Job, JobStatus, SqliteStore, Store};
@@ -116,7 +117,8 @@ fn job_line(config: &Config, store: &SqliteStore, job: &Job) -> anyhow::Result<(
         job.status.as_str(),
         plural(tries)
     )?;
-    if job.kind == "email" {
+    let kind = ActionKind::parse(&job.kind);
+    if kind == ActionKind::Email {
         let to = recipients(&job.params);
         outln!("      to {to}")?;
         match &config.email.smtp {
@@ -132,7 +134,7 @@ fn job_line(config: &Config, store: &SqliteStore, job: &Job) -> anyhow::Result<(
             }
         }
     }
-    if job.kind == "slack" {
+    if kind == ActionKind::Slack {
         outln!("      {}", slack_destination(config, &job.params))?;
     }
     if let Some(e) = &job.last_error {

@@ -52,7 +52,7 @@ pub struct IfExpr {
 /// An action with its parameters ready to render.
 #[derive(Debug)]
 pub struct Action {
-    pub kind: String,
+    pub kind: ActionKind,
     pub params: Param,
     /// For `script:` actions: compiled once at load, run by the pipeline.
     pub script: Option<std::sync::Arc<crate::script::Script>>,
@@ -331,7 +331,7 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
         out.push((name.clone(), param));
     }
     Some(Action {
-        kind,
+        kind: spec.kind.clone(),
         params: Param::Map(out),
         script: None,
     })
@@ -513,7 +513,7 @@ fn compile_script(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
     let script = std::sync::Arc::new(script);
     let params = Param::Map(vec![("script".into(), Param::Lit(s.clone().into()))]);
     Some(Action {
-        kind: ActionKind::Script.name().into(),
+        kind: ActionKind::Script,
         params,
         script: Some(script),
     })
@@ -564,7 +564,7 @@ fn compile_plugin_action(
         }
     }
     Some(Action {
-        kind,
+        kind: ActionKind::Plugin(kind),
         params,
         script: None,
     })

@@ -1,22 +1,26 @@
-//! Intent functions: `email`, `slack`, `http`, `flag`, `log`. Each checks its parameters against
-//! the built-in action table ([`crate::rules::actions`]) and records an [`Intent`] in the run;
+//! Intent functions: one per row of the built-in action table ([`crate::model::actions`]), taking
+//! a map (`email(#{...})`), plus the short forms `slack(text)`, `flag(kind)`, `flag(kind, note)`
+//! and `log(value)`. Each checks its parameters against the table and records an [`Intent`];
 //! nothing is sent until the pipeline has committed the run and a dispatcher picks the job up.
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 use serde_json::{Map as JMap, Value as J};
 
 use super::{run, Intent};
-use crate::rules::actions;
+use crate::model::actions::{self, ACTIONS};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
-/// The intent function names (reserved: no plugin may take them).
-pub const NAMES: &[&str] = &["email", "slack", "http", "flag", "log"];
+/// Whether `name` is an intent function (reserved: no plugin may take it).
+pub fn is_intent(name: &str) -> bool {
+    actions::spec(name).is_some()
+}
 
 pub fn register(engine: &mut Engine) {
-    engine.register_fn("email", |p: Map| record("email", p.into()));
-    engine.register_fn("http", |p: Map| record("http", p.into()));
-    engine.register_fn("slack", |p: Map| record("slack", p.into()));
+    for row in ACTIONS {
+        let kind: &'static str = row.kind.name();
+        engine.register_fn(kind, move |p: Map| record(kind, p.into()));
+    }
     engine.register_fn("slack", |text: ImmutableString| {
         record("slack", single("text", text.into()))
     });

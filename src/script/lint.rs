@@ -131,7 +131,7 @@ fn unknown_function(name: &str, known: &HashSet<String>, own: &HashSet<String>) 
 
 /// Unknown and missing parameters of an intent or plugin call with literal `keys`.
 fn param_problems(name: &str, keys: &[&str], plugins: &Plugins) -> Vec<String> {
-    if intents::NAMES.contains(&name) {
+    if intents::is_intent(name) {
         let Some(spec) = actions::spec(name) else {
             return Vec::new();
         };
