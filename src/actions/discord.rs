@@ -37,8 +37,7 @@ impl DiscordAction {
         let resolved = secrets::resolve_env(url).map_err(bad)?;
         let mut known = resolved.secrets;
         known.push(resolved.text.clone());
-        reqwest::Url::parse(&resolved.text)
-            .map_err(|e| bad(e.to_string()).scrub(&known))?;
+        reqwest::Url::parse(&resolved.text).map_err(|e| bad(e.to_string()).scrub(&known))?;
         let sent = self.post(&resolved.text, &body).await;
         sent.map_err(|e| e.scrub(&known))
     }
@@ -128,7 +127,10 @@ mod tests {
     fn payload_keeps_content_and_embeds() {
         let embeds = json!([{"title": "Order 7"}]);
         let got = body(json!({"webhook_url": "x", "content": "hi", "embeds": embeds})).unwrap();
-        assert_eq!(got, json!({"content": "hi", "embeds": [{"title": "Order 7"}]}));
+        assert_eq!(
+            got,
+            json!({"content": "hi", "embeds": [{"title": "Order 7"}]})
+        );
         let from_text = body(json!({"embeds": "[{\"title\": \"t\"}]"})).unwrap();
         assert_eq!(from_text, json!({"embeds": [{"title": "t"}]}));
     }

@@ -310,6 +310,9 @@ mod tests {
         let actions = Actions::from_config(&Config::default()).unwrap();
         assert_eq!(actions.missing(), [ActionKind::Flag]);
         let err = actions.ensure_complete().unwrap_err();
-        assert_eq!(err.to_string(), "no executor for the built-in action(s) flag");
+        assert_eq!(
+            err.to_string(),
+            "no executor for the built-in action(s) flag"
+        );
     }
 }

@@ -9,10 +9,10 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::actions::JobContext;
-use crate::model::actions::ActionKind;
 use crate::config::Config;
 use crate::event::Event;
 use crate::journal::{EventStatus, Job, JobStatus, SqliteStore, Store};
+use crate::model::actions::ActionKind;
 use crate::outln;
 use crate::rules::Miss;
 

@@ -3,5 +3,5 @@
 //! Nothing here does I/O or knows about storage, rules or delivery; every other module may
 //! use it (DESIGN.md §9, the bottom layer).
 
-pub mod event;
 pub mod actions;
+pub mod event;

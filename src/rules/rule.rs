@@ -313,7 +313,11 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
     for ((pk, pv), name) in params.iter().zip(&given) {
         if spec.param(name).is_none() {
             let msg = format!("unknown parameter `{name}` for action `{kind}`");
-            d.error(pos(pk), msg, Some(suggest(name, &spec.names(), "parameters")));
+            d.error(
+                pos(pk),
+                msg,
+                Some(suggest(name, &spec.names(), "parameters")),
+            );
             continue;
         }
         check_param_value(&kind, name, pv, c, d);
@@ -323,7 +327,10 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
             continue;
         }
         let param = match pv.value.as_str() {
-            Some(s) if spec.kind == ActionKind::Email && actions::RECIPIENTS.contains(&name.as_str()) => {
+            Some(s)
+                if spec.kind == ActionKind::Email
+                    && actions::RECIPIENTS.contains(&name.as_str()) =>
+            {
                 compile_recipients(s, pv, c, d)
             }
             _ => compile_param(pv, actions::escape(&kind, name), c, d),
@@ -348,9 +355,16 @@ fn check_param_value(kind: &str, name: &str, v: &Node, c: &Compiler<'_>, d: &mut
     let param = actions::spec(kind).and_then(|s| s.param(name));
     if let Some(Err(not_allowed)) = param.map(|p| p.normalize(lit)) {
         let msg = format!("`{name}` of `{kind}` cannot be `{lit}`");
-        d.error(pos(v), msg, Some(suggest(lit, not_allowed.allowed, "values")));
+        d.error(
+            pos(v),
+            msg,
+            Some(suggest(lit, not_allowed.allowed, "values")),
+        );
     }
-    if ActionKind::parse(kind) == ActionKind::Email && name == "template" && !c.options.templates_dir.join(lit).is_file() {
+    if ActionKind::parse(kind) == ActionKind::Email
+        && name == "template"
+        && !c.options.templates_dir.join(lit).is_file()
+    {
         let dir = c.options.templates_dir.display();
         let msg = format!("template file `{lit}` not found in `{dir}`");
         d.error(

@@ -175,7 +175,8 @@ fn check_action(evaluation: &Evaluation, want: &ExpectAction) -> Vec<String> {
         )];
     };
     let Some(action) = rule.actions.iter().find(|a| {
-        want.kind.as_ref().is_none_or(|k| a.kind.name() == k) && want.index.is_none_or(|i| a.index == i)
+        want.kind.as_ref().is_none_or(|k| a.kind.name() == k)
+            && want.index.is_none_or(|i| a.index == i)
     }) else {
         return vec![format!(
             "`{}` has no action matching kind {:?} index {:?}",

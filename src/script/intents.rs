@@ -98,4 +98,3 @@ pub fn check(kind: &str, params: J) -> Result<J, String> {
     actions::escape_secret_refs(kind, &mut map);
     Ok(J::Object(map))
 }
-

@@ -34,10 +34,18 @@ fn shipped_plugins_load_with_manifests() {
 fn manifest_and_own_validation_report_problems() {
     let plugins = shipped();
     assert_eq!(
-        plugins.validate("discord_plugin", &json!({"webhook_url": HOOK, "content": "hi"})),
+        plugins.validate(
+            "discord_plugin",
+            &json!({"webhook_url": HOOK, "content": "hi"})
+        ),
         Ok(())
     );
-    let problems = |p| plugins.validate("discord_plugin", &p).unwrap_err().join("\n");
+    let problems = |p| {
+        plugins
+            .validate("discord_plugin", &p)
+            .unwrap_err()
+            .join("\n")
+    };
     assert!(problems(json!({"webhook_url": HOOK})).contains("missing required parameter `content`"));
     assert!(
         problems(json!({"webhook_url": HOOK, "content": "x", "color": 1}))
@@ -77,7 +85,12 @@ fn discord_plugin_posts_one_http_intent() {
     );
     assert!(changes.0.is_empty());
     let err = runner
-        .run_plugin("discord_plugin", &json!({"webhook_url": HOOK}), &event(), &NoState)
+        .run_plugin(
+            "discord_plugin",
+            &json!({"webhook_url": HOOK}),
+            &event(),
+            &NoState,
+        )
         .unwrap_err();
     assert!(
         err.message.contains("missing required parameter `content`"),
@@ -119,7 +132,10 @@ fn scripts_call_plugins_by_name() {
     assert_eq!(intents.len(), 2);
     assert_eq!(intents[1].params["json"], json!({"content": "Order ord_1"}));
     let script = runner
-        .compile("\ndiscord_plugin(#{ content: \"x\" })", Origin::file("t.rhai"))
+        .compile(
+            "\ndiscord_plugin(#{ content: \"x\" })",
+            Origin::file("t.rhai"),
+        )
         .unwrap();
     let err = runner.run_script(&script, &event(), &NoState).unwrap_err();
     assert!(

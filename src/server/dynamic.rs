@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::event::Event;
-use crate::model::actions::ActionKind;
 use crate::journal::{Journal, Write};
+use crate::model::actions::ActionKind;
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;
 
