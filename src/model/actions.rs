@@ -53,6 +53,12 @@ impl ActionKind {
     }
 }
 
+impl From<&str> for ActionKind {
+    fn from(name: &str) -> ActionKind {
+        ActionKind::parse(name)
+    }
+}
+
 /// In JSON (traces, jobs) a kind is its name.
 impl serde::Serialize for ActionKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
