@@ -31,7 +31,6 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::model::actions::{ActionKind, Runs, ACTIONS};
 
-pub use discord::DiscordAction;
 pub use email::{message_id, EmailAction};
 pub use http::{signature, HttpAction, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 pub use log::LogAction;
@@ -197,7 +196,7 @@ impl Actions {
         };
         actions.insert(Arc::new(EmailAction::from_config(config)?));
         actions.insert(Arc::new(SlackAction::from_config(config, client.clone())?));
-        actions.insert(Arc::new(DiscordAction::new(client.clone())));
+        actions.insert(Arc::new(discord::DiscordAction::new(client.clone())));
         actions.insert(Arc::new(HttpAction::new(
             client,
             config.http.allow_hosts.clone(),
