@@ -1,13 +1,14 @@
 //! storeflow: a self-hosted automation daemon for Selldone and Sellix shops.
 //!
-//! Webhooks are verified on their raw bytes, normalized into [`event::Event`]s and committed to a
-//! durable journal before they are acknowledged.
+//! Webhooks are verified on their raw bytes, normalized into [`model::event::Event`]s and
+//! committed to a durable journal before they are acknowledged.
 //!
 //! # Layout
 //!
 //! From the bottom up (each layer uses only those before it):
 //! - [`telemetry`] holds every repeated log line, defined once, and their rate limits.
-//! - [`event`] holds the event model and canonical names.
+//! - [`model`] holds the event model, canonical names and the built-in action table
+//!   ([`model::actions`]); it uses nothing else in the crate.
 //! - [`config`] holds `storeflow.yaml`.
 //! - [`journal`] holds durable storage behind the `Store` trait (SQLite, group commit), reached
 //!   through `journal::Reader` and `journal::Journal`; knows events, nothing above.
@@ -15,7 +16,7 @@
 //! - [`script`] holds the hardened Rhai engine every script and `if` runs on.
 //! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning,
 //!   live reload and rule tests.
-//! - [`actions`] holds the executors of jobs (email, Slack, HTTP, flag, log).
+//! - [`actions`] holds the executors of jobs (email, Slack, HTTP, flag, log, Discord).
 //! - [`worker`] holds the pipeline (events → rules → trace + jobs), the dispatcher (jobs →
 //!   actions, retries, dead letters), rule reloading and retention.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
@@ -26,11 +27,14 @@ pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod event;
 pub mod journal;
+pub mod model;
 pub mod rules;
 pub mod script;
 pub mod server;
 pub mod sources;
 pub mod telemetry;
 pub mod worker;
+
+/// Old path of [`model::event`], kept while the rest of the code moves over.
+pub use model::event;

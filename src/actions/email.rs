@@ -21,6 +21,7 @@ use lettre::{AsyncTransport, Message, Tokio1Executor};
 use super::params::Params;
 use super::{ActionError, ActionsError, Executor, JobContext};
 use crate::config::{Config, SmtpConfig, SmtpSecurity};
+use crate::model::actions::ActionKind;
 
 pub use message::message_id;
 
@@ -94,7 +95,7 @@ impl EmailAction {
 }
 
 impl Executor for EmailAction {
-    const NAME: &'static str = "email";
+    const KIND: ActionKind = ActionKind::Email;
 
     async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
         let p = Params::new("email", params)?;

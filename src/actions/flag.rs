@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{ActionError, Executor, JobContext};
 use crate::event::Timestamp;
 use crate::journal::{Flag, Journal, Reader, Write};
+use crate::model::actions::ActionKind;
 
 pub struct FlagAction {
     journal: Journal,
@@ -74,7 +75,7 @@ fn text(params: &Value, key: &str) -> String {
 }
 
 impl Executor for FlagAction {
-    const NAME: &'static str = "flag";
+    const KIND: ActionKind = ActionKind::Flag;
 
     async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
         self.flag(params, job).await

@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use super::params::Params;
 use super::{secrets, ActionError, Executor, JobContext};
+use crate::model::actions::ActionKind;
 
 /// Header carrying the job's idempotency key (`{event_id}/{rule}/{action_index}`).
 pub const IDEMPOTENCY_HEADER: &str = "x-storeflow-idempotency-key";
@@ -85,7 +86,7 @@ impl HttpAction {
 }
 
 impl Executor for HttpAction {
-    const NAME: &'static str = "http";
+    const KIND: ActionKind = ActionKind::Http;
 
     async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
         let p = Params::new("http", params)?;

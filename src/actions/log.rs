@@ -7,6 +7,7 @@ use tracing::Level;
 
 use super::params::Params;
 use super::{ActionError, Executor, JobContext};
+use crate::model::actions::ActionKind;
 
 /// Writes `message` at `level` (trace | debug | info | warn | error, default info).
 pub struct LogAction;
@@ -15,7 +16,7 @@ pub struct LogAction;
 pub const TARGET: &str = "storeflow::rule";
 
 impl Executor for LogAction {
-    const NAME: &'static str = "log";
+    const KIND: ActionKind = ActionKind::Log;
 
     async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
         let p = Params::new("log", params)?;

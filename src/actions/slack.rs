@@ -18,6 +18,7 @@ use super::http::{check_response, transport_error};
 use super::params::Params;
 use super::{secrets, ActionError, ActionsError, Executor, JobContext};
 use crate::config::{Config, Secret};
+use crate::model::actions::ActionKind;
 
 /// Web API errors that go away by themselves; every other `error` is permanent.
 const TRANSIENT_API_ERRORS: &[&str] = &[
@@ -153,7 +154,7 @@ impl SlackAction {
 }
 
 impl Executor for SlackAction {
-    const NAME: &'static str = "slack";
+    const KIND: ActionKind = ActionKind::Slack;
 
     async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
         let msg = Message::parse(&Params::new("slack", params)?)?;

@@ -161,6 +161,7 @@ fn build(
         journal.clone(),
         readers[1].clone(),
     )));
+    actions.ensure_complete()?;
     let rules = Arc::new(LiveRules::load(
         config.rules_dir.clone(),
         load_options(config),

@@ -41,7 +41,7 @@ pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
             .filter(|j| j.rule == r.rule)
             .map(|j| PlannedAction {
                 index: j.action_index,
-                kind: j.kind.clone(),
+                kind: crate::model::actions::ActionKind::parse(&j.kind),
                 params: match &j.error {
                     Some(e) => Err(e.clone()),
                     None => Ok(j.params.clone()),

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::event::Event;
 use crate::journal::{Journal, Write};
+use crate::model::actions::ActionKind;
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;
 
@@ -30,7 +31,7 @@ pub fn state_key(event_id: &str) -> String {
 pub fn compute(rules: &RuleSet, event: &Event) -> Option<Result<String, String>> {
     let evaluation = rules.evaluate(event);
     let (rule, index) = evaluation.matched().find_map(|r| {
-        let a = r.actions.iter().find(|a| a.kind == "script")?;
+        let a = r.actions.iter().find(|a| a.kind == ActionKind::Script)?;
         Some((r.rule.clone(), a.index))
     })?;
     let script = rules.script(&rule, index)?;

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::event::Event;
 use crate::journal::{NewJob, Store};
+use crate::model::actions::ActionKind;
 use crate::rules::{PlannedAction, RuleSet, RuleTrace};
 use crate::script::{EventValues, Intent, State};
 
@@ -63,12 +64,11 @@ pub fn run_rule(
         state: BTreeMap::new(),
     };
     for action in &rule.actions {
-        if action.kind == "script" && event.topic == crate::event::DYNAMIC_PRODUCT_TOPIC {
+        if action.kind == ActionKind::Script && event.topic == crate::event::DYNAMIC_PRODUCT_TOPIC {
             // Already run at intake: its return value was the product (see server::dynamic).
             continue;
         }
-        let scripted = action.kind == "script" || rules.is_plugin(&action.kind);
-        if !scripted {
+        if !action.kind.is_scripted() {
             run.jobs.push(plain_job(&rule.rule, action));
             continue;
         }
@@ -111,7 +111,7 @@ fn run_scripted(
                 .params
                 .as_ref()
                 .map_err(|e| format!("template error: {e}"))?;
-            runner.run_plugin(&action.kind, params, event, state)
+            runner.run_plugin(action.kind.name(), params, event, state)
         }
     };
     result.map_err(|e| e.to_string())
@@ -126,7 +126,7 @@ pub fn plain_job(rule: &str, a: &PlannedAction) -> NewJob {
     NewJob {
         rule: rule.to_string(),
         action_index: a.index,
-        kind: a.kind.clone(),
+        kind: a.kind.name().to_string(),
         params,
         error,
     }
