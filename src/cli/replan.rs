@@ -17,8 +17,7 @@ use crate::journal::{
 };
 use crate::outln;
 use crate::rules::{self, RuleSet};
-use crate::worker::pipeline::plan;
-use crate::worker::scripts::JournalState;
+use crate::plan::{plan, JournalState};
 
 pub fn run(config: &Config, store: &mut SqliteStore, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
     if dead.is_empty() {

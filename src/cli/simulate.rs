@@ -100,7 +100,7 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
     println!("event {} ({canonical})", event.topic);
     // What the pipeline would commit, scripts and plugins run into their intents; no state is
     // read or written, nothing is sent.
-    let planned = crate::worker::pipeline::plan(event, rules, &crate::script::NoState, &[]);
+    let planned = crate::plan::plan(event, rules, &crate::script::NoState, &[]);
     for r in &evaluation.rules {
         if !r.matched {
             let why = r

@@ -26,7 +26,7 @@ pub struct TestArgs {
 /// them), the scripts that failed, and a dynamic product's answer. Nothing runs for real.
 pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
     let mut evaluation = rules.evaluate(event);
-    let planned = crate::worker::pipeline::plan(event, rules, &crate::script::NoState, &[]);
+    let planned = crate::plan::plan(event, rules, &crate::script::NoState, &[]);
     let mut script_errors = BTreeMap::new();
     for r in evaluation.rules.iter_mut().filter(|r| r.matched) {
         let error = planned.trace["rules"].as_array().and_then(|all| {

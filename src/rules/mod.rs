@@ -12,7 +12,6 @@ pub mod actions;
 pub mod conditions;
 pub mod diag;
 pub mod fields;
-pub mod filters;
 pub mod live;
 pub mod load;
 pub mod matcher;
@@ -21,7 +20,9 @@ pub mod pattern;
 pub mod rule;
 pub mod ruletest;
 pub mod safety;
-pub mod template;
+
+pub use crate::template::filters;
+pub use crate::template::render as template;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -123,7 +123,7 @@ fn unknown_function(name: &str, known: &HashSet<String>, own: &HashSet<String>) 
         .filter(|n| !n.contains('$'))
         .collect();
     let mut msg = format!("unknown function `{name}`");
-    if let Some(near) = crate::rules::diag::nearest(name, &candidates) {
+    if let Some(near) = crate::template::suggest::nearest(name, &candidates) {
         msg.push_str(&format!(" (did you mean `{near}`?)"));
     }
     msg

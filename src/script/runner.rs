@@ -19,8 +19,8 @@ use super::{
     helpers, intents, Intent, Origin, Plugins, RunLimits, ScriptError, State, StateChanges,
 };
 use crate::event::Event;
-use crate::rules::matcher::Scope as Paths;
-use crate::rules::template::Templates;
+use crate::template::Scope as Paths;
+use crate::template::Templates;
 
 /// Distinct state keys one run may read (each costs a replay, see `run`).
 const MAX_STATE_READS: usize = 32;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::event::Event;
-use crate::journal::{NewJob, SqliteStore, Store};
+use crate::journal::{NewJob, Store};
 use crate::rules::{PlannedAction, RuleSet, RuleTrace};
 use crate::script::{EventValues, Intent, State};
 
@@ -36,9 +36,9 @@ impl State for Layered<'_> {
 }
 
 /// The journal's `kv` table as script state (a read error reads as "not set").
-pub struct JournalState<'a>(pub &'a SqliteStore);
+pub struct JournalState<'a, S: Store>(pub &'a S);
 
-impl State for JournalState<'_> {
+impl<S: Store> State for JournalState<'_, S> {
     fn get(&self, key: &str) -> Option<Value> {
         self.0.state(key).ok().flatten()
     }
