@@ -1,31 +1,63 @@
-//! Planning, pure: one event + the rules (+ their scripts and plugins) → what the journal stores
-//! for it: the trace, the jobs and the script state written. Used by the pipeline, `simulate`,
-//! `test`, `jobs retry --replan` and dynamic products alike. No I/O beyond reading script state
-//! through [`State`].
+//! Planning, pure: one event + the rules (+ their scripts and plugins) → a [`Plan`]: the trace,
+//! the jobs and the script state written. Used by the pipeline, `simulate`, `test`,
+//! `jobs retry --replan` and dynamic products ([`dynamic`]) alike. No I/O beyond reading script
+//! state through [`State`].
 
+pub mod dynamic;
+pub mod ruletest;
 pub mod run;
+pub mod trace;
 
 use std::collections::BTreeMap;
 
-pub use run::{intent_index, plain_job, run_rule, JournalState, Layered, RuleRun};
+pub use dynamic::Answer;
+pub use run::{plain_job, run_rule, JournalState, Layered, RuleRun};
+pub use trace::{RuleRecord, Trace};
 
 use crate::event::Event;
-use crate::journal::Processed;
+use crate::journal::{NewJob, Processed};
 use crate::rules::RuleSet;
 use crate::script::State;
+use crate::template::EventView;
 
-/// Evaluates the rules for one event and turns the result into what the journal stores (used by
-/// `storeflow test` and `simulate`). Where the pipeline would quarantine the event, the trace
-/// records the reason instead.
-pub fn plan(
-    event: &Event,
-    rules: &RuleSet,
-    committed: &dyn State,
-    batch: &[BTreeMap<String, serde_json::Value>],
-) -> Processed {
-    try_plan(event, rules, committed, batch).unwrap_or_else(|reason| Processed {
-        event_id: event.id.clone(),
-        trace: serde_json::json!({ "error": reason }),
+/// Script state written by earlier events of the same batch (not committed yet).
+pub type Batch = [BTreeMap<String, serde_json::Value>];
+
+/// What the rules do with one event.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub trace: Trace,
+    pub jobs: Vec<NewJob>,
+    /// Script state written (`state_set`, `state_incr`), committed with the event.
+    pub state: Vec<(String, serde_json::Value)>,
+}
+
+/// Why an event cannot be planned (the pipeline quarantines it with this reason).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("internal error while planning: {0}")]
+    Panicked(String),
+    #[error("the trace could not be serialized: {0}")]
+    Trace(#[from] serde_json::Error),
+}
+
+impl Plan {
+    /// What the journal stores for `event_id`.
+    pub fn into_processed(self, event_id: &str) -> Result<Processed, PlanError> {
+        Ok(Processed {
+            event_id: event_id.to_string(),
+            trace: serde_json::to_value(&self.trace)?,
+            jobs: self.jobs,
+            state: self.state,
+        })
+    }
+}
+
+/// Plans one event (used by `storeflow test`, `simulate` and `jobs retry --replan`). Where the
+/// pipeline would quarantine the event, the trace records the reason instead.
+pub fn plan(event: &Event, rules: &RuleSet, committed: &dyn State, batch: &Batch) -> Plan {
+    try_plan(event, rules, committed, batch).unwrap_or_else(|e| Plan {
+        trace: Trace::failed(e.to_string()),
         jobs: Vec::new(),
         state: Vec::new(),
     })
@@ -38,29 +70,26 @@ pub fn try_plan(
     event: &Event,
     rules: &RuleSet,
     committed: &dyn State,
-    batch: &[BTreeMap<String, serde_json::Value>],
-) -> Result<Processed, String> {
+    batch: &Batch,
+) -> Result<Plan, PlanError> {
     let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         plan_unguarded(event, rules, committed, batch)
     }));
-    planned.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(format!("internal error while planning: {what}"))
-    })
+    planned.map_err(|panic| PlanError::Panicked(panic_message(panic.as_ref())))
 }
 
-fn plan_unguarded(
-    event: &Event,
-    rules: &RuleSet,
-    committed: &dyn State,
-    batch: &[BTreeMap<String, serde_json::Value>],
-) -> Result<Processed, String> {
-    let evaluation = rules.evaluate(event);
-    let mut values = None;
+/// The text of a panic's payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+fn plan_unguarded(event: &Event, rules: &RuleSet, committed: &dyn State, batch: &Batch) -> Plan {
+    let view = EventView::new(event);
+    let evaluation = rules.evaluate_view(&view);
     let mut jobs = Vec::new();
     let mut written: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let mut failures = Vec::new();
@@ -71,7 +100,7 @@ fn plan_unguarded(
             layers,
             store: committed,
         };
-        match run_rule(rules, event, &mut values, r, &state) {
+        match run_rule(rules, &view, r, &state) {
             Ok(run) => {
                 tracing::info!(event_id = %event.id, rule = %r.rule, jobs = run.jobs.len(), "rule matched");
                 jobs.extend(run.jobs);
@@ -79,42 +108,16 @@ fn plan_unguarded(
             }
             Err(error) => {
                 tracing::warn!(event_id = %event.id, rule = %r.rule, %error, "script failed; the rule run is dropped");
-                failures.push((r.rule.clone(), error));
+                failures.push((r.rule.clone(), error.to_string()));
             }
         }
     }
-    let mut trace = serde_json::to_value(&evaluation)
-        .map_err(|e| format!("the trace could not be serialized: {e}"))?;
-    record_failures(&mut trace, &failures);
-    record_verification(&mut trace, event);
-    Ok(Processed {
-        event_id: event.id.clone(),
+    let mut trace = Trace::planned(evaluation, &failures);
+    trace.shop = Some(event.shop.clone());
+    trace.secret = event.secret.clone();
+    Plan {
         trace,
         jobs,
         state: written.into_iter().collect(),
-    })
-}
-
-/// The shop and which of its secrets verified the event (`current`, `previous`, `none`), so a
-/// rotated secret can be retired once nothing arrives with it.
-fn record_verification(trace: &mut serde_json::Value, event: &Event) {
-    if let Some(t) = trace.as_object_mut() {
-        t.insert("shop".into(), event.shop.clone().into());
-        if let Some(secret) = &event.secret {
-            t.insert("secret".into(), secret.clone().into());
-        }
-    }
-}
-
-/// Marks rules whose script failed in the trace (`script_error`, with file:line:column).
-fn record_failures(trace: &mut serde_json::Value, failures: &[(String, String)]) {
-    let Some(rules) = trace.get_mut("rules").and_then(|r| r.as_array_mut()) else {
-        return;
-    };
-    for (rule, error) in failures {
-        if let Some(entry) = rules.iter_mut().find(|e| e["rule"] == rule.as_str()) {
-            entry["script_error"] = serde_json::Value::String(error.clone());
-            entry["actions"] = serde_json::json!([]);
-        }
     }
 }

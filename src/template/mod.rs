@@ -9,4 +9,4 @@ pub mod suggest;
 pub mod view;
 
 pub use render::*;
-pub use view::Scope;
+pub use view::{EventValues, EventView, Scope};

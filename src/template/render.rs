@@ -350,5 +350,5 @@ pub fn offset_pos(source: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-#[path = "template_tests.rs"]
+#[path = "render_tests.rs"]
 mod tests;

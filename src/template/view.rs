@@ -3,6 +3,7 @@
 
 use std::cell::OnceCell;
 
+use rhai::{Dynamic, Scope as RhaiScope};
 use serde_json::{json, Value as J};
 
 use crate::event::Event;
@@ -45,4 +46,88 @@ impl<'e> Scope<'e> {
                 .unwrap_or(J::Null)
         })
     }
+}
+
+/// One event's view, converted at most once and shared by everything that evaluates against
+/// it: conditions and templates (JSON, [`Scope`]), `if` expressions and scripts (Rhai values).
+/// `payload` is the big one: it becomes a Rhai value only when an expression or script reads it.
+pub struct EventView<'e> {
+    scope: Scope<'e>,
+    event: OnceCell<Dynamic>,
+    order: OnceCell<Dynamic>,
+    payload: OnceCell<Dynamic>,
+}
+
+impl<'e> EventView<'e> {
+    pub fn new(event: &'e Event) -> Self {
+        EventView {
+            scope: Scope::new(event),
+            event: OnceCell::new(),
+            order: OnceCell::new(),
+            payload: OnceCell::new(),
+        }
+    }
+
+    /// The event as JSON paths resolve against it.
+    pub fn scope(&self) -> &Scope<'e> {
+        &self.scope
+    }
+
+    /// `event` as a shared Rhai value (each user gets a cheap handle, not a copy).
+    pub fn rhai_event(&self) -> Dynamic {
+        let scope = &self.scope;
+        self.event.get_or_init(|| to_rhai(scope.event_json())).clone()
+    }
+
+    /// `order` as a shared Rhai value.
+    pub fn rhai_order(&self) -> Dynamic {
+        let scope = &self.scope;
+        self.order.get_or_init(|| to_rhai(scope.order_json())).clone()
+    }
+
+    /// `payload` as a shared Rhai value.
+    pub fn rhai_payload(&self) -> Dynamic {
+        let payload = &self.scope.event.payload;
+        self.payload.get_or_init(|| to_rhai(payload)).clone()
+    }
+
+    /// All three, for a script.
+    pub fn values(&self) -> EventValues {
+        EventValues {
+            event: self.rhai_event(),
+            order: self.rhai_order(),
+            payload: self.rhai_payload(),
+        }
+    }
+}
+
+/// `event`, `order` and `payload` as Rhai values, built once per event and shared by every
+/// `if` and script of that event (converting a payload dominates the cost of a short script).
+#[derive(Clone)]
+pub struct EventValues {
+    pub event: Dynamic,
+    pub order: Dynamic,
+    pub payload: Dynamic,
+}
+
+impl EventValues {
+    pub fn new(event: &Event) -> EventValues {
+        EventView::new(event).values()
+    }
+
+    /// A scope with the three as constants (scripts cannot change what later rules see).
+    pub fn scope(&self) -> RhaiScope<'static> {
+        let mut scope = RhaiScope::new();
+        scope.push_constant_dynamic("event", self.event.clone());
+        scope.push_constant_dynamic("order", self.order.clone());
+        scope.push_constant_dynamic("payload", self.payload.clone());
+        scope
+    }
+}
+
+/// A JSON value as a shared Rhai value.
+fn to_rhai(v: &J) -> Dynamic {
+    rhai::serde::to_dynamic(v)
+        .unwrap_or(Dynamic::UNIT)
+        .into_shared()
 }

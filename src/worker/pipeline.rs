@@ -114,12 +114,12 @@ impl Worker {
         let mut quarantined = Vec::new();
         for read in pending {
             let planned = read.and_then(|e| {
-                try_plan(&e, rules, &JournalState(&self.reader), &batch).map_err(|reason| {
-                    Unreadable {
+                try_plan(&e, rules, &JournalState(&self.reader), &batch)
+                    .and_then(|p| p.into_processed(&e.id))
+                    .map_err(|reason| Unreadable {
                         event_id: e.id.clone(),
-                        reason,
-                    }
-                })
+                        reason: reason.to_string(),
+                    })
             });
             match planned {
                 Ok(p) => {

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::Evaluation;
+use crate::rules::{Evaluation, PlannedAction, RuleSet};
+use super::Answer;
 use crate::config::Config;
 use crate::event::{Event, Timestamp};
 use crate::sources::{self, verify};
@@ -98,7 +99,7 @@ pub struct Outcome {
     /// Matched rules whose script or plugin failed (they plan nothing), with the error.
     pub script_errors: BTreeMap<String, String>,
     /// For a dynamic product: the answer the daemon would send, or the script's error.
-    pub answer: Option<Result<String, String>>,
+    pub answer: Answer,
 }
 
 /// One test's outcome.
@@ -188,5 +189,40 @@ fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, Str
         .map_err(|e| e.to_string())
 }
 
-#[path = "ruletest_expect.rs"]
+/// What the daemon would do with `event`: the rules' evaluation with every script or plugin
+/// action replaced by the jobs it would plan (its intents, numbered as the pipeline numbers
+/// them), the scripts that failed, and a dynamic product's answer. Nothing runs for real.
+pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
+    let mut evaluation = rules.evaluate(event);
+    let planned = super::plan(event, rules, &crate::script::NoState, &[]);
+    let mut script_errors = BTreeMap::new();
+    for r in evaluation.rules.iter_mut().filter(|r| r.matched) {
+        if let Some(error) = planned.trace.script_error(&r.rule) {
+            script_errors.insert(r.rule.clone(), error.to_string());
+        }
+        r.actions = planned
+            .jobs
+            .iter()
+            .filter(|j| j.rule == r.rule)
+            .map(|j| PlannedAction {
+                index: j.action_index,
+                kind: j.kind.clone(),
+                params: match &j.error {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(j.params.clone()),
+                },
+            })
+            .collect();
+    }
+    let answer = match event.topic == super::dynamic::TOPIC {
+        true => super::dynamic::product(rules, event, super::dynamic::DEADLINE),
+        false => Answer::NoScript,
+    };
+    Outcome {
+        evaluation,
+        script_errors,
+        answer,
+    }
+}
+
 mod expect;
