@@ -25,3 +25,4 @@ mod regression_shops;
 mod rules;
 mod scripts;
 mod sources;
+mod regression_plan;
