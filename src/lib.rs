@@ -11,11 +11,15 @@
 //! - [`config`] holds `storeflow.yaml`.
 //! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
+//! - [`template`] holds the minijinja environment, filters and the event view (JSON and Rhai
+//!   values, converted once per event) shared by rules and scripts.
 //! - [`script`] holds the hardened Rhai engine every script and `if` runs on.
-//! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning,
-//!   live reload and rule tests.
+//! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning and
+//!   live reload.
+//! - [`plan`] holds the pure plan (event + rules → trace, jobs, state) the pipeline, `simulate`,
+//!   `test`, replans and dynamic products share; the typed trace; rule tests.
 //! - [`actions`] holds the executors of jobs (email, Slack, HTTP, flag, log).
-//! - [`worker`] holds the pipeline (events → rules → trace + jobs), the dispatcher (jobs →
+//! - [`worker`] holds the pipeline (events → plan → trace + jobs), the dispatcher (jobs →
 //!   actions, retries, dead letters), rule reloading and retention.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
 //! - [`app`] holds wiring under one shutdown token.

@@ -96,7 +96,9 @@ fn rules(trace: Option<&Value>, quarantined: Option<String>) -> std::io::Result<
         } else if r.verdict.matched {
             outln!("  ✔ {name} ({file}) fired")?;
         } else {
-            let why = r.miss().map_or("does not match".to_string(), |m| m.to_string());
+            let why = r
+                .miss()
+                .map_or("does not match".to_string(), |m| m.to_string());
             outln!("  ✘ {name} ({file}) did not fire: {why}")?;
         }
     }

@@ -16,8 +16,8 @@ use crate::journal::{
     base_rule, replan_rule_key, Job, JobKey, JobStatus, NewJob, Replan, SqliteStore, Store, Write,
 };
 use crate::outln;
-use crate::rules::{self, RuleSet};
 use crate::plan::{plan, JournalState, Trace};
+use crate::rules::{self, RuleSet};
 
 pub fn run(config: &Config, store: &mut SqliteStore, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
     if dead.is_empty() {

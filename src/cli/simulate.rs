@@ -162,6 +162,8 @@ fn print_answer(answer: &Answer) {
             let body = body.trim_end().replace('\n', "\n  ");
             println!("\nanswer (what Sellix delivers to the buyer):\n  {body}");
         }
-        Answer::Failed(e) | Answer::TimedOut(e) => println!("\nanswer: the script failed, Sellix would get a 500: {e}"),
+        Answer::Failed(e) | Answer::TimedOut(e) => {
+            println!("\nanswer: the script failed, Sellix would get a 500: {e}")
+        }
     }
 }

@@ -29,7 +29,7 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
         println!("the rules have errors; fix them first (see `storeflow check`)");
         return Ok(ExitCode::from(1));
     };
-    let tests = ruletest::discover(&config.rules_dir).map_err(anyhow::Error::msg)?;
+    let tests = ruletest::discover(&config.rules_dir)?;
     let selected: Vec<&(std::path::PathBuf, RuleTest)> = tests
         .iter()
         .filter(|(_, t)| {

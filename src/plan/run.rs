@@ -111,7 +111,10 @@ fn run_scripted(
     let result = match rules.script(&rule.rule, action.index) {
         Some(script) => runner.run_script_values(script, &view.values(), state),
         None => {
-            let params = action.params.as_ref().map_err(|e| RunError::Template(e.clone()))?;
+            let params = action
+                .params
+                .as_ref()
+                .map_err(|e| RunError::Template(e.clone()))?;
             runner.run_plugin_values(&action.kind, params, &view.values(), state)
         }
     };

@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(trace.script_error("b"), Some("s.rhai:1:2: boom"));
         assert_eq!(trace.not_listening(), 2);
         assert_eq!(serde_json::to_value(&trace).unwrap(), stored);
-        for other in [json!({"error": "bad"}), json!({"quarantined": {"reason": "x"}})] {
+        for other in [
+            json!({"error": "bad"}),
+            json!({"quarantined": {"reason": "x"}}),
+        ] {
             let trace = Trace::from_json(&other).unwrap();
             assert!(trace.records().is_empty());
             assert_eq!(serde_json::to_value(&trace).unwrap(), other);

@@ -4,7 +4,6 @@
 //! A [`RuleSet`] is immutable once built and `Send + Sync`: the daemon shares it behind an `Arc`
 //! and swaps in a new one on reload.
 
-
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,6 @@ use std::path::{Path, PathBuf};
 use rhai::Dynamic;
 
 use super::diag::{suggest, FileDiags};
-use crate::template::EventView;
 use super::model::{self, pos, Node, Value};
 use super::pattern::Index;
 use super::rule::{self, Compiler, Rule};
@@ -22,6 +20,7 @@ use super::{
 };
 use crate::event::Event;
 use crate::script::hardened_engine;
+use crate::template::EventView;
 
 /// Compiled rules, indexed by the events they listen to.
 pub struct RuleSet {
@@ -236,7 +235,7 @@ fn rule_nodes<'n>(root: &'n Node, d: &mut FileDiags<'_>) -> &'n [Node] {
         match (key.value.key_text().as_str(), &value.value) {
             ("rules", Value::Seq(items)) => list = items,
             ("rules", Value::Null) => {}
-            // Rule tests live beside the rules; `storeflow test` reads them (rules::ruletest).
+            // Rule tests live beside the rules; `storeflow test` reads them (plan::ruletest).
             ("tests", _) => {}
             ("rules", other) => {
                 let msg = format!("`rules` must be a list, found {}", other.type_name());

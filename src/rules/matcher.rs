@@ -8,7 +8,6 @@
 use regex::Regex;
 use serde_json::Value as J;
 
-
 /// Where a dotted path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Root {

@@ -46,7 +46,10 @@ pub async fn answer(rules: &Arc<LiveRules>, journal: &Journal, event: Event) -> 
         .await
         .unwrap_or_else(|e| Answer::Failed(format!("the script task failed: {e}")));
     if let Some(kept) = kept(&answer) {
-        if let Err(e) = journal.write(Write::State(state_key(&event_id), kept)).await {
+        if let Err(e) = journal
+            .write(Write::State(state_key(&event_id), kept))
+            .await
+        {
             tracing::error!(error = %e, %event_id, "cannot journal the dynamic product answer");
         }
     }

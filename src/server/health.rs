@@ -10,8 +10,8 @@ use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use crate::journal::SecretCount;
 use crate::journal::JournalHealth;
+use crate::journal::SecretCount;
 use crate::rules::live::LiveRules;
 use crate::sources::SecretUsed;
 

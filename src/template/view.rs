@@ -76,13 +76,17 @@ impl<'e> EventView<'e> {
     /// `event` as a shared Rhai value (each user gets a cheap handle, not a copy).
     pub fn rhai_event(&self) -> Dynamic {
         let scope = &self.scope;
-        self.event.get_or_init(|| to_rhai(scope.event_json())).clone()
+        self.event
+            .get_or_init(|| to_rhai(scope.event_json()))
+            .clone()
     }
 
     /// `order` as a shared Rhai value.
     pub fn rhai_order(&self) -> Dynamic {
         let scope = &self.scope;
-        self.order.get_or_init(|| to_rhai(scope.order_json())).clone()
+        self.order
+            .get_or_init(|| to_rhai(scope.order_json()))
+            .clone()
     }
 
     /// `payload` as a shared Rhai value.

@@ -16,9 +16,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::journal::{Journal, JournalError, SqliteStore, Store, Unreadable, Write};
+use crate::plan::{try_plan, JournalState};
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;
-use crate::plan::{try_plan, JournalState};
 
 /// Events read and committed per round.
 const BATCH: usize = 256;

@@ -20,11 +20,11 @@ const ABOVE: &[(&str, &[&str])] = &[
             "cli",
         ],
     ),
+    ("plan", &["actions", "worker", "server", "app", "cli"]),
     (
-        "plan",
-        &["actions", "worker", "server", "app", "cli"],
+        "script",
+        &["plan", "actions", "worker", "server", "app", "cli"],
     ),
-    ("script", &["plan", "actions", "worker", "server", "app", "cli"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -72,7 +72,10 @@ fn regression_no_module_of_template_plan_or_script_imports_one_above_it() {
 #[test]
 fn regression_script_imports_nothing_of_rules_but_the_action_table() {
     let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/script"), &mut files);
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/script"),
+        &mut files,
+    );
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         for line in text.lines().filter(|l| l.contains("crate::rules::")) {
@@ -95,7 +98,9 @@ fn dynamic_rules(script: &str) -> (tempfile::TempDir, RuleSet) {
         ..LoadOptions::default()
     };
     let loaded = rules::load_dir(&dir.path().join("rules"), &options);
-    let set = loaded.rules.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+    let set = loaded
+        .rules
+        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
     (dir, set)
 }
 

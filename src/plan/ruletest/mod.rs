@@ -26,10 +26,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::rules::{Evaluation, PlannedAction, RuleSet};
 use super::Answer;
 use crate::config::Config;
 use crate::event::{Event, Timestamp};
+use crate::rules::{Evaluation, PlannedAction, RuleSet};
 use crate::sources::{self, verify};
 pub use expect::{check, job_problems};
 
@@ -111,18 +111,41 @@ pub struct TestResult {
     pub failures: Vec<String>,
 }
 
+/// Why the rule tests could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("{}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Yaml {
+        file: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+}
+
 /// The tests found in `rules_dir/*.yaml` and `rules_dir/tests/*.yaml`, with their file.
-pub fn discover(rules_dir: &Path) -> Result<Vec<(PathBuf, RuleTest)>, String> {
+pub fn discover(rules_dir: &Path) -> Result<Vec<(PathBuf, RuleTest)>, DiscoverError> {
     let mut files = yaml_files(rules_dir);
     files.extend(yaml_files(&rules_dir.join("tests")));
     let mut found = Vec::new();
     for file in files {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(&file).map_err(|source| DiscoverError::Read {
+            file: file.clone(),
+            source,
+        })?;
         let parsed: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
-            let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = crate::config::yaml_error_message(&e.to_string());
-            format!("{}:{line}:{col}: {message}", file.display())
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            DiscoverError::Yaml {
+                file: file.clone(),
+                line,
+                column,
+                message: crate::config::yaml_error_message(&e.to_string()),
+            }
         })?;
         found.extend(parsed.tests.into_iter().map(|t| (file.clone(), t)));
     }
