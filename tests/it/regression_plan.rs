@@ -150,3 +150,53 @@ fn regression_dynamic_product_answer_says_produced_failed_timed_out_or_no_script
         Answer::NoScript
     );
 }
+
+const LOG_RULES: &str = r#"
+rules:
+  - name: log-paid
+    on: [order.paid]
+    actions:
+      - log: { message: "paid {{ order.id }}" }
+"#;
+
+/// `events show` read the stored trace by key and found no `rules` in a quarantine trace
+/// (`{"quarantined": {"reason"}}`), so it listed nothing and never said why; it now reads the
+/// typed trace and shows the reason.
+#[tokio::test]
+async fn regression_events_show_names_the_quarantine_reason_from_the_trace() {
+    use storeflow::journal::{Store, Unreadable, Write};
+    let d = Daemon::start_in(dir_with_rules("r.yaml", LOG_RULES), SECURED).await;
+    let (file, event, sig) = SELLIX_FIXTURES[2];
+    let answer = post_sellix(&d, file, event, sig).await;
+    let id = answer.json["event_id"].as_str().unwrap().to_string();
+    d.trace(&id).await;
+    let dir = d.stop().await;
+    // Waiting for the pipeline again, as after a crash; then quarantined, as a planning panic would.
+    let db = rusqlite::Connection::open(dir.path().join("data/storeflow.db")).unwrap();
+    let unprocessed = "UPDATE events SET processed_at = NULL WHERE id = ?1";
+    assert_eq!(db.execute(unprocessed, [&id]).unwrap(), 1);
+    drop(db);
+    let mut store =
+        storeflow::journal::SqliteStore::open_existing(&dir.path().join("data/storeflow.db"))
+            .unwrap();
+    let quarantine = Write::Quarantine(Unreadable {
+        event_id: id.clone(),
+        reason: "internal error while planning: boom".into(),
+    });
+    store
+        .write_batch(&[quarantine], Duration::from_secs(60))
+        .unwrap();
+    let config = dir.path().join("cli.yaml");
+    let yaml = format!("data_dir: {}\n", dir.path().join("data").display());
+    std::fs::write(&config, yaml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_storeflow"))
+        .args(["events", "show", &id, "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        shown.contains("quarantined, not planned: internal error while planning: boom"),
+        "{shown}"
+    );
+}
