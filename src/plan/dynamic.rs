@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::event::Event;
 use crate::rules::RuleSet;
+use crate::template::EventView;
 
 pub use crate::event::DYNAMIC_PRODUCT_TOPIC as TOPIC;
 /// How long the script may take (Sellix waits for the answer while the buyer watches).
@@ -39,7 +40,8 @@ impl Answer {
 /// The answer to a dynamic-product `event`: the output of the first matching rule's script,
 /// run within `deadline`. A script that panics the engine is reported as failed, not lost.
 pub fn product(rules: &RuleSet, event: &Event, deadline: Duration) -> Answer {
-    let evaluation = rules.evaluate(event);
+    let view = EventView::new(event);
+    let evaluation = rules.evaluate_view(&view);
     let found = evaluation.matched().find_map(|r| {
         let a = r.actions.iter().find(|a| a.kind == "script")?;
         rules.script(&r.rule, a.index)
@@ -48,7 +50,9 @@ pub fn product(rules: &RuleSet, event: &Event, deadline: Duration) -> Answer {
         return Answer::NoScript;
     };
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rules.runner().dynamic_product(script, event, deadline)
+        rules
+            .runner()
+            .dynamic_product_values(script, &view.values(), deadline)
     }));
     match run {
         Ok(Ok(body)) => Answer::Produced(body),

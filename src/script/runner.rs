@@ -211,8 +211,18 @@ impl Runner {
         event: &Event,
         deadline: Duration,
     ) -> Result<String, ScriptError> {
-        let values = EventValues::new(event);
-        let out = self.replay(&values, &super::NoState, Some(deadline), |engine| {
+        self.dynamic_product_values(script, &EventValues::new(event), deadline)
+    }
+
+    /// [`Runner::dynamic_product`] with the event's values already converted (shared with the
+    /// rules' `if` expressions).
+    pub fn dynamic_product_values(
+        &self,
+        script: &Script,
+        values: &EventValues,
+        deadline: Duration,
+    ) -> Result<String, ScriptError> {
+        let out = self.replay(values, &super::NoState, Some(deadline), |engine| {
             engine.eval_ast_with_scope::<Dynamic>(&mut values.scope(), &script.ast)
         });
         let value = out.map_err(|e| translate(&e, &script.origin))?.0;
