@@ -178,7 +178,7 @@ pub fn run(
 ) -> TestResult {
     let failures = match event_for(config, file, test) {
         Ok(event) => check(&evaluate(&event), &test.expect, rule_names),
-        Err(e) => vec![e],
+        Err(e) => vec![e.to_string()],
     };
     TestResult {
         file: file.to_path_buf(),
@@ -187,29 +187,40 @@ pub fn run(
     }
 }
 
-fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, String> {
+/// Why a rule test's event could not be built (the test fails with this).
+#[derive(Debug, thiserror::Error)]
+pub enum TestEventError {
+    #[error("give exactly one of `fixture:` or `payload:`")]
+    NoBody,
+    #[error("cannot read fixture {}: {source}", path.display())]
+    Fixture {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown source `{name}`; use one of: {known}")]
+    UnknownSource { name: String, known: String },
+    #[error(transparent)]
+    Normalize(#[from] crate::sources::IntakeError),
+}
+
+fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, TestEventError> {
     let body = match (&test.fixture, &test.payload) {
         (Some(fixture), None) => {
             let path = file.parent().unwrap_or(Path::new(".")).join(fixture);
-            std::fs::read(&path)
-                .map_err(|e| format!("cannot read fixture {}: {e}", path.display()))?
+            std::fs::read(&path).map_err(|source| TestEventError::Fixture { path, source })?
         }
         (None, Some(payload)) => payload.to_string().into_bytes(),
-        _ => return Err("give exactly one of `fixture:` or `payload:`".into()),
+        _ => return Err(TestEventError::NoBody),
     };
     let registry = sources::registry(config);
-    let source = registry.get(&test.source).ok_or_else(|| {
-        format!(
-            "unknown source `{}`; use one of: {}",
-            test.source,
-            registry.names().join(", ")
-        )
-    })?;
+    let source = registry
+        .get(&test.source)
+        .ok_or_else(|| TestEventError::UnknownSource {
+            name: test.source.clone(),
+            known: registry.names().join(", "),
+        })?;
     let verified = verify::local_file(body.into(), test.event.clone());
-    source
-        .normalize(&verified, Timestamp::now())
-        .map(|i| i.event)
-        .map_err(|e| e.to_string())
+    Ok(source.normalize(&verified, Timestamp::now())?.event)
 }
 
 /// What the daemon would do with `event`: the rules' evaluation with every script or plugin
