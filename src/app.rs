@@ -86,6 +86,7 @@ pub async fn run(
     let reader = Arc::new(Mutex::new(SqliteStore::open(&path)?));
     let mut actions = Actions::from_config(&config)?;
     actions.insert(Arc::new(FlagAction::new(journal.clone(), reader.clone())));
+    actions.ensure_complete()?;
 
     let rules = Arc::new(LiveRules::load(
         config.rules_dir.clone(),

@@ -1,13 +1,14 @@
 //! storeflow: a self-hosted automation daemon for Selldone and Sellix shops.
 //!
-//! Webhooks are verified on their raw bytes, normalized into [`event::Event`]s and committed to a
-//! durable journal before they are acknowledged.
+//! Webhooks are verified on their raw bytes, normalized into [`model::event::Event`]s and
+//! committed to a durable journal before they are acknowledged.
 //!
 //! # Layout
 //!
 //! From the bottom up (each layer uses only those before it):
 //! - [`telemetry`] holds log hygiene shared by every layer (rate-limited repeated errors).
-//! - [`event`] holds the event model and canonical names.
+//! - [`model`] holds the event model, canonical names and the built-in action table
+//!   ([`model::actions`]); it uses nothing else in the crate.
 //! - [`config`] holds `storeflow.yaml`.
 //! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
@@ -18,7 +19,7 @@
 //!   live reload.
 //! - [`plan`] holds the pure plan (event + rules → trace, jobs, state) the pipeline, `simulate`,
 //!   `test`, replans and dynamic products share; the typed trace; rule tests.
-//! - [`actions`] holds the executors of jobs (email, Slack, HTTP, flag, log).
+//! - [`actions`] holds the executors of jobs (email, Slack, HTTP, flag, log, Discord).
 //! - [`worker`] holds the pipeline (events → plan → trace + jobs), the dispatcher (jobs →
 //!   actions, retries, dead letters), rule reloading and retention.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
@@ -29,8 +30,8 @@ pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod event;
 pub mod journal;
+pub mod model;
 pub mod plan;
 pub mod rules;
 pub mod script;
@@ -39,3 +40,6 @@ pub mod sources;
 pub mod telemetry;
 pub mod template;
 pub mod worker;
+
+/// Old path of [`model::event`], kept while the rest of the code moves over.
+pub use model::event;

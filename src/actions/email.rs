@@ -94,8 +94,8 @@ impl EmailAction {
 }
 
 impl Action for EmailAction {
-    fn name(&self) -> &'static str {
-        "email"
+    fn kind(&self) -> crate::model::actions::ActionKind {
+        crate::model::actions::ActionKind::Email
     }
 
     fn execute<'a>(

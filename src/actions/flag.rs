@@ -84,8 +84,8 @@ fn text(params: &Value, key: &str) -> String {
 }
 
 impl Action for FlagAction {
-    fn name(&self) -> &'static str {
-        "flag"
+    fn kind(&self) -> crate::model::actions::ActionKind {
+        crate::model::actions::ActionKind::Flag
     }
 
     fn execute<'a>(&'a self, params: &'a Value, job: &'a JobContext) -> ActionFuture<'a> {

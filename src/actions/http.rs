@@ -85,8 +85,8 @@ impl HttpAction {
 }
 
 impl Action for HttpAction {
-    fn name(&self) -> &'static str {
-        "http"
+    fn kind(&self) -> crate::model::actions::ActionKind {
+        crate::model::actions::ActionKind::Http
     }
 
     fn execute<'a>(

@@ -15,8 +15,8 @@ pub struct LogAction;
 pub const TARGET: &str = "storeflow::rule";
 
 impl Action for LogAction {
-    fn name(&self) -> &'static str {
-        "log"
+    fn kind(&self) -> crate::model::actions::ActionKind {
+        crate::model::actions::ActionKind::Log
     }
 
     fn execute<'a>(

@@ -10,6 +10,7 @@
 //! job; each job validates its own params at execute time and fails *permanently* when they are
 //! missing or ill-typed, because retrying the same params cannot help.
 
+mod discord;
 mod email;
 pub mod flag;
 mod http;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::model::actions::{ActionKind, Runs, ACTIONS};
 
 pub use email::{message_id, EmailAction};
 pub use http::{signature, HttpAction, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
@@ -146,8 +148,8 @@ pub type ActionFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ActionError>>
 
 /// One kind of action (`email`, `slack`, …).
 pub trait Action: Send + Sync {
-    /// The name rules use (`- email: {...}`).
-    fn name(&self) -> &'static str;
+    /// The kind it executes: its row in the action table.
+    fn kind(&self) -> ActionKind;
     /// Performs the effect once. `params` is the job's JSON object of rendered parameters.
     fn execute<'a>(
         &'a self,
@@ -174,11 +176,14 @@ pub enum ActionsError {
     SlackApiBase { url: String, message: String },
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error("no executor for the built-in action(s) {0}")]
+    NoExecutor(String),
 }
 
-/// The closed registry of built-in executors (one place), built from the config.
+/// The closed registry of built-in executors (one place), built from the config, keyed by the
+/// action table's kinds.
 pub struct Actions {
-    by_name: BTreeMap<&'static str, Arc<dyn Action>>,
+    by_kind: BTreeMap<ActionKind, Arc<dyn Action>>,
 }
 
 impl Actions {
@@ -187,10 +192,11 @@ impl Actions {
     pub fn from_config(config: &Config) -> Result<Actions, ActionsError> {
         let client = http::client(config.delivery.timeout)?;
         let mut actions = Actions {
-            by_name: BTreeMap::new(),
+            by_kind: BTreeMap::new(),
         };
         actions.insert(Arc::new(EmailAction::from_config(config)?));
         actions.insert(Arc::new(SlackAction::from_config(config, client.clone())?));
+        actions.insert(Arc::new(discord::DiscordAction::new(client.clone())));
         actions.insert(Arc::new(HttpAction::new(
             client,
             config.http.allow_hosts.clone(),
@@ -199,19 +205,41 @@ impl Actions {
         Ok(actions)
     }
 
+    /// The executor of the job kind `kind` (a name from the action table).
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Action>> {
-        self.by_name.get(kind)
+        self.by_kind.get(&ActionKind::parse(kind))
     }
 
     /// Every registered name, sorted.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.by_name.keys().copied().collect()
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_kind.keys().map(ActionKind::name).collect();
+        names.sort_unstable();
+        names
     }
 
-    /// Register an extra executor (the dispatcher adds `flag`, which writes to the journal).
-    /// An executor with the same name replaces the earlier one.
+    /// Register an extra executor (the app adds `flag`, which writes to the journal).
+    /// An executor of the same kind replaces the earlier one.
     pub fn insert(&mut self, action: Arc<dyn Action>) {
-        self.by_name.insert(action.name(), action);
+        self.by_kind.insert(action.kind(), action);
+    }
+
+    /// The table's dispatcher-run kinds that have no executor yet, in table order.
+    pub fn missing(&self) -> Vec<ActionKind> {
+        ACTIONS
+            .iter()
+            .filter(|row| row.runs == Runs::Dispatcher && !self.by_kind.contains_key(&row.kind))
+            .map(|row| row.kind.clone())
+            .collect()
+    }
+
+    /// Fails unless every dispatcher-run row of the action table has an executor.
+    pub fn ensure_complete(&self) -> Result<(), ActionsError> {
+        let missing = self.missing();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = missing.iter().map(ActionKind::name).collect();
+        Err(ActionsError::NoExecutor(names.join(", ")))
     }
 }
 
@@ -264,10 +292,26 @@ mod tests {
     #[test]
     fn registry_lists_builtins_and_accepts_extras() {
         let mut actions = Actions::from_config(&Config::default()).unwrap();
-        assert_eq!(actions.names(), ["email", "http", "log", "slack"]);
+        assert_eq!(
+            actions.names(),
+            ["discord", "email", "http", "log", "slack"]
+        );
         actions.insert(Arc::new(LogAction));
-        assert_eq!(actions.names().len(), 4);
+        assert_eq!(actions.names().len(), 5);
         assert!(actions.get("emial").is_none());
-        assert_eq!(actions.get("slack").unwrap().name(), "slack");
+        assert_eq!(actions.get("slack").unwrap().kind(), ActionKind::Slack);
+    }
+
+    /// Every built-in kind of the action table has an executor: all from the config but `flag`,
+    /// which needs the journal and is added by the app (whose start fails on a missing one).
+    #[test]
+    fn every_builtin_kind_in_the_table_has_an_executor() {
+        let actions = Actions::from_config(&Config::default()).unwrap();
+        assert_eq!(actions.missing(), [ActionKind::Flag]);
+        let err = actions.ensure_complete().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no executor for the built-in action(s) flag"
+        );
     }
 }

@@ -153,8 +153,8 @@ impl SlackAction {
 }
 
 impl Action for SlackAction {
-    fn name(&self) -> &'static str {
-        "slack"
+    fn kind(&self) -> crate::model::actions::ActionKind {
+        crate::model::actions::ActionKind::Slack
     }
 
     fn execute<'a>(

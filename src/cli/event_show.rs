@@ -12,6 +12,7 @@ use crate::actions::JobContext;
 use crate::config::Config;
 use crate::event::Event;
 use crate::journal::{EventStatus, Job, JobStatus, SqliteStore, Store};
+use crate::model::actions::ActionKind;
 use crate::outln;
 use crate::plan::Trace;
 
@@ -121,7 +122,8 @@ fn job_line(config: &Config, store: &SqliteStore, job: &Job) -> anyhow::Result<(
         job.status.as_str(),
         plural(tries)
     )?;
-    if job.kind == "email" {
+    let kind = ActionKind::parse(&job.kind);
+    if kind == ActionKind::Email {
         let to = recipients(&job.params);
         outln!("      to {to}")?;
         match &config.email.smtp {
@@ -137,7 +139,7 @@ fn job_line(config: &Config, store: &SqliteStore, job: &Job) -> anyhow::Result<(
             }
         }
     }
-    if job.kind == "slack" {
+    if kind == ActionKind::Slack {
         outln!("      {}", slack_destination(config, &job.params))?;
     }
     if let Some(e) = &job.last_error {

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::model::actions::ActionKind;
 use crate::rules::RuleSet;
 use crate::template::EventView;
 
@@ -43,7 +44,7 @@ pub fn product(rules: &RuleSet, event: &Event, deadline: Duration) -> Answer {
     let view = EventView::new(event);
     let evaluation = rules.evaluate_view(&view);
     let found = evaluation.matched().find_map(|r| {
-        let a = r.actions.iter().find(|a| a.kind == "script")?;
+        let a = r.actions.iter().find(|a| a.kind == ActionKind::Script)?;
         rules.script(&r.rule, a.index)
     });
     let Some(script) = found else {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::journal::{JobKey, NewJob, Store};
+use crate::model::actions::ActionKind;
 use crate::rules::{PlannedAction, RuleSet, RuleTrace};
 use crate::script::{Intent, ScriptError, State, StateChanges};
 use crate::template::EventView;
@@ -68,12 +69,11 @@ pub fn run_rule(
         state: BTreeMap::new(),
     };
     for action in &rule.actions {
-        if action.kind == "script" && event.topic == crate::event::DYNAMIC_PRODUCT_TOPIC {
+        if action.kind == ActionKind::Script && event.topic == crate::event::DYNAMIC_PRODUCT_TOPIC {
             // Already run at intake: its return value was the product (see plan::dynamic).
             continue;
         }
-        let scripted = action.kind == "script" || rules.is_plugin(&action.kind);
-        if !scripted {
+        if !action.kind.is_scripted() {
             run.jobs.push(plain_job(&event.id, &rule.rule, action));
             continue;
         }
@@ -115,7 +115,7 @@ fn run_scripted(
                 .params
                 .as_ref()
                 .map_err(|e| RunError::Template(e.clone()))?;
-            runner.run_plugin_values(&action.kind, params, &view.values(), state)
+            runner.run_plugin_values(action.kind.name(), params, &view.values(), state)
         }
     };
     Ok(result?)
@@ -130,7 +130,7 @@ pub fn plain_job(event: &str, rule: &str, a: &PlannedAction) -> NewJob {
     NewJob {
         rule: rule.to_string(),
         action_index: JobKey::action(event, rule, a.index).column(),
-        kind: a.kind.clone(),
+        kind: a.kind.name().to_string(),
         params,
         error,
     }

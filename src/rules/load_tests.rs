@@ -260,7 +260,7 @@ fn unknown_action_with_hint_or_list() {
     )]);
     assert_eq!(
         d.4.as_deref(),
-        Some("valid actions: email, slack, http, flag, log, script")
+        Some("valid actions: email, slack, http, flag, log, discord, script")
     );
 }
 

@@ -194,8 +194,8 @@ pub enum Miss {
 pub struct PlannedAction {
     /// Position in the rule's `actions` list (part of the job's idempotency key).
     pub index: usize,
-    /// `email`, `slack`, `http`, `flag`, `log`, `script`, or a plugin name.
-    pub kind: String,
+    /// A built-in action, `script`, or a plugin (JSON: its name).
+    pub kind: crate::model::actions::ActionKind,
     /// The parameters after rendering (a JSON object), or the template error that prevented
     /// rendering (a permanent failure for the job). In JSON: the object, or
     /// `{"template_error": "..."}`.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::actions::{self, SCRIPT};
+use super::actions::{self, ActionKind};
 use super::diag::{suggest, FileDiags};
 use super::matcher::Matcher;
 use super::model::{pos, Node, Value};
@@ -52,7 +52,7 @@ pub struct IfExpr {
 /// An action with its parameters ready to render.
 #[derive(Debug)]
 pub struct Action {
-    pub kind: String,
+    pub kind: ActionKind,
     pub params: Param,
     /// For `script:` actions: compiled once at load, run by the pipeline.
     pub script: Option<std::sync::Arc<crate::script::Script>>,
@@ -272,7 +272,7 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
     };
     let (key, value) = &entries[0];
     let kind = key.value.key_text();
-    if kind == SCRIPT {
+    if ActionKind::parse(&kind) == ActionKind::Script {
         return compile_script(value, c, d);
     }
     if c.runner.plugins().names().contains(&kind) {
@@ -306,32 +306,39 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
         d.error(
             pos(key),
             msg,
-            Some(format!("`{kind}` takes {}", spec.params.join(", "))),
+            Some(format!("`{kind}` takes {}", spec.names().join(", "))),
         );
     }
     let mut out = Vec::new();
     for ((pk, pv), name) in params.iter().zip(&given) {
-        if !spec.params.contains(&name.as_str()) {
+        if spec.param(name).is_none() {
             let msg = format!("unknown parameter `{name}` for action `{kind}`");
-            d.error(pos(pk), msg, Some(suggest(name, spec.params, "parameters")));
+            d.error(
+                pos(pk),
+                msg,
+                Some(suggest(name, &spec.names(), "parameters")),
+            );
             continue;
         }
         check_param_value(&kind, name, pv, c, d);
         safety::check_param(&kind, name, pv, &c.options.http_allow_hosts, d);
-        if (kind.as_str(), name.as_str()) == ("email", "template") {
+        if spec.kind == ActionKind::Email && name == "template" {
             out.extend(compile_template_file(pv, c, d));
             continue;
         }
         let param = match pv.value.as_str() {
-            Some(s) if kind == "email" && actions::RECIPIENTS.contains(&name.as_str()) => {
+            Some(s)
+                if spec.kind == ActionKind::Email
+                    && actions::RECIPIENTS.contains(&name.as_str()) =>
+            {
                 compile_recipients(s, pv, c, d)
             }
-            _ => compile_param(pv, actions::escaping(&kind, name), c, d),
+            _ => compile_param(pv, actions::escape(&kind, name), c, d),
         };
         out.push((name.clone(), param));
     }
     Some(Action {
-        kind,
+        kind: spec.kind.clone(),
         params: Param::Map(out),
         script: None,
     })
@@ -345,13 +352,19 @@ fn check_param_value(kind: &str, name: &str, v: &Node, c: &Compiler<'_>, d: &mut
     else {
         return;
     };
-    if let Some(allowed) = actions::allowed_values(kind, name) {
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(lit)) {
-            let msg = format!("`{name}` of `{kind}` cannot be `{lit}`");
-            d.error(pos(v), msg, Some(suggest(lit, allowed, "values")));
-        }
+    let param = actions::spec(kind).and_then(|s| s.param(name));
+    if let Some(Err(not_allowed)) = param.map(|p| p.normalize(lit)) {
+        let msg = format!("`{name}` of `{kind}` cannot be `{lit}`");
+        d.error(
+            pos(v),
+            msg,
+            Some(suggest(lit, not_allowed.allowed, "values")),
+        );
     }
-    if (kind, name) == ("email", "template") && !c.options.templates_dir.join(lit).is_file() {
+    if ActionKind::parse(kind) == ActionKind::Email
+        && name == "template"
+        && !c.options.templates_dir.join(lit).is_file()
+    {
         let dir = c.options.templates_dir.display();
         let msg = format!("template file `{lit}` not found in `{dir}`");
         d.error(
@@ -514,7 +527,7 @@ fn compile_script(v: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
     let script = std::sync::Arc::new(script);
     let params = Param::Map(vec![("script".into(), Param::Lit(s.clone().into()))]);
     Some(Action {
-        kind: SCRIPT.into(),
+        kind: ActionKind::Script,
         params,
         script: Some(script),
     })
@@ -565,7 +578,7 @@ fn compile_plugin_action(
         }
     }
     Some(Action {
-        kind,
+        kind: ActionKind::Plugin(kind),
         params,
         script: None,
     })

@@ -155,6 +155,23 @@ pub fn check_param(
     }
 }
 
+/// The parameters that take `${VAR}`, from the action table: "http `url`, `headers`, …".
+fn secret_params() -> String {
+    actions::ACTIONS
+        .iter()
+        .filter_map(|row| {
+            let names: Vec<&str> = row
+                .params
+                .iter()
+                .filter(|p| p.escaping == actions::Escaping::SecretRef)
+                .map(|p| p.name)
+                .collect();
+            (!names.is_empty()).then(|| format!("{} {}", row.name(), actions::quoted(&names)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `${VAR}` in a secret parameter must name a set variable; elsewhere it is not expanded.
 fn check_env_refs(kind: &str, name: &str, value: &Node, d: &mut FileDiags<'_>) {
     let strings = strings_of(value);
@@ -163,10 +180,11 @@ fn check_env_refs(kind: &str, name: &str, value: &Node, d: &mut FileDiags<'_>) {
             let at = d.inner(pos(node), offset_pos(text, r.at));
             if !actions::secret_ref(kind, name) {
                 let msg = format!("`${{{}}}` is not expanded in `{name}` of `{kind}`", r.name);
-                let hint =
-                    "`${VAR}` is expanded in http `url`, `headers`, `sign_secret` and slack \
-                            `webhook_url` only; write `$${` for a literal `${`";
-                d.warning(at, msg, Some(hint.into()));
+                let hint = format!(
+                    "`${{VAR}}` is expanded in {} only; write `$${{` for a literal `${{`",
+                    secret_params()
+                );
+                d.warning(at, msg, Some(hint));
             } else if !r.has_default && std::env::var(r.name).map_or(true, |v| v.is_empty()) {
                 let msg = format!("environment variable `{}` is not set", r.name);
                 let hint = format!(
@@ -299,7 +317,7 @@ mod tests {
             ),
         ];
         for (i, (kind, param, source, want)) in cases.into_iter().enumerate() {
-            let escape: Escape = actions::escaping(kind, param);
+            let escape: Escape = actions::escape(kind, param);
             let p = t
                 .compile(format!("t{i}{}", escape.suffix()), source)
                 .unwrap();

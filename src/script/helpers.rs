@@ -19,6 +19,20 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 pub const FETCH: &str = "state key not fetched yet";
 const MAX_KEY_LEN: usize = 200;
 
+/// The helper function names [`register`] defines (reserved: no plugin may take them).
+pub const NAMES: &[&str] = &[
+    "state_get",
+    "state_set",
+    "state_incr",
+    "now",
+    "render",
+    "money",
+    "date",
+    "slug",
+    "random_key",
+    "sha256",
+];
+
 pub fn register(engine: &mut Engine, templates: Arc<Templates>) {
     engine.register_fn("state_get", state_get);
     engine.register_fn("state_set", state_set);
@@ -166,6 +180,21 @@ mod tests {
     fn slugs_collapse_punctuation() {
         assert_eq!(slug("  Pro License Key!! 2025 "), "pro-license-key-2025");
         assert_eq!(slug("---"), "");
+    }
+
+    /// [`NAMES`] lists exactly the functions [`register`] defines, so plugins cannot shadow one.
+    #[test]
+    fn names_match_the_registered_helpers() {
+        let source = include_str!("helpers.rs");
+        let body = &source[source.find("pub fn register(").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let mut registered: Vec<&str> = body
+            .split("register_fn(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        registered.dedup();
+        assert_eq!(registered, NAMES);
     }
 
     #[test]

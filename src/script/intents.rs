@@ -1,22 +1,26 @@
-//! Intent functions: `email`, `slack`, `http`, `flag`, `log`. Each checks its parameters against
-//! the built-in action table ([`crate::rules::actions`]) and records an [`Intent`] in the run;
+//! Intent functions: one per row of the built-in action table ([`crate::model::actions`]), taking
+//! a map (`email(#{...})`), plus the short forms `slack(text)`, `flag(kind)`, `flag(kind, note)`
+//! and `log(value)`. Each checks its parameters against the table and records an [`Intent`];
 //! nothing is sent until the pipeline has committed the run and a dispatcher picks the job up.
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 use serde_json::{Map as JMap, Value as J};
 
 use super::{run, Intent};
-use crate::rules::actions;
+use crate::model::actions::{self, ACTIONS};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
-/// The intent function names (reserved: no plugin may take them).
-pub const NAMES: &[&str] = &["email", "slack", "http", "flag", "log"];
+/// Whether `name` is an intent function (reserved: no plugin may take it).
+pub fn is_intent(name: &str) -> bool {
+    actions::spec(name).is_some()
+}
 
 pub fn register(engine: &mut Engine) {
-    engine.register_fn("email", |p: Map| record("email", p.into()));
-    engine.register_fn("http", |p: Map| record("http", p.into()));
-    engine.register_fn("slack", |p: Map| record("slack", p.into()));
+    for row in ACTIONS {
+        let kind: &'static str = row.kind.name();
+        engine.register_fn(kind, move |p: Map| record(kind, p.into()));
+    }
     engine.register_fn("slack", |text: ImmutableString| {
         record("slack", single("text", text.into()))
     });
@@ -71,10 +75,10 @@ pub fn check(kind: &str, params: J) -> Result<J, String> {
         return Err(format!("takes an object map like #{{...}}, got {params}"));
     };
     let map: JMap<String, J> = map.into_iter().filter(|(_, v)| !v.is_null()).collect();
-    if let Some(bad) = map.keys().find(|k| !spec.params.contains(&k.as_str())) {
+    if let Some(bad) = map.keys().find(|k| spec.param(k).is_none()) {
         return Err(format!(
             "unknown parameter `{bad}` ({kind} takes {})",
-            quoted(spec.params)
+            actions::quoted(&spec.names())
         ));
     }
     let given: Vec<&str> = map.keys().map(String::as_str).collect();
@@ -82,27 +86,15 @@ pub fn check(kind: &str, params: J) -> Result<J, String> {
     if !missing.is_empty() {
         return Err(format!("missing {}", missing.join(", ")));
     }
-    for (name, value) in &map {
-        let allowed = actions::allowed_values(kind, name);
-        if let (Some(allowed), Some(v)) = (allowed, value.as_str()) {
-            if !allowed.contains(&v) {
-                return Err(format!(
-                    "`{name}` must be one of {}, got `{v}`",
-                    quoted(allowed)
-                ));
-            }
+    let mut map = map;
+    for (name, value) in map.iter_mut() {
+        let param = spec.param(name).filter(|p| !p.allowed.is_empty());
+        if let (Some(param), J::String(v)) = (param, &mut *value) {
+            // Same rule as YAML: `post` is accepted and becomes `POST`.
+            *v = param.normalize(v).map_err(|e| e.to_string())?;
         }
     }
     // Scripts build strings from buyer data: they cannot name `${VAR}` secrets.
-    let mut map = map;
     actions::escape_secret_refs(kind, &mut map);
     Ok(J::Object(map))
-}
-
-fn quoted(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -131,17 +131,17 @@ fn unknown_function(name: &str, known: &HashSet<String>, own: &HashSet<String>) 
 
 /// Unknown and missing parameters of an intent or plugin call with literal `keys`.
 fn param_problems(name: &str, keys: &[&str], plugins: &Plugins) -> Vec<String> {
-    if intents::NAMES.contains(&name) {
+    if intents::is_intent(name) {
         let Some(spec) = actions::spec(name) else {
             return Vec::new();
         };
         let mut out: Vec<String> = keys
             .iter()
-            .filter(|k| !spec.params.contains(k))
+            .filter(|k| spec.param(k).is_none())
             .map(|k| {
                 format!(
                     "unknown parameter `{k}` ({name} takes {})",
-                    list(spec.params)
+                    list(&spec.names())
                 )
             })
             .collect();

@@ -20,7 +20,7 @@ const HOOK: &str = "https://discord.com/api/webhooks/1/abc";
 #[test]
 fn shipped_plugins_load_with_manifests() {
     let plugins = shipped();
-    assert_eq!(plugins.names(), ["discord", "telegram"]);
+    assert_eq!(plugins.names(), ["discord_plugin", "telegram"]);
     let m = plugins.manifest("telegram").unwrap();
     assert!(m.description.contains("Telegram"));
     let names: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
@@ -34,10 +34,18 @@ fn shipped_plugins_load_with_manifests() {
 fn manifest_and_own_validation_report_problems() {
     let plugins = shipped();
     assert_eq!(
-        plugins.validate("discord", &json!({"webhook_url": HOOK, "content": "hi"})),
+        plugins.validate(
+            "discord_plugin",
+            &json!({"webhook_url": HOOK, "content": "hi"})
+        ),
         Ok(())
     );
-    let problems = |p| plugins.validate("discord", &p).unwrap_err().join("\n");
+    let problems = |p| {
+        plugins
+            .validate("discord_plugin", &p)
+            .unwrap_err()
+            .join("\n")
+    };
     assert!(problems(json!({"webhook_url": HOOK})).contains("missing required parameter `content`"));
     assert!(
         problems(json!({"webhook_url": HOOK, "content": "x", "color": 1}))
@@ -53,7 +61,7 @@ fn manifest_and_own_validation_report_problems() {
     // Templated values are only known after rendering.
     assert_eq!(
         plugins.validate(
-            "discord",
+            "discord_plugin",
             &json!({"webhook_url": "{{ payload.hook }}", "content": "x"})
         ),
         Ok(())
@@ -62,11 +70,11 @@ fn manifest_and_own_validation_report_problems() {
 }
 
 #[test]
-fn discord_posts_one_http_intent() {
+fn discord_plugin_posts_one_http_intent() {
     let runner = Runner::new(100_000, Arc::new(shipped()));
     let params = json!({"webhook_url": HOOK, "content": "New order", "username": "storeflow"});
     let (intents, changes) = runner
-        .run_plugin("discord", &params, &event(), &NoState)
+        .run_plugin("discord_plugin", &params, &event(), &NoState)
         .unwrap();
     assert_eq!(
         intents,
@@ -77,13 +85,18 @@ fn discord_posts_one_http_intent() {
     );
     assert!(changes.0.is_empty());
     let err = runner
-        .run_plugin("discord", &json!({"webhook_url": HOOK}), &event(), &NoState)
+        .run_plugin(
+            "discord_plugin",
+            &json!({"webhook_url": HOOK}),
+            &event(),
+            &NoState,
+        )
         .unwrap_err();
     assert!(
         err.message.contains("missing required parameter `content`"),
         "{err}"
     );
-    assert!(err.file.ends_with("discord.rhai"), "{err}");
+    assert!(err.file.ends_with("discord_plugin.rhai"), "{err}");
 }
 
 #[test]
@@ -112,19 +125,22 @@ fn telegram_posts_send_message_with_default_api_base() {
 fn scripts_call_plugins_by_name() {
     let runner = Runner::new(100_000, Arc::new(shipped()));
     let src = format!(
-        "slack(\"first\");\ndiscord(#{{ webhook_url: \"{HOOK}\", content: `Order ${{order.id}}` }});"
+        "slack(\"first\");\ndiscord_plugin(#{{ webhook_url: \"{HOOK}\", content: `Order ${{order.id}}` }});"
     );
     let script = runner.compile(&src, Origin::file("t.rhai")).unwrap();
     let (intents, _) = runner.run_script(&script, &event(), &NoState).unwrap();
     assert_eq!(intents.len(), 2);
     assert_eq!(intents[1].params["json"], json!({"content": "Order ord_1"}));
     let script = runner
-        .compile("\ndiscord(#{ content: \"x\" })", Origin::file("t.rhai"))
+        .compile(
+            "\ndiscord_plugin(#{ content: \"x\" })",
+            Origin::file("t.rhai"),
+        )
         .unwrap();
     let err = runner.run_script(&script, &event(), &NoState).unwrap_err();
     assert!(
         err.message
-            .contains("discord(): missing required parameter `webhook_url`"),
+            .contains("discord_plugin(): missing required parameter `webhook_url`"),
         "{err}"
     );
     assert_eq!(err.line, 2, "{err}");

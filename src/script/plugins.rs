@@ -15,22 +15,15 @@ use serde_json::Value as J;
 use super::engine::hardened_engine_with_plugins;
 use super::manifest::{load_manifest, manifest_problems};
 pub use super::manifest::{Manifest, ParamSpec, ParamType};
-use super::{intents, run, Origin, RunLimits, ScriptError};
+use super::{helpers, intents, run, Origin, RunLimits, ScriptError};
+use crate::model::actions::ActionKind;
 
-/// Names a plugin may not take: the intent and helper functions, and `script`.
-const RESERVED: &[&str] = &[
-    "script",
-    "state_get",
-    "state_set",
-    "state_incr",
-    "now",
-    "render",
-    "money",
-    "date",
-    "slug",
-    "random_key",
-    "sha256",
-];
+/// Whether `name` is taken: an intent (a row of the action table), a helper, or `script`.
+fn reserved(name: &str) -> bool {
+    intents::is_intent(name)
+        || helpers::NAMES.contains(&name)
+        || ActionKind::parse(name) == ActionKind::Script
+}
 
 /// One loaded plugin.
 pub(crate) struct Plugin {
@@ -290,7 +283,7 @@ fn check_name(name: &str) -> Result<(), String> {
             "plugin name `{name}` must be lowercase letters, digits and `_`"
         ));
     }
-    if intents::NAMES.contains(&name) || RESERVED.contains(&name) {
+    if reserved(name) {
         return Err(format!(
             "plugin name `{name}` is taken by a built-in function"
         ));

@@ -5,8 +5,7 @@ use serde::Serialize;
 
 use crate::config::{Secret, ShopConfig};
 
-/// The shop of the single-shop config form and of the routes without a shop segment.
-pub const DEFAULT_SHOP: &str = "default";
+pub use crate::model::event::DEFAULT_SHOP;
 
 /// Which configured secret a delivery was verified with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

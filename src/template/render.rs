@@ -7,7 +7,7 @@
 //! unknown top-level variable is a load error: that is a typo, not missing data.
 //!
 //! Interpolated values (`{{ … }}`) are escaped for the parameter they land in ([`Escape`],
-//! decided per parameter by `rules::actions::escaping`); the template's own text never is, so
+//! decided per parameter by `model::actions::escape`); the template's own text never is, so
 //! a rule author's `<!here>` or `<b>` keeps working while a buyer's cannot.
 
 use minijinja::value::Serde;

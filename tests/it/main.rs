@@ -16,6 +16,7 @@ mod helpers;
 mod intake;
 mod receivers;
 mod regression_cli;
+mod regression_model;
 mod regression_plan;
 mod regression_quarantine;
 mod regression_resilience;

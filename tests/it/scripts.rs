@@ -107,7 +107,7 @@ async fn script_intents_become_jobs_and_state_survives_a_restart() {
 async fn a_plugin_action_posts_to_its_receiver() {
     let mut discord = Receiver::answering(204, "").await;
     let rules = format!(
-        "rules:\n  - name: discord-paid\n    on: order.paid\n    actions:\n      - discord: {{ webhook_url: \"{}\", content: \"paid {{{{ order.id }}}}\" }}\n",
+        "rules:\n  - name: discord-paid\n    on: order.paid\n    actions:\n      - discord_plugin: {{ webhook_url: \"{}\", content: \"paid {{{{ order.id }}}}\" }}\n",
         discord.url("/api/webhooks/1/x")
     );
     let d = Daemon::start_in(dir_with_rules("r.yaml", &rules), SECURED).await;
@@ -133,7 +133,7 @@ fn check_reports_plugin_parameter_problems_and_script_errors_with_positions() {
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
         rules.join("r.yaml"),
-        "rules:\n  - name: d\n    on: order.paid\n    actions:\n      - discord: { webhook_url: \"https://evil.example/x\", content: hi }\n  - name: s\n    on: order.paid\n    actions:\n      - script: \"let x = ;\"\n",
+        "rules:\n  - name: d\n    on: order.paid\n    actions:\n      - discord_plugin: { webhook_url: \"https://evil.example/x\", content: hi }\n  - name: s\n    on: order.paid\n    actions:\n      - script: \"let x = ;\"\n",
     )
     .unwrap();
     let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins");
@@ -155,7 +155,7 @@ fn check_reports_plugin_parameter_problems_and_script_errors_with_positions() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("r.yaml:5:9: error: plugin `discord`:"),
+        text.contains("r.yaml:5:9: error: plugin `discord_plugin`:"),
         "{text}"
     );
     assert!(

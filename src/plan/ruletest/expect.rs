@@ -116,7 +116,7 @@ fn live_failures(outcome: &Outcome) -> Vec<String> {
         for a in &r.actions {
             let what = format!("`{}` action {} ({})", r.rule, a.index, a.kind);
             let problems = match &a.params {
-                Ok(params) => job_problems(&a.kind, params),
+                Ok(params) => job_problems(a.kind.name(), params),
                 Err(e) => vec![format!("template error: {e}")],
             };
             failures.extend(problems.into_iter().map(|p| format!("{what}: {p}")));
@@ -175,7 +175,8 @@ fn check_action(evaluation: &Evaluation, want: &ExpectAction) -> Vec<String> {
         )];
     };
     let Some(action) = rule.actions.iter().find(|a| {
-        want.kind.as_ref().is_none_or(|k| &a.kind == k) && want.index.is_none_or(|i| a.index == i)
+        want.kind.as_ref().is_none_or(|k| a.kind.name() == k)
+            && want.index.is_none_or(|i| a.index == i)
     }) else {
         return vec![format!(
             "`{}` has no action matching kind {:?} index {:?}",
@@ -297,7 +298,7 @@ mod tests {
             problems,
             ["required `body`/`html`/`template` is missing: sending would fail"]
         );
-        assert!(job_problems("discord", &json!({})).is_empty());
+        assert!(job_problems("discord_plugin", &json!({})).is_empty());
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use super::Answer;
 use crate::config::Config;
 use crate::event::{Event, Timestamp};
+use crate::model::actions::ActionKind;
 use crate::rules::{Evaluation, PlannedAction, RuleSet};
 use crate::sources::{self, verify};
 pub use expect::{check, job_problems};
@@ -240,7 +241,7 @@ pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
             .filter(|j| j.rule == r.rule)
             .map(|j| PlannedAction {
                 index: j.action_index,
-                kind: j.kind.clone(),
+                kind: ActionKind::parse(&j.kind),
                 params: match &j.error {
                     Some(e) => Err(e.clone()),
                     None => Ok(j.params.clone()),

@@ -35,9 +35,13 @@ pub struct Event {
     pub order: Option<OrderView>,
 }
 
+/// The shop of the single-shop config form, of the routes without a shop segment and of
+/// events that name none.
+pub const DEFAULT_SHOP: &str = "default";
+
 /// The shop of events that name none.
 pub fn default_shop() -> String {
-    crate::sources::DEFAULT_SHOP.to_string()
+    DEFAULT_SHOP.to_string()
 }
 
 impl Event {
