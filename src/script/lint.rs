@@ -43,7 +43,7 @@ impl Call {
 }
 
 use super::{intents, Plugins};
-use crate::rules::actions;
+use crate::model::actions;
 
 /// Function names a script may call that are keywords rather than registered functions.
 const KEYWORDS: &[&str] = &[
