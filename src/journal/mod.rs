@@ -6,6 +6,7 @@
 //! commit), so durability costs one fsync per batch rather than one per webhook.
 
 mod health;
+mod key;
 pub mod sqlite;
 mod writer;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::event::{Event, Incoming, Timestamp};
 pub use health::{JournalHealth, Problem};
+pub use key::JobKey;
 pub use sqlite::{Checkpointer, FileIdentity, SqliteStore};
 pub use writer::{Journal, WriterHandle};
 
