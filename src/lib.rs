@@ -13,11 +13,15 @@
 //! - [`journal`] holds durable storage behind the `Store` trait (SQLite, group commit), reached
 //!   through `journal::Reader` and `journal::Journal`; knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
+//! - [`template`] holds the minijinja environment, filters and the event view (JSON and Rhai
+//!   values, converted once per event) shared by rules and scripts.
 //! - [`script`] holds the hardened Rhai engine every script and `if` runs on.
-//! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning,
-//!   live reload and rule tests.
+//! - [`rules`] holds YAML rules: loading with diagnostics, pure matching, action planning and
+//!   live reload.
+//! - [`plan`] holds the pure plan (event + rules → trace, jobs, state) the pipeline, `simulate`,
+//!   `test`, replans and dynamic products share; the typed trace; rule tests.
 //! - [`actions`] holds the executors of jobs (email, Slack, HTTP, flag, log, Discord).
-//! - [`worker`] holds the pipeline (events → rules → trace + jobs), the dispatcher (jobs →
+//! - [`worker`] holds the pipeline (events → plan → trace + jobs), the dispatcher (jobs →
 //!   actions, retries, dead letters), rule reloading and retention.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
 //! - [`app`] holds wiring under one shutdown token and one task tracker.
@@ -29,11 +33,13 @@ pub mod cli;
 pub mod config;
 pub mod journal;
 pub mod model;
+pub mod plan;
 pub mod rules;
 pub mod script;
 pub mod server;
 pub mod sources;
 pub mod telemetry;
+pub mod template;
 pub mod worker;
 
 /// Old path of [`model::event`], kept while the rest of the code moves over.

@@ -15,7 +15,7 @@ use crate::event::Event;
 use crate::journal::{EventStatus, Job, JobStatus, Store};
 use crate::model::actions::ActionKind;
 use crate::outln;
-use crate::rules::Miss;
+use crate::plan::Trace;
 
 pub fn run(config: &Config, store: &dyn Store, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let Some(event) = store.event(id)? else {
@@ -77,30 +77,35 @@ fn quarantine_reason(store: &dyn Store, id: &str) -> anyhow::Result<Option<Strin
 /// One line per candidate rule: fired, or the first condition that failed.
 fn rules(trace: Option<&Value>, quarantined: Option<String>) -> std::io::Result<()> {
     outln!("\nrules")?;
+    let trace = trace.map(|t| Trace::from_json(t).unwrap_or_default());
+    let quarantined = quarantined.or_else(|| {
+        let q = trace.as_ref()?.quarantined.as_ref()?;
+        Some(q.reason.clone())
+    });
     if let Some(reason) = quarantined {
         return outln!("  quarantined, not planned: {reason} (see `storeflow events retry`)");
     }
     let Some(trace) = trace else {
         return outln!("  not processed yet (is the daemon running?)");
     };
-    if let Some(e) = trace["error"].as_str() {
+    if let Some(e) = &trace.error {
         outln!("  ! {e}")?;
     }
-    for r in trace["rules"].as_array().into_iter().flatten() {
-        let name = r["rule"].as_str().unwrap_or("?");
-        let file = r["file"].as_str().unwrap_or("");
-        if let Some(e) = r["script_error"].as_str() {
+    for r in trace.records() {
+        let (name, file) = (&r.verdict.rule, r.verdict.file.display());
+        if let Some(e) = &r.script_error {
             outln!("  ✘ {name} ({file}) matched, but its script failed: {e}")?;
-        } else if r["matched"] == true {
+        } else if r.verdict.matched {
             outln!("  ✔ {name} ({file}) fired")?;
         } else {
-            let why = serde_json::from_value::<Miss>(r["miss"].clone())
+            let why = r
+                .miss()
                 .map_or("does not match".to_string(), |m| m.to_string());
             outln!("  ✘ {name} ({file}) did not fire: {why}")?;
         }
     }
-    match trace["not_listening"].as_u64() {
-        Some(n) if n > 0 => outln!(
+    match trace.not_listening() as u64 {
+        n if n > 0 => outln!(
             "  ({n} other rule{} not listening to this event)",
             plural(n)
         ),

@@ -13,11 +13,12 @@ use std::process::ExitCode;
 use super::output::{changed_exit, plural};
 use crate::app::load_options;
 use crate::config::Config;
-use crate::journal::{base_rule, replan_rule_key, Job, JobStatus, NewJob, Replan, Store, Write};
+use crate::journal::{
+    base_rule, replan_rule_key, Job, JobKey, JobStatus, NewJob, Replan, Store, Write,
+};
 use crate::outln;
+use crate::plan::{plan, JournalState, Trace};
 use crate::rules::{self, RuleSet};
-use crate::worker::pipeline::plan;
-use crate::worker::scripts::JournalState;
 
 pub fn run(config: &Config, store: &mut dyn Store, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
     if dead.is_empty() {
@@ -92,7 +93,7 @@ fn replan_event(
         }
         let n = next_replan(&existing, rule);
         for job in fresh {
-            if settled(&existing, rule, job.action_index) {
+            if settled(&existing, &job.key(event_id)) {
                 outln!(
                     "  {rule} action {} ({}) already sent or queued: skipped",
                     job.action_index,
@@ -124,11 +125,13 @@ fn replan_event(
     }))
 }
 
-/// Whether an action of `rule` already has a job that succeeded or will run.
-fn settled(existing: &[Job], rule: &str, action_index: usize) -> bool {
+/// Whether the job `key` names already exists (under its rule or a replan of it) and
+/// succeeded or will run.
+fn settled(existing: &[Job], key: &JobKey) -> bool {
     existing.iter().any(|j| {
-        base_rule(&j.rule) == rule
-            && j.action_index == action_index
+        let k = j.key();
+        base_rule(&k.rule) == key.rule
+            && (k.action, k.intent) == (key.action, key.intent)
             && matches!(
                 j.status,
                 JobStatus::Done | JobStatus::Pending | JobStatus::Running
@@ -153,18 +156,15 @@ fn next_replan(existing: &[Job], rule: &str) -> u32 {
 }
 
 /// Why a rule planned nothing, from the trace.
-fn why_not(trace: &serde_json::Value, rule: &str) -> String {
-    let entry = trace["rules"]
-        .as_array()
-        .and_then(|all| all.iter().find(|t| t["rule"] == rule));
-    let Some(entry) = entry else {
+fn why_not(trace: &Trace, rule: &str) -> String {
+    let Some(entry) = trace.rule(rule) else {
         return "it no longer exists or does not listen to this event".into();
     };
-    if let Some(e) = entry["script_error"].as_str() {
+    if let Some(e) = &entry.script_error {
         return format!("its script failed: {e}");
     }
-    match serde_json::from_value::<rules::Miss>(entry["miss"].clone()) {
-        Ok(miss) => format!("it does not match: {miss}"),
-        Err(_) => "it has no actions".into(),
+    match entry.miss() {
+        Some(miss) => format!("it does not match: {miss}"),
+        None => "it has no actions".into(),
     }
 }

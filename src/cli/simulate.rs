@@ -10,7 +10,8 @@ use clap::Args;
 
 use crate::app::load_options;
 use crate::config::Config;
-use crate::event::{Event, Timestamp, DYNAMIC_PRODUCT_TOPIC};
+use crate::event::{Event, Timestamp};
+use crate::plan::{self, dynamic, Answer};
 use crate::rules::{self, Evaluation, RuleSet};
 use crate::sources::{self, verify};
 
@@ -52,22 +53,28 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let evaluation = rules.evaluate(&event);
-    let answer = (event.topic == DYNAMIC_PRODUCT_TOPIC)
-        .then(|| crate::server::dynamic::compute(&rules, &event))
-        .flatten();
+    let answer = match event.topic == dynamic::TOPIC {
+        true => dynamic::product(&rules, &event, dynamic::DEADLINE),
+        false => Answer::NoScript,
+    };
     if args.json {
         let mut json = serde_json::to_value(&evaluation)?;
-        if let (Some(answer), Some(map)) = (answer, json.as_object_mut()) {
+        if let Some(map) = json.as_object_mut() {
             let shown = match answer {
-                Ok(body) => serde_json::json!({ "body": body }),
-                Err(error) => serde_json::json!({ "error": error }),
+                Answer::NoScript => None,
+                Answer::Produced(body) => Some(serde_json::json!({ "body": body })),
+                Answer::Failed(error) | Answer::TimedOut(error) => {
+                    Some(serde_json::json!({ "error": error }))
+                }
             };
-            map.insert("answer".into(), shown);
+            if let Some(shown) = shown {
+                map.insert("answer".into(), shown);
+            }
         }
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print_report(&event, &rules, &evaluation)?;
-        print_answer(answer.as_ref());
+        print_answer(&answer);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -100,7 +107,7 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
     println!("event {} ({canonical})", event.topic);
     // What the pipeline would commit, scripts and plugins run into their intents; no state is
     // read or written, nothing is sent.
-    let planned = crate::worker::pipeline::plan(event, rules, &crate::script::NoState, &[]);
+    let planned = crate::plan::plan(event, rules, &crate::script::NoState, &[]);
     for r in &evaluation.rules {
         if !r.matched {
             let why = r
@@ -111,14 +118,11 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
             continue;
         }
         println!("\n✔ {} — matches", r.rule);
-        let failed = planned.trace["rules"].as_array().and_then(|all| {
-            all.iter().find(|t| t["rule"] == r.rule.as_str())?["script_error"].as_str()
-        });
-        if let Some(error) = failed {
+        if let Some(error) = planned.trace.script_error(&r.rule) {
             println!("  script failed, the rule would do nothing: {error}");
         }
         for job in planned.jobs.iter().filter(|j| j.rule == r.rule) {
-            let from = if job.action_index >= 1000 {
+            let from = if job.key(&event.id).is_intent() {
                 " (from a script or plugin)"
             } else {
                 ""
@@ -129,7 +133,7 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
             };
             println!("  {}{from}: {shown}", job.kind);
             if job.error.is_none() {
-                for problem in crate::rules::ruletest::job_problems(&job.kind, &job.params) {
+                for problem in plan::ruletest::job_problems(&job.kind, &job.params) {
                     println!("  ⚠ {problem}");
                 }
             }
@@ -151,13 +155,15 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
 }
 
 /// A dynamic product's answer: the body Sellix would deliver to the buyer.
-fn print_answer(answer: Option<&Result<String, String>>) {
+fn print_answer(answer: &Answer) {
     match answer {
-        None => {}
-        Some(Ok(body)) => {
+        Answer::NoScript => {}
+        Answer::Produced(body) => {
             let body = body.trim_end().replace('\n', "\n  ");
             println!("\nanswer (what Sellix delivers to the buyer):\n  {body}");
         }
-        Some(Err(e)) => println!("\nanswer: the script failed, Sellix would get a 500: {e}"),
+        Answer::Failed(e) | Answer::TimedOut(e) => {
+            println!("\nanswer: the script failed, Sellix would get a 500: {e}")
+        }
     }
 }

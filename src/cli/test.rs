@@ -1,16 +1,14 @@
-//! `storeflow test [FILTER]`: run the rule tests (see [`crate::rules::ruletest`]). Exit 1 on any
+//! `storeflow test [FILTER]`: run the rule tests (see [`crate::plan::ruletest`]). Exit 1 on any
 //! failure, and when FILTER matches no test.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use crate::app::load_options;
 use crate::config::Config;
-use crate::event::{Event, DYNAMIC_PRODUCT_TOPIC};
-use crate::rules::ruletest::{self, Outcome, RuleTest};
-use crate::rules::{self, PlannedAction, RuleSet};
+use crate::plan::ruletest::{self, outcome, RuleTest};
+use crate::rules;
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -19,44 +17,6 @@ pub struct TestArgs {
     /// Print the pipeline's log lines (INFO and up) to stderr
     #[arg(short, long)]
     pub verbose: bool,
-}
-
-/// What the daemon would do with `event`: the rules' evaluation with every script or plugin
-/// action replaced by the jobs it would plan (its intents, numbered as the pipeline numbers
-/// them), the scripts that failed, and a dynamic product's answer. Nothing runs for real.
-pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
-    let mut evaluation = rules.evaluate(event);
-    let planned = crate::worker::pipeline::plan(event, rules, &crate::script::NoState, &[]);
-    let mut script_errors = BTreeMap::new();
-    for r in evaluation.rules.iter_mut().filter(|r| r.matched) {
-        let error = planned.trace["rules"].as_array().and_then(|all| {
-            all.iter().find(|t| t["rule"] == r.rule.as_str())?["script_error"].as_str()
-        });
-        if let Some(error) = error {
-            script_errors.insert(r.rule.clone(), error.to_string());
-        }
-        r.actions = planned
-            .jobs
-            .iter()
-            .filter(|j| j.rule == r.rule)
-            .map(|j| PlannedAction {
-                index: j.action_index,
-                kind: crate::model::actions::ActionKind::parse(&j.kind),
-                params: match &j.error {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(j.params.clone()),
-                },
-            })
-            .collect();
-    }
-    let answer = (event.topic == DYNAMIC_PRODUCT_TOPIC)
-        .then(|| crate::server::dynamic::compute(rules, event))
-        .flatten();
-    Outcome {
-        evaluation,
-        script_errors,
-        answer,
-    }
 }
 
 pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
@@ -69,7 +29,7 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
         println!("the rules have errors; fix them first (see `storeflow check`)");
         return Ok(ExitCode::from(1));
     };
-    let tests = ruletest::discover(&config.rules_dir).map_err(anyhow::Error::msg)?;
+    let tests = ruletest::discover(&config.rules_dir)?;
     let selected: Vec<&(std::path::PathBuf, RuleTest)> = tests
         .iter()
         .filter(|(_, t)| {

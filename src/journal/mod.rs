@@ -11,6 +11,7 @@
 //! [`JournalError`]: this is where another backend (PostgreSQL) plugs in.
 
 mod health;
+mod key;
 mod open;
 mod reader;
 pub mod sqlite;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::event::{Event, Incoming, Timestamp};
 pub use health::{JournalHealth, Problem};
+pub use key::JobKey;
 pub use open::{open_existing, open_reader, start_writer};
 pub use reader::Reader;
 pub use sqlite::{FileIdentity, SqliteStore};

@@ -4,7 +4,6 @@
 //! A [`RuleSet`] is immutable once built and `Send + Sync`: the daemon shares it behind an `Arc`
 //! and swaps in a new one on reload.
 
-use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,6 @@ use std::path::{Path, PathBuf};
 use rhai::Dynamic;
 
 use super::diag::{suggest, FileDiags};
-use super::matcher::Scope;
 use super::model::{self, pos, Node, Value};
 use super::pattern::Index;
 use super::rule::{self, Compiler, Rule};
@@ -22,6 +20,7 @@ use super::{
 };
 use crate::event::Event;
 use crate::script::hardened_engine;
+use crate::template::EventView;
 
 /// Compiled rules, indexed by the events they listen to.
 pub struct RuleSet {
@@ -256,7 +255,7 @@ fn rule_nodes<'n>(root: &'n Node, d: &mut FileDiags<'_>) -> &'n [Node] {
         match (key.value.key_text().as_str(), &value.value) {
             ("rules", Value::Seq(items)) => list = items,
             ("rules", Value::Null) => {}
-            // Rule tests live beside the rules; `storeflow test` reads them (rules::ruletest).
+            // Rule tests live beside the rules; `storeflow test` reads them (plan::ruletest).
             ("tests", _) => {}
             ("rules", other) => {
                 let msg = format!("`rules` must be a list, found {}", other.type_name());
@@ -310,24 +309,12 @@ fn check_duplicates(rules: &[Rule], files: &[PathBuf], out: &mut Vec<Diagnostic>
 }
 
 /// Per-event values built on first use and shared by all candidate rules.
-struct Lazy<'e> {
-    scope: Scope<'e>,
-    rhai: OnceCell<[Dynamic; 2]>,
-    /// The payload is the big one: converted only for expressions that name it.
-    rhai_payload: OnceCell<Dynamic>,
-}
-
 /// See [`RuleSet::evaluate`].
-pub fn evaluate(set: &RuleSet, event: &Event) -> Evaluation {
-    let candidates = set.index.candidates(event);
-    let lazy = Lazy {
-        scope: Scope::new(event),
-        rhai: OnceCell::new(),
-        rhai_payload: OnceCell::new(),
-    };
+pub fn evaluate(set: &RuleSet, view: &EventView<'_>) -> Evaluation {
+    let candidates = set.index.candidates(view.scope().event);
     let rules = candidates
         .iter()
-        .map(|&i| evaluate_rule(set, &set.rules[i], &lazy))
+        .map(|&i| evaluate_rule(set, &set.rules[i], view))
         .collect();
     Evaluation {
         rules,
@@ -335,21 +322,21 @@ pub fn evaluate(set: &RuleSet, event: &Event) -> Evaluation {
     }
 }
 
-fn evaluate_rule(set: &RuleSet, r: &Rule, lazy: &Lazy<'_>) -> RuleTrace {
+fn evaluate_rule(set: &RuleSet, r: &Rule, view: &EventView<'_>) -> RuleTrace {
     let miss = if !r.enabled {
         Some(Miss::Disabled)
-    } else if let Err(f) = r.matcher.check(&lazy.scope) {
+    } else if let Err(f) = r.matcher.check(view.scope()) {
         Some(Miss::Condition {
             path: f.path,
             expected: f.expected,
             actual: f.actual,
         })
     } else {
-        r.condition.as_ref().and_then(|c| run_if(set, c, lazy))
+        r.condition.as_ref().and_then(|c| run_if(set, c, view))
     };
     let actions = match miss {
         Some(_) => Vec::new(),
-        None => plan_actions(set, r, lazy),
+        None => plan_actions(set, r, view),
     };
     RuleTrace {
         rule: r.name.clone(),
@@ -361,18 +348,14 @@ fn evaluate_rule(set: &RuleSet, r: &Rule, lazy: &Lazy<'_>) -> RuleTrace {
 }
 
 /// Runs an `if` expression; `None` when it holds.
-fn run_if(set: &RuleSet, c: &rule::IfExpr, lazy: &Lazy<'_>) -> Option<Miss> {
-    let [event, order] = lazy.rhai.get_or_init(|| rhai_values(&lazy.scope)).clone();
+fn run_if(set: &RuleSet, c: &rule::IfExpr, view: &EventView<'_>) -> Option<Miss> {
     let payload = match c.uses_payload {
-        true => lazy
-            .rhai_payload
-            .get_or_init(|| to_rhai(&lazy.scope.event.payload))
-            .clone(),
+        true => view.rhai_payload(),
         false => Dynamic::UNIT,
     };
     let mut scope = rhai::Scope::new();
-    scope.push_constant_dynamic("event", event);
-    scope.push_constant_dynamic("order", order);
+    scope.push_constant_dynamic("event", view.rhai_event());
+    scope.push_constant_dynamic("order", view.rhai_order());
     scope.push_constant_dynamic("payload", payload);
     let expr = c.source.clone();
     match set
@@ -394,20 +377,8 @@ fn run_if(set: &RuleSet, c: &rule::IfExpr, lazy: &Lazy<'_>) -> Option<Miss> {
     }
 }
 
-/// `event` and `order` as Rhai values.
-fn rhai_values(scope: &Scope<'_>) -> [Dynamic; 2] {
-    [to_rhai(scope.event_json()), to_rhai(scope.order_json())]
-}
-
-/// A JSON value as a shared Rhai value (each rule gets a cheap handle, not a copy).
-fn to_rhai(v: &serde_json::Value) -> Dynamic {
-    rhai::serde::to_dynamic(v)
-        .unwrap_or(Dynamic::UNIT)
-        .into_shared()
-}
-
-fn plan_actions(set: &RuleSet, r: &Rule, lazy: &Lazy<'_>) -> Vec<PlannedAction> {
-    let ctx = template::sparse_context(&lazy.scope, &r.template_paths, &r.name, &r.description);
+fn plan_actions(set: &RuleSet, r: &Rule, view: &EventView<'_>) -> Vec<PlannedAction> {
+    let ctx = template::sparse_context(view.scope(), &r.template_paths, &r.name, &r.description);
     r.actions
         .iter()
         .enumerate()

@@ -5,12 +5,8 @@
 //! Evaluation stops at the first condition that fails and reports it with the value found,
 //! which is what `simulate` and the trace show.
 
-use std::cell::OnceCell;
-
 use regex::Regex;
-use serde_json::{json, Value as J};
-
-use crate::event::Event;
+use serde_json::Value as J;
 
 /// Where a dotted path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,58 +96,20 @@ pub struct Failure {
     pub actual: J,
 }
 
-/// What paths resolve against for one event. `event.*` and `order.*` are turned into JSON only
-/// when a condition first needs them; `payload.*` borrows the payload.
-pub struct Scope<'e> {
-    pub event: &'e Event,
-    event_json: OnceCell<J>,
-    order_json: OnceCell<J>,
-}
+pub use crate::template::Scope;
 
-impl<'e> Scope<'e> {
-    pub fn new(event: &'e Event) -> Self {
-        Scope {
-            event,
-            event_json: OnceCell::new(),
-            order_json: OnceCell::new(),
-        }
-    }
-
-    /// `event` as an object of its fields (no payload, no order).
-    pub fn event_json(&self) -> &J {
-        self.event_json.get_or_init(|| {
-            let e = self.event;
-            json!({
-                "id": e.id, "source": e.source, "shop": e.shop, "kind": e.kind, "topic": e.topic,
-                "canonical": e.canonical, "received_at": e.received_at.to_rfc3339(),
-            })
-        })
-    }
-
-    /// `order` as JSON, `null` when the event has no order.
-    pub fn order_json(&self) -> &J {
-        self.order_json.get_or_init(|| {
-            self.event
-                .order
-                .as_ref()
-                .and_then(|o| serde_json::to_value(o).ok())
-                .unwrap_or(J::Null)
-        })
-    }
-
-    /// The value at `path`, if every step exists.
-    pub fn resolve(&self, path: &Path) -> Option<&J> {
-        let root = match path.root {
-            Root::Event => self.event_json(),
-            Root::Order => self.order_json(),
-            Root::Payload => &self.event.payload,
-        };
-        path.steps.iter().try_fold(root, |v, (key, index)| match v {
-            J::Object(m) => m.get(key.as_str()),
-            J::Array(a) => index.and_then(|i| a.get(i)),
-            _ => None,
-        })
-    }
+/// The value at `path`, if every step exists.
+pub fn resolve<'s>(scope: &'s Scope<'_>, path: &Path) -> Option<&'s J> {
+    let root = match path.root {
+        Root::Event => scope.event_json(),
+        Root::Order => scope.order_json(),
+        Root::Payload => &scope.event.payload,
+    };
+    path.steps.iter().try_fold(root, |v, (key, index)| match v {
+        J::Object(m) => m.get(key.as_str()),
+        J::Array(a) => index.and_then(|i| a.get(i)),
+        _ => None,
+    })
 }
 
 impl Matcher {
@@ -165,7 +123,7 @@ impl Test {
     fn check(&self, scope: &Scope<'_>) -> Result<(), Failure> {
         match self {
             Test::Cond { path, op } => {
-                let actual = scope.resolve(path);
+                let actual = resolve(scope, path);
                 if op.holds(actual) {
                     return Ok(());
                 }

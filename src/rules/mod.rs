@@ -12,16 +12,16 @@ pub mod actions;
 pub mod conditions;
 pub mod diag;
 pub mod fields;
-pub mod filters;
 pub mod live;
 pub mod load;
 pub mod matcher;
 pub mod model;
 pub mod pattern;
 pub mod rule;
-pub mod ruletest;
 pub mod safety;
-pub mod template;
+
+pub use crate::template::filters;
+pub use crate::template::render as template;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -206,7 +206,13 @@ pub struct PlannedAction {
 impl RuleSet {
     /// Evaluates the candidate rules for `event` (pure; no I/O).
     pub fn evaluate(&self, event: &Event) -> Evaluation {
-        load::evaluate(self, event)
+        load::evaluate(self, &crate::template::EventView::new(event))
+    }
+
+    /// [`RuleSet::evaluate`] against a view the caller shares with the event's scripts, so
+    /// the event is converted to Rhai values once.
+    pub fn evaluate_view(&self, view: &crate::template::EventView<'_>) -> Evaluation {
+        load::evaluate(self, view)
     }
 }
 

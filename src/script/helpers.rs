@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::intents::to_json;
 use super::run;
-use crate::rules::filters;
-use crate::rules::template::Templates;
+use crate::template::filters;
+use crate::template::Templates;
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 

@@ -43,7 +43,7 @@ impl Call {
 }
 
 use super::{intents, Plugins};
-use crate::rules::actions;
+use crate::model::actions;
 
 /// Function names a script may call that are keywords rather than registered functions.
 const KEYWORDS: &[&str] = &[
@@ -123,7 +123,7 @@ fn unknown_function(name: &str, known: &HashSet<String>, own: &HashSet<String>) 
         .filter(|n| !n.contains('$'))
         .collect();
     let mut msg = format!("unknown function `{name}`");
-    if let Some(near) = crate::rules::diag::nearest(name, &candidates) {
+    if let Some(near) = crate::template::suggest::nearest(name, &candidates) {
         msg.push_str(&format!(" (did you mean `{near}`?)"));
     }
     msg

@@ -144,6 +144,11 @@ impl ScriptError {
             message: message.into(),
         }
     }
+
+    /// Whether the run was stopped by its deadline `d` (rather than failing by itself).
+    pub fn timed_out_after(&self, d: Duration) -> bool {
+        self.message == run::timed_out(d)
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use super::{
     helpers, intents, Intent, Origin, Plugins, RunLimits, ScriptError, State, StateChanges,
 };
 use crate::event::Event;
-use crate::rules::matcher::Scope as Paths;
-use crate::rules::template::Templates;
+pub use crate::template::EventValues;
+use crate::template::Templates;
 
 /// Distinct state keys one run may read (each costs a replay, see `run`).
 const MAX_STATE_READS: usize = 32;
@@ -40,51 +40,17 @@ impl Script {
     }
 }
 
-/// `event`, `order` and `payload` as Rhai values, built once per event and shared by every
-/// script of that event (converting a payload dominates the cost of a short script).
-#[derive(Clone)]
-pub struct EventValues {
-    pub event: Dynamic,
-    pub order: Dynamic,
-    pub payload: Dynamic,
-}
-
-impl EventValues {
-    pub fn new(event: &Event) -> EventValues {
-        let paths = Paths::new(event);
-        let conv = |v: &J| {
-            rhai::serde::to_dynamic(v)
-                .unwrap_or(Dynamic::UNIT)
-                .into_shared()
-        };
-        EventValues {
-            event: conv(paths.event_json()),
-            order: conv(paths.order_json()),
-            payload: conv(&event.payload),
-        }
-    }
-
-    /// A scope with the three as constants (scripts cannot change what later rules see).
-    pub fn scope(&self) -> Scope<'static> {
-        let mut scope = Scope::new();
-        scope.push_constant_dynamic("event", self.event.clone());
-        scope.push_constant_dynamic("order", self.order.clone());
-        scope.push_constant_dynamic("payload", self.payload.clone());
-        scope
-    }
-
-    /// `event` as a plugin's `run(params, event)` sees it: the event's fields plus `order` and
-    /// `payload`, a private copy.
-    fn for_plugin(&self) -> Dynamic {
-        let mut map: Map = self
-            .event
-            .flatten_clone()
-            .try_cast::<Map>()
-            .unwrap_or_default();
-        map.insert("order".into(), self.order.flatten_clone());
-        map.insert("payload".into(), self.payload.flatten_clone());
-        map.into()
-    }
+/// `event` as a plugin's `run(params, event)` sees it: the event's fields plus `order` and
+/// `payload`, a private copy.
+fn for_plugin(values: &EventValues) -> Dynamic {
+    let mut map: Map = values
+        .event
+        .flatten_clone()
+        .try_cast::<Map>()
+        .unwrap_or_default();
+    map.insert("order".into(), values.order.flatten_clone());
+    map.insert("payload".into(), values.payload.flatten_clone());
+    map.into()
 }
 
 /// Runs scripts and plugins with one shared hardened engine. Send + Sync.
@@ -197,6 +163,18 @@ impl Runner {
         event: &Event,
         state: &dyn State,
     ) -> Result<(Vec<Intent>, StateChanges), ScriptError> {
+        self.run_plugin_values(name, params, &EventValues::new(event), state)
+    }
+
+    /// [`Runner::run_plugin`] with the event's values already converted (shared with the
+    /// event's `if` expressions and scripts).
+    pub fn run_plugin_values(
+        &self,
+        name: &str,
+        params: &J,
+        values: &EventValues,
+        state: &dyn State,
+    ) -> Result<(Vec<Intent>, StateChanges), ScriptError> {
         let Some(plugin) = self.plugins.get(name) else {
             let msg = format!("unknown plugin `{name}`");
             return Err(ScriptError::at(&Origin::file("plugins"), msg));
@@ -207,10 +185,9 @@ impl Runner {
             .map_err(|p| ScriptError::at(&origin, format!("{name}: {}", p.join("; "))))?;
         let params = rhai::serde::to_dynamic(self.plugins.with_defaults(name, params))
             .map_err(|e| ScriptError::at(&origin, e.to_string()))?;
-        let values = EventValues::new(event);
-        let out = self.replay(&values, state, None, |engine| {
+        let out = self.replay(values, state, None, |engine| {
             run::with(|c| c.depth = 1)?;
-            let event = values.for_plugin();
+            let event = for_plugin(values);
             let opts = CallFnOptions::new().eval_ast(true);
             engine.call_fn_with_options::<Dynamic>(
                 opts,
@@ -234,8 +211,18 @@ impl Runner {
         event: &Event,
         deadline: Duration,
     ) -> Result<String, ScriptError> {
-        let values = EventValues::new(event);
-        let out = self.replay(&values, &super::NoState, Some(deadline), |engine| {
+        self.dynamic_product_values(script, &EventValues::new(event), deadline)
+    }
+
+    /// [`Runner::dynamic_product`] with the event's values already converted (shared with the
+    /// rules' `if` expressions).
+    pub fn dynamic_product_values(
+        &self,
+        script: &Script,
+        values: &EventValues,
+        deadline: Duration,
+    ) -> Result<String, ScriptError> {
+        let out = self.replay(values, &super::NoState, Some(deadline), |engine| {
             engine.eval_ast_with_scope::<Dynamic>(&mut values.scope(), &script.ast)
         });
         let value = out.map_err(|e| translate(&e, &script.origin))?.0;
@@ -295,7 +282,7 @@ fn call_plugin(
     let params = rhai::serde::to_dynamic(plugins.with_defaults(name, &json))?;
     let event = run::with(|c| {
         c.depth += 1;
-        (c.depth <= MAX_PLUGIN_DEPTH).then(|| c.values.for_plugin())
+        (c.depth <= MAX_PLUGIN_DEPTH).then(|| for_plugin(&c.values))
     })?
     .ok_or_else(|| format!("{name}(): plugins nested deeper than {MAX_PLUGIN_DEPTH}"))?;
     let opts = CallFnOptions::new().eval_ast(true);

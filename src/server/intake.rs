@@ -168,22 +168,24 @@ async fn dynamic_reply(
     mut event: crate::event::Event,
     appended: &crate::journal::Appended,
 ) -> Option<warp::reply::Response> {
-    let result = if appended.duplicate {
+    let answer = if appended.duplicate {
         let key = dynamic::state_key(&appended.event_id);
-        // An answer that cannot be read back is treated as no answer.
-        let kept = intake.reader.state(&key).await.ok().flatten();
-        match kept? {
-            serde_json::Value::String(body) => Ok(body),
-            other => Err(other["error"].as_str().unwrap_or("no answer").to_string()),
+        match intake.reader.state(&key).await {
+            Ok(Some(kept)) => dynamic::from_kept(kept),
+            Ok(None) => dynamic::Answer::NoScript,
+            Err(e) => dynamic::Answer::Failed(format!("reading the kept answer failed: {e}")),
         }
     } else {
         event.id = appended.event_id.clone();
-        dynamic::answer(&intake.rules, &intake.journal, event).await?
+        dynamic::answer(&intake.rules, &intake.journal, event).await
     };
-    Some(match result {
-        Ok(body) => warp::reply::with_header(body, "content-type", "text/plain; charset=utf-8")
-            .into_response(),
-        Err(e) => {
+    Some(match answer {
+        dynamic::Answer::NoScript => return None,
+        dynamic::Answer::Produced(body) => {
+            warp::reply::with_header(body, "content-type", "text/plain; charset=utf-8")
+                .into_response()
+        }
+        dynamic::Answer::Failed(e) | dynamic::Answer::TimedOut(e) => {
             tracing::error!(event_id = %appended.event_id, error = %e, "dynamic product script failed");
             let status = warp::http::StatusCode::INTERNAL_SERVER_ERROR;
             super::rejection::error_reply(

@@ -46,12 +46,12 @@ pub fn intake_unavailable(problem: Result<&dyn Display, &dyn Display>) {
 
 /// A matched rule planned `jobs` jobs for an event.
 pub fn rule_matched(event_id: &str, rule: &str, jobs: usize) {
-    tracing::info!(target: "storeflow::worker::pipeline", %event_id, %rule, jobs, "rule matched");
+    tracing::info!(target: "storeflow::plan", %event_id, %rule, jobs, "rule matched");
 }
 
 /// A matched rule's script failed: that rule run is dropped.
-pub fn script_failed(event_id: &str, rule: &str, error: &str) {
-    tracing::warn!(target: "storeflow::worker::pipeline", %event_id, %rule, %error, "script failed; the rule run is dropped");
+pub fn script_failed(event_id: &str, rule: &str, error: &dyn Display) {
+    tracing::warn!(target: "storeflow::plan", %event_id, %rule, %error, "script failed; the rule run is dropped");
 }
 
 /// An event set aside: it cannot be read back or planned.

@@ -6,4 +6,3 @@ pub mod pipeline;
 pub mod reload;
 pub mod retention;
 pub mod retry;
-pub mod scripts;

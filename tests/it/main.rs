@@ -17,6 +17,7 @@ mod intake;
 mod receivers;
 mod regression_cli;
 mod regression_model;
+mod regression_plan;
 mod regression_quarantine;
 mod regression_resilience;
 mod regression_rulecheck;

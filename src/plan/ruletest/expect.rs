@@ -3,7 +3,7 @@
 
 use serde_json::Value as J;
 
-use super::{Expect, ExpectAction, Outcome};
+use super::{Answer, Expect, ExpectAction, Outcome};
 use crate::rules::diag::suggest;
 use crate::rules::{actions, Evaluation};
 
@@ -80,11 +80,11 @@ fn check_answer(outcome: &Outcome, expect: &Expect) -> Vec<String> {
         return Vec::new();
     }
     let body = match &outcome.answer {
-        None => return vec![
+        Answer::NoScript => return vec![
             "expected a dynamic-product answer, but no matching rule has a script that answers this event (it must be `sellix/product:dynamic`)".into(),
         ],
-        Some(Err(e)) => return vec![format!("expected a dynamic-product answer, but the script failed: {e}")],
-        Some(Ok(body)) => body,
+        Answer::Failed(e) | Answer::TimedOut(e) => return vec![format!("expected a dynamic-product answer, but the script failed: {e}")],
+        Answer::Produced(body) => body,
     };
     let mut failures = Vec::new();
     if let Some(want) = expect.answer.as_ref().filter(|w| *w != body) {
@@ -245,7 +245,7 @@ mod tests {
                 not_listening: 0,
             },
             script_errors: BTreeMap::new(),
-            answer: None,
+            answer: Answer::NoScript,
         }
     }
 
@@ -304,14 +304,14 @@ mod tests {
     #[test]
     fn answers_are_compared_exactly_or_by_containment() {
         let mut o = outcome(false, json!({}));
-        o.answer = Some(Ok("KEY-1".into()));
+        o.answer = Answer::Produced("KEY-1".into());
         assert!(check(&o, &expect("answer: KEY-1"), &["mail"]).is_empty());
         assert!(check(&o, &expect("answer_contains: KEY-"), &["mail"]).is_empty());
         assert_eq!(
             check(&o, &expect("answer: KEY-2"), &["mail"]),
             [r#"answer: expected "KEY-2", got "KEY-1""#]
         );
-        o.answer = None;
+        o.answer = Answer::NoScript;
         assert!(check(&o, &expect("answer: x"), &["mail"])[0].contains("no matching rule"));
     }
 }

@@ -7,7 +7,7 @@
 //! unknown top-level variable is a load error: that is a typo, not missing data.
 //!
 //! Interpolated values (`{{ … }}`) are escaped for the parameter they land in ([`Escape`],
-//! decided per parameter by [`super::actions::escape`]); the template's own text never is, so
+//! decided per parameter by `model::actions::escape`); the template's own text never is, so
 //! a rule author's `<!here>` or `<b>` keeps working while a buyer's cannot.
 
 use minijinja::value::Serde;
@@ -16,7 +16,7 @@ use serde_json::Value as J;
 
 use super::fields;
 use super::filters;
-use super::matcher::Scope;
+use super::view::Scope;
 
 /// The variables a template may use.
 pub const VARIABLES: &[&str] = &["event", "order", "payload", "rule"];
@@ -151,7 +151,7 @@ impl Templates {
             return Err(TemplateIssue {
                 message: format!("template uses unknown variable `{var}`"),
                 at: source.find(var.as_str()).map(|off| offset_pos(source, off)),
-                hint: Some(super::diag::suggest(var, VARIABLES, "variables")),
+                hint: Some(super::suggest::suggest(var, VARIABLES, "variables")),
             });
         }
         check_fields(&tmpl, source)?;
@@ -350,5 +350,5 @@ pub fn offset_pos(source: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-#[path = "template_tests.rs"]
+#[path = "render_tests.rs"]
 mod tests;

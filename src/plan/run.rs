@@ -7,17 +7,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::event::Event;
-use crate::journal::{NewJob, Store};
+use crate::journal::{JobKey, NewJob, Store};
 use crate::model::actions::ActionKind;
 use crate::rules::{PlannedAction, RuleSet, RuleTrace};
-use crate::script::{EventValues, Intent, State};
-
-/// Job index of the `k`-th intent of the script or plugin at action `index`: stable and clear of
-/// the plain actions' indexes.
-pub fn intent_index(index: usize, k: usize) -> usize {
-    1000 * (index + 1) + k
-}
+use crate::script::{Intent, ScriptError, State, StateChanges};
+use crate::template::EventView;
 
 /// Script state as this event sees it: its own earlier writes, then the batch's, then the
 /// journal.
@@ -37,9 +31,9 @@ impl State for Layered<'_> {
 }
 
 /// The journal's `kv` table as script state (a read error reads as "not set").
-pub struct JournalState<'a>(pub &'a dyn Store);
+pub struct JournalState<'a, S: Store + ?Sized>(pub &'a S);
 
-impl State for JournalState<'_> {
+impl<S: Store + ?Sized> State for JournalState<'_, S> {
     fn get(&self, key: &str) -> Option<Value> {
         self.0.state(key).ok().flatten()
     }
@@ -51,25 +45,36 @@ pub struct RuleRun {
     pub state: BTreeMap<String, Value>,
 }
 
+/// Why a matched rule's run was dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A plugin's parameters did not render.
+    #[error("template error: {0}")]
+    Template(String),
+    /// The script or plugin failed (file:line:column: reason).
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+}
+
 /// Runs one matched rule's actions into jobs (scripts and plugins into their intents).
 pub fn run_rule(
     rules: &RuleSet,
-    event: &Event,
-    values: &mut Option<EventValues>,
+    view: &EventView<'_>,
     rule: &RuleTrace,
     state: &Layered<'_>,
-) -> Result<RuleRun, String> {
+) -> Result<RuleRun, RunError> {
+    let event = view.scope().event;
     let mut run = RuleRun {
         jobs: Vec::new(),
         state: BTreeMap::new(),
     };
     for action in &rule.actions {
         if action.kind == ActionKind::Script && event.topic == crate::event::DYNAMIC_PRODUCT_TOPIC {
-            // Already run at intake: its return value was the product (see server::dynamic).
+            // Already run at intake: its return value was the product (see plan::dynamic).
             continue;
         }
         if !action.kind.is_scripted() {
-            run.jobs.push(plain_job(&rule.rule, action));
+            run.jobs.push(plain_job(&event.id, &rule.rule, action));
             continue;
         }
         let mut layers = vec![&run.state];
@@ -78,14 +83,17 @@ pub fn run_rule(
             layers,
             store: state.store,
         };
-        let (intents, changes) = run_scripted(rules, event, values, rule, action, &seen)?;
+        let (intents, changes) = run_scripted(rules, view, rule, action, &seen)?;
         run.jobs
-            .extend(intents.into_iter().enumerate().map(|(k, intent)| NewJob {
-                rule: rule.rule.clone(),
-                action_index: intent_index(action.index, k),
-                kind: intent.kind,
-                params: intent.params,
-                error: None,
+            .extend(intents.into_iter().enumerate().map(|(k, intent)| {
+                let key = JobKey::intent(&event.id, &rule.rule, action.index, k);
+                NewJob {
+                    rule: rule.rule.clone(),
+                    action_index: key.column(),
+                    kind: intent.kind,
+                    params: intent.params,
+                    error: None,
+                }
             }));
         run.state.extend(changes.0);
     }
@@ -94,38 +102,34 @@ pub fn run_rule(
 
 fn run_scripted(
     rules: &RuleSet,
-    event: &Event,
-    values: &mut Option<EventValues>,
+    view: &EventView<'_>,
     rule: &RuleTrace,
     action: &PlannedAction,
     state: &Layered<'_>,
-) -> Result<(Vec<Intent>, crate::script::StateChanges), String> {
+) -> Result<(Vec<Intent>, StateChanges), RunError> {
     let runner = rules.runner();
     let result = match rules.script(&rule.rule, action.index) {
-        Some(script) => {
-            let values = values.get_or_insert_with(|| EventValues::new(event));
-            runner.run_script_values(script, values, state)
-        }
+        Some(script) => runner.run_script_values(script, &view.values(), state),
         None => {
             let params = action
                 .params
                 .as_ref()
-                .map_err(|e| format!("template error: {e}"))?;
-            runner.run_plugin(action.kind.name(), params, event, state)
+                .map_err(|e| RunError::Template(e.clone()))?;
+            runner.run_plugin_values(action.kind.name(), params, &view.values(), state)
         }
     };
-    result.map_err(|e| e.to_string())
+    Ok(result?)
 }
 
 /// The job of a built-in action (a template error makes it dead at once).
-pub fn plain_job(rule: &str, a: &PlannedAction) -> NewJob {
+pub fn plain_job(event: &str, rule: &str, a: &PlannedAction) -> NewJob {
     let (params, error) = match &a.params {
         Ok(p) => (p.clone(), None),
-        Err(e) => (Value::Null, Some(format!("template error: {e}"))),
+        Err(e) => (Value::Null, Some(RunError::Template(e.clone()).to_string())),
     };
     NewJob {
         rule: rule.to_string(),
-        action_index: a.index,
+        action_index: JobKey::action(event, rule, a.index).column(),
         kind: a.kind.name().to_string(),
         params,
         error,

@@ -26,9 +26,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::Evaluation;
+use super::Answer;
 use crate::config::Config;
 use crate::event::{Event, Timestamp};
+use crate::model::actions::ActionKind;
+use crate::rules::{Evaluation, PlannedAction, RuleSet};
 use crate::sources::{self, verify};
 pub use expect::{check, job_problems};
 
@@ -98,7 +100,7 @@ pub struct Outcome {
     /// Matched rules whose script or plugin failed (they plan nothing), with the error.
     pub script_errors: BTreeMap<String, String>,
     /// For a dynamic product: the answer the daemon would send, or the script's error.
-    pub answer: Option<Result<String, String>>,
+    pub answer: Answer,
 }
 
 /// One test's outcome.
@@ -110,18 +112,41 @@ pub struct TestResult {
     pub failures: Vec<String>,
 }
 
+/// Why the rule tests could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("{}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Yaml {
+        file: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+}
+
 /// The tests found in `rules_dir/*.yaml` and `rules_dir/tests/*.yaml`, with their file.
-pub fn discover(rules_dir: &Path) -> Result<Vec<(PathBuf, RuleTest)>, String> {
+pub fn discover(rules_dir: &Path) -> Result<Vec<(PathBuf, RuleTest)>, DiscoverError> {
     let mut files = yaml_files(rules_dir);
     files.extend(yaml_files(&rules_dir.join("tests")));
     let mut found = Vec::new();
     for file in files {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(&file).map_err(|source| DiscoverError::Read {
+            file: file.clone(),
+            source,
+        })?;
         let parsed: TestFile = serde_saphyr::from_str(&text).map_err(|e| {
-            let (line, col) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = crate::config::yaml_error_message(&e.to_string());
-            format!("{}:{line}:{col}: {message}", file.display())
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            DiscoverError::Yaml {
+                file: file.clone(),
+                line,
+                column,
+                message: crate::config::yaml_error_message(&e.to_string()),
+            }
         })?;
         found.extend(parsed.tests.into_iter().map(|t| (file.clone(), t)));
     }
@@ -154,7 +179,7 @@ pub fn run(
 ) -> TestResult {
     let failures = match event_for(config, file, test) {
         Ok(event) => check(&evaluate(&event), &test.expect, rule_names),
-        Err(e) => vec![e],
+        Err(e) => vec![e.to_string()],
     };
     TestResult {
         file: file.to_path_buf(),
@@ -163,30 +188,76 @@ pub fn run(
     }
 }
 
-fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, String> {
+/// Why a rule test's event could not be built (the test fails with this).
+#[derive(Debug, thiserror::Error)]
+pub enum TestEventError {
+    #[error("give exactly one of `fixture:` or `payload:`")]
+    NoBody,
+    #[error("cannot read fixture {}: {source}", path.display())]
+    Fixture {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown source `{name}`; use one of: {known}")]
+    UnknownSource { name: String, known: String },
+    #[error(transparent)]
+    Normalize(#[from] crate::sources::IntakeError),
+}
+
+fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, TestEventError> {
     let body = match (&test.fixture, &test.payload) {
         (Some(fixture), None) => {
             let path = file.parent().unwrap_or(Path::new(".")).join(fixture);
-            std::fs::read(&path)
-                .map_err(|e| format!("cannot read fixture {}: {e}", path.display()))?
+            std::fs::read(&path).map_err(|source| TestEventError::Fixture { path, source })?
         }
         (None, Some(payload)) => payload.to_string().into_bytes(),
-        _ => return Err("give exactly one of `fixture:` or `payload:`".into()),
+        _ => return Err(TestEventError::NoBody),
     };
     let registry = sources::registry(config);
-    let source = registry.get(&test.source).ok_or_else(|| {
-        format!(
-            "unknown source `{}`; use one of: {}",
-            test.source,
-            registry.names().join(", ")
-        )
-    })?;
+    let source = registry
+        .get(&test.source)
+        .ok_or_else(|| TestEventError::UnknownSource {
+            name: test.source.clone(),
+            known: registry.names().join(", "),
+        })?;
     let verified = verify::local_file(body.into(), test.event.clone());
-    source
-        .normalize(&verified, Timestamp::now())
-        .map(|i| i.event)
-        .map_err(|e| e.to_string())
+    Ok(source.normalize(&verified, Timestamp::now())?.event)
 }
 
-#[path = "ruletest_expect.rs"]
+/// What the daemon would do with `event`: the rules' evaluation with every script or plugin
+/// action replaced by the jobs it would plan (its intents, numbered as the pipeline numbers
+/// them), the scripts that failed, and a dynamic product's answer. Nothing runs for real.
+pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
+    let mut evaluation = rules.evaluate(event);
+    let planned = super::plan(event, rules, &crate::script::NoState, &[]);
+    let mut script_errors = BTreeMap::new();
+    for r in evaluation.rules.iter_mut().filter(|r| r.matched) {
+        if let Some(error) = planned.trace.script_error(&r.rule) {
+            script_errors.insert(r.rule.clone(), error.to_string());
+        }
+        r.actions = planned
+            .jobs
+            .iter()
+            .filter(|j| j.rule == r.rule)
+            .map(|j| PlannedAction {
+                index: j.action_index,
+                kind: ActionKind::parse(&j.kind),
+                params: match &j.error {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(j.params.clone()),
+                },
+            })
+            .collect();
+    }
+    let answer = match event.topic == super::dynamic::TOPIC {
+        true => super::dynamic::product(rules, event, super::dynamic::DEADLINE),
+        false => Answer::NoScript,
+    };
+    Outcome {
+        evaluation,
+        script_errors,
+        answer,
+    }
+}
+
 mod expect;

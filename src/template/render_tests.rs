@@ -179,6 +179,6 @@ fn event_fields_exposed_to_rules_are_all_known() {
     let fields = scope.event_json().as_object().unwrap();
     for key in fields.keys() {
         let path = ["event", key.as_str()];
-        assert_eq!(crate::rules::fields::check(&path), Ok(()), "{key}");
+        assert_eq!(crate::template::fields::check(&path), Ok(()), "{key}");
     }
 }
