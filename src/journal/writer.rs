@@ -183,7 +183,7 @@ impl Writer {
 
     fn committed(&self, outcomes: &[Written]) {
         if let Some(problem) = self.health.recovered() {
-            telemetry::journal_recovered(problem.since);
+            telemetry::journal_recovered(&problem.since.to_rfc3339());
         }
         let added = outcomes
             .iter()

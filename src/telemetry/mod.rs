@@ -5,15 +5,14 @@
 //! describes, so `RUST_LOG` filters by module as before.
 //!
 //! Errors that can repeat thousands of times a second (a failing journal) go through a
-//! [`Repeated`] limit kept next to their line.
+//! [`Repeated`] limit kept next to their line. It uses nothing else in the crate, so every layer
+//! can call it.
 
 mod repeated;
 
 use std::fmt::Display;
 
 pub use repeated::{Held, Repeated, REPEAT_WINDOW};
-
-use crate::event::Timestamp;
 
 /// 503 answers while the journal fails: every webhook gets one.
 static INTAKE_UNAVAILABLE: Repeated = Repeated::new(REPEAT_WINDOW);
@@ -70,9 +69,9 @@ pub fn delivered() {
     tracing::info!(target: "storeflow::worker::dispatcher", "delivered");
 }
 
-/// A delivery attempt failed and runs again at `at`.
-pub fn delivery_retry(error: &str, at: Timestamp) {
-    tracing::warn!(target: "storeflow::worker::dispatcher", %error, retry_at = %at.to_rfc3339(), "delivery failed; will retry");
+/// A delivery attempt failed and runs again at `retry_at` (RFC 3339).
+pub fn delivery_retry(error: &str, retry_at: &str) {
+    tracing::warn!(target: "storeflow::worker::dispatcher", %error, %retry_at, "delivery failed; will retry");
 }
 
 /// A delivery failed for good: a dead letter.
@@ -113,8 +112,8 @@ pub fn journal_commit_failed(error: &dyn Display, writes: usize, first: bool) {
     crate::rate_limited_error!(COMMIT_FAILED, target: "storeflow::journal::writer", error = %error, writes, "journal commit failed; intake answers 503 until a commit succeeds");
 }
 
-/// Commits work again after failing since `since`.
-pub fn journal_recovered(since: Timestamp) {
+/// Commits work again after failing since `failing_since` (RFC 3339).
+pub fn journal_recovered(failing_since: &str) {
     let held = COMMIT_FAILED.reset();
-    tracing::info!(target: "storeflow::journal::writer", failing_since = %since.to_rfc3339(), unlogged_failures = held.count, "journal commits work again");
+    tracing::info!(target: "storeflow::journal::writer", %failing_since, unlogged_failures = held.count, "journal commits work again");
 }

@@ -343,7 +343,7 @@ impl Shared {
         };
         match (&next, &error) {
             (NextStep::Done, _) => telemetry::delivered(),
-            (NextStep::Retry(at), Some(e)) => telemetry::delivery_retry(e, *at),
+            (NextStep::Retry(at), Some(e)) => telemetry::delivery_retry(e, &at.to_rfc3339()),
             (_, e) => telemetry::delivery_dead(e.as_deref().unwrap_or("")),
         }
         (next, error)

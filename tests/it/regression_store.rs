@@ -69,3 +69,21 @@ async fn regression_shutdown_ends_every_task_and_closes_the_journal_after_its_la
     let len = std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert_eq!(len, 0, "the WAL is checkpointed at shutdown");
 }
+
+#[test]
+fn telemetry_uses_nothing_else_in_the_crate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/telemetry");
+    let mut files = Vec::new();
+    sources(&dir, &mut files);
+    assert!(!files.is_empty());
+    for (path, text) in files {
+        let upward = text
+            .lines()
+            .filter(|l| l.contains("crate::") && !l.contains("crate::rate_limited"))
+            .collect::<Vec<_>>();
+        assert!(
+            upward.is_empty(),
+            "{path} uses the crate: {upward:?} (every layer calls telemetry)"
+        );
+    }
+}
