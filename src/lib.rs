@@ -6,11 +6,12 @@
 //! # Layout
 //!
 //! From the bottom up (each layer uses only those before it):
-//! - [`telemetry`] holds log hygiene shared by every layer (rate-limited repeated errors).
+//! - [`telemetry`] holds every repeated log line, defined once, and their rate limits.
 //! - [`model`] holds the event model, canonical names and the built-in action table
 //!   ([`model::actions`]); it uses nothing else in the crate.
 //! - [`config`] holds `storeflow.yaml`.
-//! - [`journal`] holds durable storage (SQLite, group commit); knows events, nothing above.
+//! - [`journal`] holds durable storage behind the `Store` trait (SQLite, group commit), reached
+//!   through `journal::Reader` and `journal::Journal`; knows events, nothing above.
 //! - [`sources`] holds one adapter per platform: verify, then normalize.
 //! - [`template`] holds the minijinja environment, filters and the event view (JSON and Rhai
 //!   values, converted once per event) shared by rules and scripts.
@@ -23,7 +24,7 @@
 //! - [`worker`] holds the pipeline (events → plan → trace + jobs), the dispatcher (jobs →
 //!   actions, retries, dead letters), rule reloading and retention.
 //! - [`server`] holds the warp routes; journals and answers, never runs actions.
-//! - [`app`] holds wiring under one shutdown token.
+//! - [`app`] holds wiring under one shutdown token and one task tracker.
 //! - [`cli`] holds one file per subcommand.
 
 pub mod actions;

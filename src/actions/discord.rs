@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::http::{excerpt, retry_after, transport_error};
 use super::params::Params;
-use super::{secrets, Action, ActionError, ActionFuture, JobContext};
+use super::{secrets, ActionError, Executor, JobContext};
 use crate::model::actions::ActionKind;
 
 const WHAT: &str = "discord webhook";
@@ -54,13 +54,11 @@ impl DiscordAction {
     }
 }
 
-impl Action for DiscordAction {
-    fn kind(&self) -> ActionKind {
-        ActionKind::Discord
-    }
+impl Executor for DiscordAction {
+    const KIND: ActionKind = ActionKind::Discord;
 
-    fn execute<'a>(&'a self, params: &'a Value, _job: &'a JobContext) -> ActionFuture<'a> {
-        Box::pin(self.send(params))
+    async fn run(&self, params: &Value, _job: &JobContext) -> Result<(), ActionError> {
+        self.send(params).await
     }
 }
 

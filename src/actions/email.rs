@@ -19,8 +19,9 @@ use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
 use lettre::{AsyncTransport, Message, Tokio1Executor};
 
 use super::params::Params;
-use super::{Action, ActionError, ActionFuture, ActionsError, JobContext};
+use super::{ActionError, ActionsError, Executor, JobContext};
 use crate::config::{Config, SmtpConfig, SmtpSecurity};
+use crate::model::actions::ActionKind;
 
 pub use message::message_id;
 
@@ -93,22 +94,14 @@ impl EmailAction {
     }
 }
 
-impl Action for EmailAction {
-    fn kind(&self) -> crate::model::actions::ActionKind {
-        crate::model::actions::ActionKind::Email
-    }
+impl Executor for EmailAction {
+    const KIND: ActionKind = ActionKind::Email;
 
-    fn execute<'a>(
-        &'a self,
-        params: &'a serde_json::Value,
-        job: &'a JobContext,
-    ) -> ActionFuture<'a> {
-        Box::pin(async move {
-            let p = Params::new("email", params)?;
-            let keep_bcc = matches!(self.destination, Destination::MailDir(_));
-            let msg = message::build(&p, &self.from, job, keep_bcc)?;
-            self.deliver(&msg, job).await
-        })
+    async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
+        let p = Params::new("email", params)?;
+        let keep_bcc = matches!(self.destination, Destination::MailDir(_));
+        let msg = message::build(&p, &self.from, job, keep_bcc)?;
+        self.deliver(&msg, job).await
     }
 }
 
@@ -162,12 +155,7 @@ fn tls_parameters(smtp: &SmtpConfig, host: &str) -> Result<TlsParameters, Action
 
 /// SMTP 5xx and malformed messages are permanent; 4xx, network, TLS and timeouts are retryable.
 fn smtp_error(server: &str, e: &lettre::transport::smtp::Error) -> ActionError {
-    let mut message = format!("smtp {server}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
+    let message = format!("smtp {server}: {}", super::http::error_chain(e));
     if e.is_permanent() || e.is_client() {
         ActionError::permanent(message)
     } else {

@@ -1,22 +1,21 @@
 //! `flag`: records a flag (e.g. `dispute`) on the event's order in the journal, once per
 //! (source, order, kind, rule). Listed by `storeflow flags`.
 
-use std::sync::{Arc, Mutex};
-
 use serde_json::Value;
 
-use super::{Action, ActionError, ActionFuture, JobContext};
+use super::{ActionError, Executor, JobContext};
 use crate::event::Timestamp;
-use crate::journal::{Flag, Journal, SqliteStore, Store, Write};
+use crate::journal::{Flag, Journal, Reader, Write};
+use crate::model::actions::ActionKind;
 
 pub struct FlagAction {
     journal: Journal,
     /// For looking up the flagged event's source and order.
-    reader: Arc<Mutex<SqliteStore>>,
+    reader: Reader,
 }
 
 impl FlagAction {
-    pub fn new(journal: Journal, reader: Arc<Mutex<SqliteStore>>) -> FlagAction {
+    pub fn new(journal: Journal, reader: Reader) -> FlagAction {
         FlagAction { journal, reader }
     }
 
@@ -51,22 +50,14 @@ impl FlagAction {
 
     /// The event's source and order id (the event id when the event is not about an order).
     async fn order_of(&self, event_id: &str) -> Result<(String, String), ActionError> {
-        let reader = self.reader.clone();
-        let id = event_id.to_string();
-        let event = tokio::task::spawn_blocking(move || {
-            reader
-                .lock()
-                .map_err(|_| "journal reader poisoned".to_string())?
-                .event(&id)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r)
-        .map_err(|message| ActionError::Retryable {
-            message,
-            retry_after: None,
-        })?;
+        let event = self
+            .reader
+            .event(event_id)
+            .await
+            .map_err(|e| ActionError::Retryable {
+                message: e.to_string(),
+                retry_after: None,
+            })?;
         let event = event.ok_or_else(|| ActionError::Permanent {
             message: format!("event {event_id} is no longer in the journal"),
         })?;
@@ -83,12 +74,10 @@ fn text(params: &Value, key: &str) -> String {
         .to_string()
 }
 
-impl Action for FlagAction {
-    fn kind(&self) -> crate::model::actions::ActionKind {
-        crate::model::actions::ActionKind::Flag
-    }
+impl Executor for FlagAction {
+    const KIND: ActionKind = ActionKind::Flag;
 
-    fn execute<'a>(&'a self, params: &'a Value, job: &'a JobContext) -> ActionFuture<'a> {
-        Box::pin(self.flag(params, job))
+    async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
+        self.flag(params, job).await
     }
 }

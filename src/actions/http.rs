@@ -14,7 +14,8 @@ use reqwest::{redirect, Client, Method, Response, StatusCode};
 use sha2::Sha256;
 
 use super::params::Params;
-use super::{secrets, Action, ActionError, ActionFuture, JobContext};
+use super::{secrets, ActionError, Executor, JobContext};
+use crate::model::actions::ActionKind;
 
 /// Header carrying the job's idempotency key (`{event_id}/{rule}/{action_index}`).
 pub const IDEMPOTENCY_HEADER: &str = "x-storeflow-idempotency-key";
@@ -84,24 +85,16 @@ impl HttpAction {
     }
 }
 
-impl Action for HttpAction {
-    fn kind(&self) -> crate::model::actions::ActionKind {
-        crate::model::actions::ActionKind::Http
-    }
+impl Executor for HttpAction {
+    const KIND: ActionKind = ActionKind::Http;
 
-    fn execute<'a>(
-        &'a self,
-        params: &'a serde_json::Value,
-        job: &'a JobContext,
-    ) -> ActionFuture<'a> {
-        Box::pin(async move {
-            let p = Params::new("http", params)?;
-            let mut secrets = Vec::new();
-            let request = Request::parse(&p, &mut secrets)
-                .and_then(|r| r.check_host(&p, &self.allow_hosts))
-                .map_err(|e| e.scrub(&secrets))?;
-            self.send(request, job).await.map_err(|e| e.scrub(&secrets))
-        })
+    async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
+        let p = Params::new("http", params)?;
+        let mut secrets = Vec::new();
+        let request = Request::parse(&p, &mut secrets)
+            .and_then(|r| r.check_host(&p, &self.allow_hosts))
+            .map_err(|e| e.scrub(&secrets))?;
+        self.send(request, job).await.map_err(|e| e.scrub(&secrets))
     }
 }
 
@@ -212,7 +205,7 @@ pub(crate) fn transport_error(what: &str, e: reqwest::Error) -> ActionError {
 }
 
 /// An error with its sources ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -6,7 +6,8 @@
 use tracing::Level;
 
 use super::params::Params;
-use super::{Action, ActionError, ActionFuture, JobContext};
+use super::{ActionError, Executor, JobContext};
+use crate::model::actions::ActionKind;
 
 /// Writes `message` at `level` (trace | debug | info | warn | error, default info).
 pub struct LogAction;
@@ -14,24 +15,16 @@ pub struct LogAction;
 /// The `tracing` target of rule log lines, so they can be filtered (`RUST_LOG=storeflow::rule=debug`).
 pub const TARGET: &str = "storeflow::rule";
 
-impl Action for LogAction {
-    fn kind(&self) -> crate::model::actions::ActionKind {
-        crate::model::actions::ActionKind::Log
-    }
+impl Executor for LogAction {
+    const KIND: ActionKind = ActionKind::Log;
 
-    fn execute<'a>(
-        &'a self,
-        params: &'a serde_json::Value,
-        job: &'a JobContext,
-    ) -> ActionFuture<'a> {
-        Box::pin(async move {
-            let p = Params::new("log", params)?;
-            // A rendered message may carry buyer-typed CR/LF or NUL: escaped, it stays one line.
-            let message = super::redact::escape_controls(p.str("message")?);
-            let level = parse_level(&p)?;
-            emit(level, &message, job);
-            Ok(())
-        })
+    async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
+        let p = Params::new("log", params)?;
+        // A rendered message may carry buyer-typed CR/LF or NUL: escaped, it stays one line.
+        let message = super::redact::escape_controls(p.str("message")?);
+        let level = parse_level(&p)?;
+        emit(level, &message, job);
+        Ok(())
     }
 }
 
@@ -70,6 +63,7 @@ fn emit(level: Level, message: &str, job: &JobContext) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actions::Action;
     use serde_json::json;
 
     fn job() -> JobContext {

@@ -143,10 +143,11 @@ impl ActionError {
     }
 }
 
-/// What an executor's `execute` returns: a boxed future so the trait stays object safe.
+/// What [`Action::execute`] returns: a boxed future so the trait stays object safe.
 pub type ActionFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ActionError>> + Send + 'a>>;
 
-/// One kind of action (`email`, `slack`, …).
+/// One kind of action (`email`, `slack`, …), as the registry holds it (object safe).
+/// Executors implement [`Executor`] instead; this is derived for them.
 pub trait Action: Send + Sync {
     /// The kind it executes: its row in the action table.
     fn kind(&self) -> ActionKind;
@@ -156,6 +157,33 @@ pub trait Action: Send + Sync {
         params: &'a serde_json::Value,
         job: &'a JobContext,
     ) -> ActionFuture<'a>;
+}
+
+/// What an action's executor implements: its kind and one plain `async fn`. The boxing that
+/// keeps [`Action`] object safe is written once, in the blanket impl below.
+pub trait Executor: Send + Sync {
+    /// The kind it executes: its row in the action table.
+    const KIND: ActionKind;
+    /// Performs the effect once. `params` is the job's JSON object of rendered parameters.
+    fn run(
+        &self,
+        params: &serde_json::Value,
+        job: &JobContext,
+    ) -> impl Future<Output = Result<(), ActionError>> + Send;
+}
+
+impl<E: Executor> Action for E {
+    fn kind(&self) -> ActionKind {
+        E::KIND
+    }
+
+    fn execute<'a>(
+        &'a self,
+        params: &'a serde_json::Value,
+        job: &'a JobContext,
+    ) -> ActionFuture<'a> {
+        Box::pin(self.run(params, job))
+    }
 }
 
 /// The config could not be turned into executors.

@@ -16,8 +16,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::http::{check_response, transport_error};
 use super::params::Params;
-use super::{secrets, Action, ActionError, ActionFuture, ActionsError, JobContext};
+use super::{secrets, ActionError, ActionsError, Executor, JobContext};
 use crate::config::{Config, Secret};
+use crate::model::actions::ActionKind;
 
 /// Web API errors that go away by themselves; every other `error` is permanent.
 const TRANSIENT_API_ERRORS: &[&str] = &[
@@ -152,20 +153,12 @@ impl SlackAction {
     }
 }
 
-impl Action for SlackAction {
-    fn kind(&self) -> crate::model::actions::ActionKind {
-        crate::model::actions::ActionKind::Slack
-    }
+impl Executor for SlackAction {
+    const KIND: ActionKind = ActionKind::Slack;
 
-    fn execute<'a>(
-        &'a self,
-        params: &'a serde_json::Value,
-        job: &'a JobContext,
-    ) -> ActionFuture<'a> {
-        Box::pin(async move {
-            let msg = Message::parse(&Params::new("slack", params)?)?;
-            self.send(msg, job).await
-        })
+    async fn run(&self, params: &serde_json::Value, job: &JobContext) -> Result<(), ActionError> {
+        let msg = Message::parse(&Params::new("slack", params)?)?;
+        self.send(msg, job).await
     }
 }
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::output::plural;
 use crate::app::load_options;
 use crate::config::Config;
 use crate::rules;
@@ -42,12 +43,4 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }

@@ -8,15 +8,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
+use super::output::plural;
 use crate::actions::JobContext;
 use crate::config::Config;
 use crate::event::Event;
-use crate::journal::{EventStatus, Job, JobStatus, SqliteStore, Store};
+use crate::journal::{EventStatus, Job, JobStatus, Store};
 use crate::model::actions::ActionKind;
 use crate::outln;
 use crate::plan::Trace;
 
-pub fn run(config: &Config, store: &SqliteStore, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, store: &dyn Store, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let Some(event) = store.event(id)? else {
         eprintln!("no event with id {id}");
         return Ok(ExitCode::from(1));
@@ -65,7 +66,7 @@ fn header(e: &Event) -> std::io::Result<()> {
 }
 
 /// Why the event is quarantined, if it is.
-fn quarantine_reason(store: &SqliteStore, id: &str) -> anyhow::Result<Option<String>> {
+fn quarantine_reason(store: &dyn Store, id: &str) -> anyhow::Result<Option<String>> {
     let all = store.events_with_status(EventStatus::Quarantined, usize::MAX >> 1)?;
     Ok(all
         .into_iter()
@@ -112,7 +113,7 @@ fn rules(trace: Option<&Value>, quarantined: Option<String>) -> std::io::Result<
     }
 }
 
-fn job_line(config: &Config, store: &SqliteStore, job: &Job) -> anyhow::Result<()> {
+fn job_line(config: &Config, store: &dyn Store, job: &Job) -> anyhow::Result<()> {
     let tries = store.attempts(job.id)?.len() as u64;
     outln!(
         "  #{} {} {}: {} ({tries} attempt{})",
@@ -208,12 +209,4 @@ fn eml_path(config: &Config, job: &Job) -> PathBuf {
         .data_dir
         .join("mail")
         .join(format!("{}.eml", ctx.file_stem()))
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }

@@ -3,11 +3,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::output::{changed_exit, plural};
+use super::table::{Column, Listing};
 use crate::config::Config;
-use crate::journal::{EventStatus, Release, SqliteStore, Store, Write, Written};
+use crate::journal::{EventStatus, EventSummary, Release, Store, Write};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -55,61 +56,67 @@ pub enum EventsCommand {
 }
 
 pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let mut store = SqliteStore::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(&config.journal_path())?;
+    journal.write_blocking(|store| run_on(config, args, store))
+}
+
+fn run_on(config: &Config, args: EventsArgs, store: &mut dyn Store) -> anyhow::Result<ExitCode> {
     if let Some(EventsCommand::Retry { id, quarantined }) = args.show {
-        return retry(config, &mut store, id, quarantined);
+        return retry(config, store, id, quarantined);
     }
     if let Some(EventsCommand::Show { id, json }) = args.show {
-        return super::event_show::run(config, &store, &id, json || args.json);
+        return super::event_show::run(config, store, &id, json || args.json);
     }
     let events = match (args.status, args.shop.as_deref()) {
         (None, None) => store.recent_events(args.limit)?,
         (status, shop) => store.events_filtered(status, shop, args.limit)?,
     };
-    if args.json {
-        for e in &events {
-            outln!("{}", serde_json::to_string(e).context("printing an event")?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
+    let empty = match args.status {
+        Some(status) => format!("no {} events", status.as_str()),
+        None => "no events yet".to_string(),
+    };
+    Listing {
+        empty: &empty,
+        ..EVENTS
     }
-    if events.is_empty() {
-        match args.status {
-            Some(status) => outln!("no {} events", status.as_str())?,
-            None => outln!("no events yet")?,
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    outln!(
-        "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  ORDER",
-        "RECEIVED",
-        "ID",
-        "SHOP",
-        "TOPIC",
-        "CANONICAL",
-        "STATUS"
-    )?;
-    for e in &events {
-        outln!(
-            "{:<24}  {:<36}  {:<12}  {:<28}  {:<20}  {:<12}  {}",
-            e.received_at.to_rfc3339(),
-            e.id,
-            e.shop,
-            e.topic,
-            e.canonical.as_deref().unwrap_or("-"),
-            e.status.as_str(),
-            e.order_id.as_deref().unwrap_or("-"),
-        )?;
-        if let Some(reason) = &e.reason {
-            outln!("    quarantined: {reason}")?;
-        }
-    }
+    .print(&events, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
+
+const EVENTS: Listing<'static, EventSummary> = Listing {
+    item: "an event",
+    empty: "",
+    columns: &[
+        Column::left("RECEIVED", 24),
+        Column::left("ID", 36),
+        Column::left("SHOP", 12),
+        Column::left("TOPIC", 28),
+        Column::left("CANONICAL", 20),
+        Column::left("STATUS", 12),
+        Column::rest("ORDER"),
+    ],
+    cells: |e| {
+        vec![
+            e.received_at.to_rfc3339(),
+            e.id.clone(),
+            e.shop.clone(),
+            e.topic.clone(),
+            e.canonical.clone().unwrap_or_else(|| "-".into()),
+            e.status.as_str().to_string(),
+            e.order_id.clone().unwrap_or_else(|| "-".into()),
+        ]
+    },
+    note: |e| {
+        e.reason
+            .as_ref()
+            .map(|reason| format!("    quarantined: {reason}"))
+    },
+};
 
 /// `events retry`: quarantined events become unprocessed again.
 fn retry(
     config: &Config,
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     id: Option<String>,
     all: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -120,18 +127,7 @@ fn retry(
             anyhow::bail!("say which: `storeflow events retry ID` or `--quarantined`")
         }
     };
-    let out = store.write_batch(&[Write::Release(which)], config.intake.dedupe_window)?;
-    let n = match out.first() {
-        Some(Written::Changed(n)) => *n,
-        _ => 0,
-    };
-    outln!(
-        "re-queued {n} quarantined event{}",
-        if n == 1 { "" } else { "s" }
-    )?;
-    Ok(if n == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let n = super::write_one(store, config, Write::Release(which))?;
+    outln!("re-queued {n} quarantined event{}", plural(n))?;
+    Ok(changed_exit(n))
 }

@@ -4,11 +4,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::table::{no_note, Column, Listing};
 use crate::config::Config;
-use crate::journal::{Flag, FlagFilter, SqliteStore, Store, Write, Written};
+use crate::journal::{Flag, FlagFilter, Store, Write};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -37,14 +37,17 @@ pub enum FlagsCommand {
 }
 
 pub fn run(config: &Config, args: FlagsArgs) -> anyhow::Result<ExitCode> {
-    let mut store = SqliteStore::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(&config.journal_path())?;
+    journal.write_blocking(|store| run_on(config, args, store))
+}
+
+fn run_on(config: &Config, args: FlagsArgs, store: &mut dyn Store) -> anyhow::Result<ExitCode> {
     let (write, id, done) = match args.command {
-        None => return list(&store, &args),
+        None => return list(store, &args),
         Some(FlagsCommand::Resolve { id }) => (Write::ResolveFlag(id), id, "resolved"),
         Some(FlagsCommand::Delete { id }) => (Write::DeleteFlag(id), id, "deleted"),
     };
-    let out = store.write_batch(&[write], config.intake.dedupe_window)?;
-    if matches!(out.first(), Some(Written::Changed(n)) if *n > 0) {
+    if super::write_one(store, config, write)? > 0 {
         outln!("flag {id} {done}")?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -57,45 +60,21 @@ pub fn run(config: &Config, args: FlagsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
-fn list(store: &SqliteStore, args: &FlagsArgs) -> anyhow::Result<ExitCode> {
+fn list(store: &dyn Store, args: &FlagsArgs) -> anyhow::Result<ExitCode> {
     let filter = if args.all {
         FlagFilter::All
     } else {
         FlagFilter::Open
     };
     let flags = store.flags(args.kind.as_deref(), filter, args.limit)?;
-    if args.json {
-        for f in &flags {
-            outln!("{}", serde_json::to_string(f).context("printing a flag")?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if flags.is_empty() {
-        outln!(
-            "{}",
-            if args.all {
-                "no flags"
-            } else {
-                "no open flags"
-            }
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    outln!(
-        "{:>5}  {:<24}  {:<8}  {:<10}  {:<28}  {:<12}  {:<24}  NOTE",
-        "ID",
-        "FLAGGED",
-        "STATE",
-        "SOURCE",
-        "ORDER",
-        "KIND",
-        "RULE"
-    )?;
-    for f in &flags {
-        outln!("{}", row(f))?;
-    }
+    let empty = if args.all {
+        "no flags"
+    } else {
+        "no open flags"
+    };
+    Listing { empty, ..FLAGS }.print(&flags, args.json)?;
     let shared = shared_orders(&flags);
-    if shared > 0 {
+    if shared > 0 && !args.json {
         outln!(
             "\n{shared} order/kind pair{} flagged by more than one rule: each rule's note is listed",
             if shared == 1 { " is" } else { "s are" }
@@ -104,23 +83,38 @@ fn list(store: &SqliteStore, args: &FlagsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn row(f: &Flag) -> String {
-    format!(
-        "{:>5}  {:<24}  {:<8}  {:<10}  {:<28}  {:<12}  {:<24}  {}",
-        f.id,
-        f.created_at.to_rfc3339(),
-        if f.resolved_at.is_some() {
+const FLAGS: Listing<'static, Flag> = Listing {
+    item: "a flag",
+    empty: "",
+    columns: &[
+        Column::right("ID", 5),
+        Column::left("FLAGGED", 24),
+        Column::left("STATE", 8),
+        Column::left("SOURCE", 10),
+        Column::left("ORDER", 28),
+        Column::left("KIND", 12),
+        Column::left("RULE", 24),
+        Column::rest("NOTE"),
+    ],
+    cells: |f| {
+        let state = if f.resolved_at.is_some() {
             "resolved"
         } else {
             "open"
-        },
-        f.source,
-        f.order_id,
-        f.kind,
-        f.rule,
-        f.note
-    )
-}
+        };
+        vec![
+            f.id.to_string(),
+            f.created_at.to_rfc3339(),
+            state.to_string(),
+            f.source.clone(),
+            f.order_id.clone(),
+            f.kind.clone(),
+            f.rule.clone(),
+            f.note.clone(),
+        ]
+    },
+    note: no_note,
+};
 
 /// How many (source, order, kind) appear more than once (flagged by several rules).
 fn shared_orders(flags: &[Flag]) -> usize {

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use super::output::{changed_exit, plural};
 use super::replan;
+use super::table::{no_note, Column, Listing};
 use crate::config::Config;
-use crate::journal::{Job, JobStatus, Requeue, SqliteStore, Store, Write, Written};
+use crate::journal::{Job, JobStatus, Requeue, Store, Write};
 use crate::outln;
 
 #[derive(Debug, Args)]
@@ -63,9 +65,13 @@ fn parse_status(s: &str) -> Result<JobStatus, String> {
 }
 
 pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
-    let mut store = SqliteStore::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(&config.journal_path())?;
+    journal.write_blocking(|store| run_on(config, args, store))
+}
+
+fn run_on(config: &Config, args: JobsArgs, store: &mut dyn Store) -> anyhow::Result<ExitCode> {
     match args.command {
-        Some(JobsCommand::Show { id }) => show(&store, id),
+        Some(JobsCommand::Show { id }) => show(store, id),
         Some(JobsCommand::Retry { id, dead, replan }) => {
             let which = match (id, dead) {
                 (Some(id), _) => Requeue::One(id),
@@ -73,17 +79,17 @@ pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
                 (None, false) => anyhow::bail!("say which: `storeflow jobs retry ID` or `--dead`"),
             };
             if replan {
-                let targets = dead_letters(&store, &which)?;
-                return replan::run(config, &mut store, targets);
+                let targets = dead_letters(store, &which)?;
+                return replan::run(config, store, targets);
             }
-            let n = write(&mut store, config, Write::Requeue(which))?;
+            let n = super::write_one(store, config, Write::Requeue(which))?;
             outln!("re-queued {n} job{}", plural(n))?;
-            Ok(exit(n))
+            Ok(changed_exit(n))
         }
         Some(JobsCommand::Dismiss { ids, dead }) => {
             let ids = match (ids.is_empty(), dead) {
                 (false, _) => ids,
-                (true, true) => dead_letters(&store, &Requeue::AllDead)?
+                (true, true) => dead_letters(store, &Requeue::AllDead)?
                     .iter()
                     .map(|j| j.id)
                     .collect(),
@@ -91,16 +97,16 @@ pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("say which: `storeflow jobs dismiss ID...` or `--dead`")
                 }
             };
-            let n = write(&mut store, config, Write::Dismiss(ids))?;
+            let n = super::write_one(store, config, Write::Dismiss(ids))?;
             outln!("dismissed {n} dead letter{}", plural(n))?;
-            Ok(exit(n))
+            Ok(changed_exit(n))
         }
-        None => list(&store, &args),
+        None => list(store, &args),
     }
 }
 
 /// The dead jobs `which` names (a named job that is not dead is an error).
-fn dead_letters(store: &SqliteStore, which: &Requeue) -> anyhow::Result<Vec<Job>> {
+fn dead_letters(store: &dyn Store, which: &Requeue) -> anyhow::Result<Vec<Job>> {
     match which {
         Requeue::AllDead => Ok(store.jobs(None, Some(JobStatus::Dead), usize::MAX >> 1)?),
         Requeue::One(id) => match store.job(*id)? {
@@ -114,32 +120,7 @@ fn dead_letters(store: &SqliteStore, which: &Requeue) -> anyhow::Result<Vec<Job>
     }
 }
 
-fn write(store: &mut SqliteStore, config: &Config, w: Write) -> anyhow::Result<usize> {
-    let out = store.write_batch(&[w], config.intake.dedupe_window)?;
-    Ok(match out.first() {
-        Some(Written::Changed(n)) => *n,
-        _ => 0,
-    })
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-/// 1 when nothing was changed, so a script notices.
-fn exit(changed: usize) -> ExitCode {
-    if changed == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn show(store: &SqliteStore, id: i64) -> anyhow::Result<ExitCode> {
+fn show(store: &dyn Store, id: i64) -> anyhow::Result<ExitCode> {
     let Some(job) = store.job(id)? else {
         eprintln!("no job with id {id}");
         return Ok(ExitCode::from(1));
@@ -152,38 +133,34 @@ fn show(store: &SqliteStore, id: i64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn list(store: &SqliteStore, args: &JobsArgs) -> anyhow::Result<ExitCode> {
+fn list(store: &dyn Store, args: &JobsArgs) -> anyhow::Result<ExitCode> {
     let jobs = store.jobs(args.event.as_deref(), args.status, args.limit)?;
-    if args.json {
-        for j in &jobs {
-            outln!("{}", serde_json::to_string(j).context("printing a job")?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if jobs.is_empty() {
-        outln!("no jobs")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    outln!(
-        "{:>6}  {:<9}  {:>8}  {:<24}  {:<8}  {:<36}  LAST ERROR",
-        "ID",
-        "STATUS",
-        "ATTEMPTS",
-        "RULE",
-        "ACTION",
-        "EVENT"
-    )?;
-    for j in &jobs {
-        outln!(
-            "{:>6}  {:<9}  {:>8}  {:<24}  {:<8}  {:<36}  {}",
-            j.id,
-            j.status.as_str(),
-            j.attempts,
-            j.rule,
-            j.kind,
-            j.event_id,
-            j.last_error.as_deref().unwrap_or("")
-        )?;
-    }
+    JOBS.print(&jobs, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
+
+const JOBS: Listing<'static, Job> = Listing {
+    item: "a job",
+    empty: "no jobs",
+    columns: &[
+        Column::right("ID", 6),
+        Column::left("STATUS", 9),
+        Column::right("ATTEMPTS", 8),
+        Column::left("RULE", 24),
+        Column::left("ACTION", 8),
+        Column::left("EVENT", 36),
+        Column::rest("LAST ERROR"),
+    ],
+    cells: |j| {
+        vec![
+            j.id.to_string(),
+            j.status.as_str().to_string(),
+            j.attempts.to_string(),
+            j.rule.clone(),
+            j.kind.clone(),
+            j.event_id.clone(),
+            j.last_error.clone().unwrap_or_default(),
+        ]
+    },
+    note: no_note,
+};

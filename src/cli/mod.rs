@@ -10,6 +10,7 @@ mod replan;
 mod serve;
 mod sign;
 mod simulate;
+mod table;
 mod test;
 
 use std::path::PathBuf;
@@ -79,6 +80,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flags(args) => flags::run(&load_config(cli.config)?, args),
         Command::Sign(args) => sign::run(&load_config(cli.config)?, args),
     }
+}
+
+/// Applies one write directly to the journal (the CLI's `retry`, `dismiss`, `resolve`...): how
+/// many rows it changed.
+fn write_one(
+    store: &mut dyn crate::journal::Store,
+    config: &Config,
+    write: crate::journal::Write,
+) -> anyhow::Result<usize> {
+    let out = store.write_batch(&[write], config.intake.dedupe_window)?;
+    Ok(match out.first() {
+        Some(crate::journal::Written::Changed(n)) => *n,
+        _ => 0,
+    })
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {

@@ -20,6 +20,25 @@ pub fn line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// `"s"` unless `n` is one: `format!("{n} job{}", plural(n))`.
+pub fn plural<N: PartialEq + From<u8>>(n: N) -> &'static str {
+    if n == N::from(1) {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The exit code of a command that changes things: 1 when nothing was changed, so a script
+/// notices.
+pub fn changed_exit(changed: usize) -> std::process::ExitCode {
+    if changed == 0 {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
 /// True when `e` (anywhere in its chain) is stdout's reader having gone away: not a failure of
 /// the command, just nobody left to read the rest.
 pub fn is_closed_pipe(e: &anyhow::Error) -> bool {

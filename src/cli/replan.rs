@@ -10,16 +10,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
+use super::output::{changed_exit, plural};
 use crate::app::load_options;
 use crate::config::Config;
 use crate::journal::{
-    base_rule, replan_rule_key, Job, JobKey, JobStatus, NewJob, Replan, SqliteStore, Store, Write,
+    base_rule, replan_rule_key, Job, JobKey, JobStatus, NewJob, Replan, Store, Write,
 };
 use crate::outln;
 use crate::plan::{plan, JournalState, Trace};
 use crate::rules::{self, RuleSet};
 
-pub fn run(config: &Config, store: &mut SqliteStore, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, store: &mut dyn Store, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
     if dead.is_empty() {
         outln!("no dead letters to replan")?;
         return Ok(ExitCode::from(1));
@@ -42,13 +43,9 @@ pub fn run(config: &Config, store: &mut SqliteStore, dead: Vec<Job>) -> anyhow::
     }
     outln!(
         "planned {created} fresh job{}; the daemon sends them",
-        if created == 1 { "" } else { "s" }
+        plural(created)
     )?;
-    Ok(if created == 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(changed_exit(created))
 }
 
 /// The current rules, or `None` (errors printed) when they do not load cleanly.
@@ -71,7 +68,7 @@ fn load_rules(config: &Config) -> Option<RuleSet> {
 
 /// Plans `event_id` again and keeps the jobs of the dead letters' rules that are not done yet.
 fn replan_event(
-    store: &SqliteStore,
+    store: &dyn Store,
     rules: &RuleSet,
     event_id: &str,
     dead: &[Job],

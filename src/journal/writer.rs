@@ -8,16 +8,14 @@
 
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 
 use super::{Appended, JournalError, JournalHealth, Processed, Store, Write, Written};
 use crate::event::Incoming;
-use crate::telemetry::{Repeated, REPEAT_WINDOW};
-
-static COMMIT_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
+use crate::telemetry;
 
 /// Upper bound on writes per transaction, so one commit never holds callers for long.
 const MAX_BATCH: usize = 1024;
@@ -31,19 +29,23 @@ pub struct Journal {
     health: Arc<JournalHealth>,
 }
 
-/// Owns the writer thread; [`WriterHandle::close`] finishes queued writes and joins it.
-pub struct WriterHandle {
-    thread: Option<JoinHandle<()>>,
-}
+/// Runs on the writer thread once its last commit is done (e.g. a final WAL checkpoint).
+pub type OnClose = Box<dyn FnOnce() + Send>;
 
 impl Journal {
-    /// Starts the writer thread over `store`. After each commit that added events, `appended`
-    /// (if given) is rung so the pipeline wakes up without polling.
+    /// Starts the writer thread over `store`, tracked by `tracker`. After each commit that added
+    /// events, `appended` (if given) is rung so the pipeline wakes up without polling.
+    ///
+    /// The thread commits until the last [`Journal`] clone is dropped, so it closes after the
+    /// last write of every task that held one; then it runs `on_close` and ends, and `tracker`
+    /// sees it gone.
     pub fn start<S: Store>(
         store: S,
         dedupe_window: Duration,
         appended: Option<SyncSender<()>>,
-    ) -> (Journal, WriterHandle) {
+        tracker: &TaskTracker,
+        on_close: Option<OnClose>,
+    ) -> Result<Journal, JournalError> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let health = Arc::new(JournalHealth::new(store.files()));
         let writer = Writer {
@@ -51,16 +53,21 @@ impl Journal {
             dedupe_window,
             appended,
         };
-        let thread = std::thread::Builder::new()
+        let tracked = tracker.token();
+        std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer.run(store, rx))
-            .expect("spawning the journal writer thread");
-        (
-            Journal { tx, health },
-            WriterHandle {
-                thread: Some(thread),
-            },
-        )
+            .spawn(move || {
+                writer.run(store, rx);
+                if let Some(f) = on_close {
+                    f();
+                }
+                drop(tracked);
+            })
+            .map_err(|e| JournalError::Open {
+                path: String::new(),
+                reason: format!("cannot start the journal writer thread: {e}"),
+            })?;
+        Ok(Journal { tx, health })
     }
 
     /// Whether commits work right now (shared with intake and `/healthz`).
@@ -133,16 +140,6 @@ impl Journal {
     }
 }
 
-impl WriterHandle {
-    /// Waits for the writer to commit what is queued and stop. Every [`Journal`] clone must be
-    /// dropped first, or this waits for them.
-    pub fn close(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The writer thread's side.
 struct Writer {
     health: Arc<JournalHealth>,
@@ -186,8 +183,7 @@ impl Writer {
 
     fn committed(&self, outcomes: &[Written]) {
         if let Some(problem) = self.health.recovered() {
-            let held = COMMIT_FAILED.reset();
-            tracing::info!(failing_since = %problem.since.to_rfc3339(), unlogged_failures = held.count, "journal commits work again");
+            telemetry::journal_recovered(&problem.since.to_rfc3339());
         }
         let added = outcomes
             .iter()
@@ -198,9 +194,7 @@ impl Writer {
     }
 
     fn failed(&self, e: &JournalError, writes: usize) {
-        if self.health.failed(e.public_reason()) {
-            COMMIT_FAILED.reset();
-        }
-        crate::rate_limited_error!(COMMIT_FAILED, error = %e, writes, "journal commit failed; intake answers 503 until a commit succeeds");
+        let first = self.health.failed(e.public_reason());
+        telemetry::journal_commit_failed(e, writes, first);
     }
 }

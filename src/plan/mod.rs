@@ -102,12 +102,12 @@ fn plan_unguarded(event: &Event, rules: &RuleSet, committed: &dyn State, batch: 
         };
         match run_rule(rules, &view, r, &state) {
             Ok(run) => {
-                tracing::info!(event_id = %event.id, rule = %r.rule, jobs = run.jobs.len(), "rule matched");
+                crate::telemetry::rule_matched(&event.id, &r.rule, run.jobs.len());
                 jobs.extend(run.jobs);
                 written.extend(run.state);
             }
             Err(error) => {
-                tracing::warn!(event_id = %event.id, rule = %r.rule, %error, "script failed; the rule run is dropped");
+                crate::telemetry::script_failed(&event.id, &r.rule, &error);
                 failures.push((r.rule.clone(), error.to_string()));
             }
         }

@@ -31,9 +31,9 @@ impl State for Layered<'_> {
 }
 
 /// The journal's `kv` table as script state (a read error reads as "not set").
-pub struct JournalState<'a, S: Store>(pub &'a S);
+pub struct JournalState<'a, S: Store + ?Sized>(pub &'a S);
 
-impl<S: Store> State for JournalState<'_, S> {
+impl<S: Store + ?Sized> State for JournalState<'_, S> {
     fn get(&self, key: &str) -> Option<Value> {
         self.0.state(key).ok().flatten()
     }

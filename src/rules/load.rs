@@ -84,28 +84,8 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
         }
     };
     let engine = hardened_engine(options.max_operations);
-    let (plugins, plugin_errors) = crate::script::Plugins::load_dir_with(
-        &options.plugins_dir,
-        options.max_operations,
-        options.script_limits.timeout,
-    );
-    diagnostics.extend(plugin_errors.into_iter().map(|e| Diagnostic {
-        line: e.line,
-        column: e.column,
-        ..unpositioned(&e.file, e.message)
-    }));
-    let runner = std::sync::Arc::new(crate::script::Runner::with_limits(
-        options.max_operations,
-        options.script_limits,
-        std::sync::Arc::new(plugins),
-    ));
-    diagnostics.extend(runner.lint_plugins().into_iter().map(|e| Diagnostic {
-        line: e.line,
-        column: e.column,
-        ..unpositioned(&e.file, e.message)
-    }));
+    let runner = script_runner(options, &mut diagnostics);
     let mut templates = Templates::new();
-    let mut rules: Vec<Rule> = Vec::new();
     let mut compiler = Compiler {
         engine: &engine,
         runner: &runner,
@@ -113,16 +93,7 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
         options,
         next_template: 0,
     };
-    for file in &files {
-        match std::fs::read_to_string(file) {
-            Ok(text) => {
-                let mut d = FileDiags::new(file, &text);
-                load_file(&text, &mut compiler, &mut d, &mut rules);
-                diagnostics.append(&mut d.out);
-            }
-            Err(e) => diagnostics.push(unpositioned(file, format!("cannot read file: {e}"))),
-        }
-    }
+    let rules = compile_files(&files, &mut compiler, &mut diagnostics);
     check_duplicates(&rules, &files, &mut diagnostics);
     if diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Loaded {
@@ -145,6 +116,55 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
         rules: Some(set),
         diagnostics,
     }
+}
+
+/// The script runner with the plugins of `options.plugins_dir` (their errors become
+/// diagnostics).
+fn script_runner(
+    options: &LoadOptions,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> std::sync::Arc<crate::script::Runner> {
+    let (plugins, plugin_errors) = crate::script::Plugins::load_dir_with(
+        &options.plugins_dir,
+        options.max_operations,
+        options.script_limits.timeout,
+    );
+    diagnostics.extend(plugin_errors.into_iter().map(|e| Diagnostic {
+        line: e.line,
+        column: e.column,
+        ..unpositioned(&e.file, e.message)
+    }));
+    let runner = std::sync::Arc::new(crate::script::Runner::with_limits(
+        options.max_operations,
+        options.script_limits,
+        std::sync::Arc::new(plugins),
+    ));
+    diagnostics.extend(runner.lint_plugins().into_iter().map(|e| Diagnostic {
+        line: e.line,
+        column: e.column,
+        ..unpositioned(&e.file, e.message)
+    }));
+    runner
+}
+
+/// Compiles every rule file in order; problems go to `diagnostics`.
+fn compile_files(
+    files: &[std::path::PathBuf],
+    compiler: &mut Compiler<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                let mut d = FileDiags::new(file, &text);
+                load_file(&text, compiler, &mut d, &mut rules);
+                diagnostics.append(&mut d.out);
+            }
+            Err(e) => diagnostics.push(unpositioned(file, format!("cannot read file: {e}"))),
+        }
+    }
+    rules
 }
 
 impl RuleSet {

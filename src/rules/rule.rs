@@ -79,34 +79,12 @@ pub fn compile(node: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
         );
         return None;
     };
-    let get = |k: &str| {
-        entries
-            .iter()
-            .find(|(key, _)| key.value.as_str() == Some(k))
-            .map(|e| &e.1)
-    };
+    let get = |k: &str| field(entries, k);
     let name_node = get("name");
     let name = name_node.and_then(|n| n.value.as_str()).map(str::to_string);
     d.rule = name.clone();
     check_keys(entries, d);
-    for key in ["name", "on", "actions"] {
-        if get(key).is_none() {
-            d.error(
-                pos(node),
-                format!("rule has no `{key}`"),
-                Some(format!(
-                    "every rule needs `name`, `on` and `actions`; add `{key}:`"
-                )),
-            );
-        }
-    }
-    if let (Some(n), None) = (name_node, &name) {
-        d.error(
-            pos(n),
-            format!("`name` must be a string, found {}", n.value.type_name()),
-            None,
-        );
-    }
+    check_required(node, entries, name.is_some(), d);
     let rule = Rule {
         name: name.clone().unwrap_or_default(),
         description: get("description")
@@ -132,6 +110,36 @@ pub fn compile(node: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
     rule.template_paths.sort_by_key(Vec::len);
     d.rule = None;
     name.map(|_| rule)
+}
+
+/// The value of key `k` in a rule's mapping.
+fn field<'a>(entries: &'a [(Node, Node)], k: &str) -> Option<&'a Node> {
+    entries
+        .iter()
+        .find(|(key, _)| key.value.as_str() == Some(k))
+        .map(|e| &e.1)
+}
+
+/// Every rule needs `name` (a string), `on` and `actions`.
+fn check_required(node: &Node, entries: &[(Node, Node)], named: bool, d: &mut FileDiags<'_>) {
+    for key in ["name", "on", "actions"] {
+        if field(entries, key).is_none() {
+            d.error(
+                pos(node),
+                format!("rule has no `{key}`"),
+                Some(format!(
+                    "every rule needs `name`, `on` and `actions`; add `{key}:`"
+                )),
+            );
+        }
+    }
+    if let (Some(n), false) = (field(entries, "name"), named) {
+        d.error(
+            pos(n),
+            format!("`name` must be a string, found {}", n.value.type_name()),
+            None,
+        );
+    }
 }
 
 fn check_keys(entries: &[(Node, Node)], d: &mut FileDiags<'_>) {

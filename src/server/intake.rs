@@ -14,13 +14,10 @@ use super::dynamic;
 pub use super::health::SecretCounts;
 use super::rejection::ApiError;
 use crate::event::Timestamp;
-use crate::journal::{Journal, SqliteStore, Store};
+use crate::journal::{Journal, Reader};
 use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Route, Source, Sources};
-use crate::telemetry::{Repeated, REPEAT_WINDOW};
-
-/// 503 answers are logged rate-limited: while the journal fails, every webhook gets one.
-static UNAVAILABLE: Repeated = Repeated::new(REPEAT_WINDOW);
+use crate::telemetry;
 
 /// What the intake route needs; shared by every request.
 pub struct Intake {
@@ -30,7 +27,7 @@ pub struct Intake {
     /// For Sellix dynamic products, whose answer a rule's script produces.
     pub rules: Arc<LiveRules>,
     /// Reads earlier answers to repeated dynamic-product deliveries.
-    pub reader: Arc<std::sync::Mutex<SqliteStore>>,
+    pub reader: Reader,
     /// Deliveries per shop and secret, for `/healthz`.
     pub counts: Arc<SecretCounts>,
 }
@@ -117,7 +114,7 @@ async fn handle(
     };
     let shop = route.shop;
     let reject = |e: ApiError| {
-        tracing::info!(source = source.name(), %shop, status = e.status().as_u16(), reason = %e, "webhook refused");
+        telemetry::webhook_refused(source.name(), &shop, e.status().as_u16(), &e);
         warp::reject::custom(e)
     };
     let verified = source
@@ -130,7 +127,13 @@ async fn handle(
     let topic = incoming.event.topic.clone();
     let dynamic = (topic == dynamic::TOPIC).then(|| incoming.event.clone());
     let appended = journal_append(&intake, incoming).await?;
-    tracing::info!(event_id = %appended.event_id, %topic, %shop, secret = secret.as_str(), duplicate = appended.duplicate, "webhook accepted");
+    telemetry::webhook_accepted(
+        &appended.event_id,
+        &topic,
+        &shop,
+        secret.as_str(),
+        appended.duplicate,
+    );
     if !appended.duplicate {
         intake.counts.record(source.name(), &shop, secret);
     }
@@ -149,11 +152,11 @@ async fn journal_append(
     incoming: crate::event::Incoming,
 ) -> Result<crate::journal::Appended, Rejection> {
     if let Err(problem) = intake.journal.admit() {
-        crate::rate_limited_error!(UNAVAILABLE, reason = %problem.reason, "journal failing; answering 503");
+        telemetry::intake_unavailable(Ok(&problem.reason));
         return Err(warp::reject::custom(ApiError::JournalUnavailable));
     }
     intake.journal.append(incoming).await.map_err(|e| {
-        crate::rate_limited_error!(UNAVAILABLE, error = %e, "journal append failed; answering 503");
+        telemetry::intake_unavailable(Err(&e));
         warp::reject::custom(ApiError::JournalUnavailable)
     })
 }
@@ -167,10 +170,7 @@ async fn dynamic_reply(
 ) -> Option<warp::reply::Response> {
     let answer = if appended.duplicate {
         let key = dynamic::state_key(&appended.event_id);
-        let reader = intake.reader.clone();
-        let kept =
-            tokio::task::spawn_blocking(move || reader.lock().ok()?.state(&key).ok().flatten());
-        match kept.await {
+        match intake.reader.state(&key).await {
             Ok(Some(kept)) => dynamic::from_kept(kept),
             Ok(None) => dynamic::Answer::NoScript,
             Err(e) => dynamic::Answer::Failed(format!("reading the kept answer failed: {e}")),

@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -26,10 +26,8 @@ use super::retry;
 use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
 use crate::event::Timestamp;
-use crate::journal::{
-    AttemptOutcome, Job, Journal, JournalError, NextStep, SqliteStore, Store, Write,
-};
-use crate::telemetry::{Repeated, REPEAT_WINDOW};
+use crate::journal::{AttemptOutcome, Job, Journal, NextStep, Reader, Write};
+use crate::telemetry;
 
 /// The longest the loop sleeps without looking at the journal.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -39,9 +37,6 @@ const MIN_IDLE: Duration = Duration::from_millis(10);
 /// The first pause after a journal read or write failed; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-static READ_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
-static ATTEMPT_UNJOURNALED: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// Jobs being delivered, and how many deliveries have finished. A list of due jobs read before
 /// a delivery finished may still show that job as pending: claims from such a stale list are
@@ -81,61 +76,68 @@ impl Backoff {
     }
 }
 
-/// Runs until `stop`, then waits up to `drain` for deliveries in flight; the rest stay pending
-/// in the journal.
-pub async fn run(
-    reader: Arc<Mutex<SqliteStore>>,
-    journal: Journal,
-    actions: Arc<Actions>,
-    delivery: DeliveryConfig,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-    drain: Duration,
-) {
-    let permits = Arc::new(Semaphore::new(delivery.concurrency.max(1)));
-    let shared = Arc::new(Shared {
-        journal,
-        actions,
-        delivery,
-        in_flight: Mutex::default(),
-        wake,
-    });
-    let tracker = TaskTracker::new();
-    let mut backoff = Backoff::default();
-    while !stop.is_cancelled() {
-        match shared.round(&reader, &permits, &tracker).await {
-            Ok(pause) => {
-                backoff = Backoff::default();
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = shared.wake.notified() => {}
-                    _ = tokio::time::sleep(pause) => {}
+/// What the dispatcher works with.
+pub struct Dispatcher {
+    /// A connection of its own for finding due jobs.
+    pub reader: Reader,
+    pub journal: Journal,
+    pub actions: Arc<Actions>,
+    pub delivery: DeliveryConfig,
+    /// Rung when jobs are planned.
+    pub wake: Arc<Notify>,
+    /// How long shutdown waits for deliveries in flight.
+    pub drain: Duration,
+}
+
+impl Dispatcher {
+    /// Runs until `stop`, then waits up to `drain` for deliveries in flight; the rest stay
+    /// pending in the journal. Deliveries are tasks of `tracker`, the daemon's one tracker.
+    pub async fn run(self, stop: CancellationToken, tracker: TaskTracker) {
+        let permits = Arc::new(Semaphore::new(self.delivery.concurrency.max(1)));
+        let shared = Arc::new(Shared {
+            journal: self.journal,
+            actions: self.actions,
+            delivery: self.delivery,
+            in_flight: Mutex::default(),
+            wake: self.wake,
+        });
+        let mut backoff = Backoff::default();
+        while !stop.is_cancelled() {
+            match shared.round(&self.reader, &permits, &tracker).await {
+                Ok(pause) => {
+                    backoff = Backoff::default();
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = shared.wake.notified() => {}
+                        _ = tokio::time::sleep(pause) => {}
+                    }
                 }
+                // Not woken by finished deliveries: only time ends a backoff.
+                Err(JournalDown) => tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(backoff.next()) => {}
+                },
             }
-            // Not woken by finished deliveries: only time ends a backoff.
-            Err(JournalDown) => tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(backoff.next()) => {}
-            },
         }
-    }
-    tracker.close();
-    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
-        tracing::warn!("deliveries still running at shutdown; they stay pending in the journal");
-    }
-    if shared.flush_held().await.is_err() {
-        tracing::warn!(
-            "attempts that could not be journaled are lost; those jobs run again at the next start"
-        );
+        if !shared.drained(self.drain).await {
+            tracing::warn!(
+                "deliveries still running at shutdown; they stay pending in the journal"
+            );
+        }
+        if shared.flush_held().await.is_err() {
+            tracing::warn!(
+                "attempts that could not be journaled are lost; those jobs run again at the next start"
+            );
+        }
     }
 }
 
 /// How long to sleep: until the next retry falls due, at most [`MAX_IDLE`].
-async fn idle_time(reader: &Arc<Mutex<SqliteStore>>, free: usize) -> Result<Duration, JournalDown> {
+async fn idle_time(reader: &Reader, free: usize) -> Result<Duration, JournalDown> {
     if free == 0 {
         return Ok(MAX_IDLE);
     }
-    Ok(match read(reader, |s| s.next_due()).await? {
+    Ok(match logged(reader.next_due().await)? {
         Some(at) => {
             let wait = (at.millis() - Timestamp::now().millis()).max(0) as u64;
             Duration::from_millis(wait).clamp(MIN_IDLE, MAX_IDLE)
@@ -144,20 +146,10 @@ async fn idle_time(reader: &Arc<Mutex<SqliteStore>>, free: usize) -> Result<Dura
     })
 }
 
-/// Runs a journal read off the async threads; a failed read is logged (rate-limited).
-async fn read<T: Send + 'static>(
-    reader: &Arc<Mutex<SqliteStore>>,
-    f: impl FnOnce(&SqliteStore) -> Result<T, JournalError> + Send + 'static,
-) -> Result<T, JournalDown> {
-    let reader = reader.clone();
-    let result = tokio::task::spawn_blocking(move || match reader.lock() {
-        Ok(store) => f(&store).map_err(|e| e.to_string()),
-        Err(_) => Err("journal reader poisoned".to_string()),
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("read task failed: {e}")));
-    result.map_err(|e| {
-        crate::rate_limited_error!(READ_FAILED, error = %e, "dispatcher cannot read the journal; backing off");
+/// A failed journal read is logged (rate-limited) and makes the loop back off.
+fn logged<T>(read: Result<T, crate::journal::JournalError>) -> Result<T, JournalDown> {
+    read.map_err(|e| {
+        telemetry::dispatch_read_failed(&e);
         JournalDown
     })
 }
@@ -175,7 +167,7 @@ impl Shared {
     /// permits for. Answers how long to sleep, or that the journal is failing.
     async fn round(
         self: &Arc<Self>,
-        reader: &Arc<Mutex<SqliteStore>>,
+        reader: &Reader,
         permits: &Arc<Semaphore>,
         tracker: &TaskTracker,
     ) -> Result<Duration, JournalDown> {
@@ -183,7 +175,7 @@ impl Shared {
         let free = permits.available_permits();
         let generation = self.generation();
         let due = if free > 0 {
-            read(reader, move |s| s.due_jobs(Timestamp::now(), free * 2)).await?
+            logged(reader.due_jobs(Timestamp::now(), free * 2).await)?
         } else {
             Vec::new()
         };
@@ -204,6 +196,25 @@ impl Shared {
             });
         }
         idle_time(reader, permits.available_permits()).await
+    }
+
+    /// Waits until no delivery is in flight, at most `deadline`; false when some still are.
+    async fn drained(&self, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        loop {
+            let busy = self.in_flight.lock().is_ok_and(|f| !f.ids.is_empty());
+            if !busy {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero()
+                || tokio::time::timeout(left, self.wake.notified())
+                    .await
+                    .is_err()
+            {
+                return false;
+            }
+        }
     }
 
     fn generation(&self) -> u64 {
@@ -260,18 +271,14 @@ impl Shared {
         for outcome in self.held() {
             let job_id = outcome.job_id;
             if let Err(e) = self.journal.write(Write::Attempt(outcome)).await {
-                crate::rate_limited_error!(ATTEMPT_UNJOURNALED, job = job_id, error = %e,
-                    "still cannot journal an attempt; no job is started until it is journaled");
+                telemetry::attempt_unjournaled(Some(job_id), &e);
                 return Err(JournalDown);
             }
             if let Ok(mut f) = self.in_flight.lock() {
                 f.held.remove(&job_id);
                 f.generation += 1;
             }
-            tracing::info!(
-                job = job_id,
-                "attempt journaled after the journal recovered"
-            );
+            telemetry::attempt_journaled_late(job_id);
         }
         Ok(())
     }
@@ -304,8 +311,7 @@ impl Shared {
             next,
         };
         if let Err(e) = self.journal.write(Write::Attempt(outcome.clone())).await {
-            crate::rate_limited_error!(ATTEMPT_UNJOURNALED, error = %e,
-                "cannot journal the attempt; it is held and journaled when the journal works again, the job does not run again before that");
+            telemetry::attempt_unjournaled(None, &e);
             self.hold(outcome);
         }
         self.release(job.id);
@@ -336,14 +342,9 @@ impl Shared {
             }
         };
         match (&next, &error) {
-            (NextStep::Done, _) => tracing::info!("delivered"),
-            (NextStep::Retry(at), Some(e)) => {
-                tracing::warn!(error = %e, retry_at = %at.to_rfc3339(), "delivery failed; will retry")
-            }
-            (_, e) => tracing::error!(
-                error = e.as_deref().unwrap_or(""),
-                "delivery failed; dead letter"
-            ),
+            (NextStep::Done, _) => telemetry::delivered(),
+            (NextStep::Retry(at), Some(e)) => telemetry::delivery_retry(e, &at.to_rfc3339()),
+            (_, e) => telemetry::delivery_dead(e.as_deref().unwrap_or("")),
         }
         (next, error)
     }

@@ -7,81 +7,64 @@
 //! async threads that answer webhooks.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::journal::{Journal, JournalError, SqliteStore, Store, Unreadable, Write};
+use crate::event::Event;
+use crate::journal::{Journal, JournalError, Processed, Reader, Unreadable, Write};
 use crate::plan::{try_plan, JournalState};
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;
+use crate::script::State;
 
 /// Events read and committed per round.
 const BATCH: usize = 256;
 /// How long the worker sleeps when nothing rings; also the retry delay after an error.
 const IDLE: Duration = Duration::from_secs(1);
 
-/// A running pipeline thread.
+/// What the pipeline thread works with.
 pub struct Pipeline {
-    stop: Arc<AtomicBool>,
-    /// Rung by [`Pipeline::stop`] so an idle worker notices at once.
-    doorbell: SyncSender<()>,
-    thread: JoinHandle<()>,
+    /// A connection of its own for reading unprocessed events.
+    pub reader: Reader,
+    pub journal: Journal,
+    pub rules: Arc<LiveRules>,
+    /// Rung after a commit that planned jobs, so the dispatcher starts at once.
+    pub jobs_planned: Arc<Notify>,
 }
 
 impl Pipeline {
-    /// Starts the worker. The doorbell (both ends of one channel) is rung after commits that
-    /// appended events and after reloads; `reader` is a connection of its own for reading
-    /// unprocessed events.
+    /// Starts the worker thread, tracked by `tracker`. The doorbell (both ends of one channel)
+    /// is rung after commits that appended events and after reloads. Once `stop` is cancelled
+    /// the thread finishes the round in progress and ends.
     pub fn start(
-        reader: SqliteStore,
-        journal: Journal,
-        rules: Arc<LiveRules>,
+        self,
         (bell, doorbell): (SyncSender<()>, Receiver<()>),
-        jobs_planned: Arc<Notify>,
-    ) -> Pipeline {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let worker = Worker {
-            reader,
-            journal,
-            rules,
-            jobs_planned,
-        };
-        let thread = std::thread::Builder::new()
+        stop: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> std::io::Result<()> {
+        // An idle worker waits on the doorbell: ring it when the token fires.
+        let woken = stop.clone();
+        tracker.spawn(async move {
+            woken.cancelled().await;
+            let _ = bell.try_send(());
+        });
+        let tracked = tracker.token();
+        std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || worker.run(doorbell, flag))
-            .expect("spawning the pipeline thread");
-        Pipeline {
-            stop,
-            doorbell: bell,
-            thread,
-        }
+            .spawn(move || {
+                self.run(doorbell, stop);
+                drop(tracked);
+            })?;
+        Ok(())
     }
 
-    /// Finishes the round in progress and stops. Waits at most for that round.
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.doorbell.try_send(());
-        let _ = self.thread.join();
-    }
-}
-
-struct Worker {
-    reader: SqliteStore,
-    journal: Journal,
-    rules: Arc<LiveRules>,
-    /// Rung after a commit that planned jobs, so the dispatcher starts at once.
-    jobs_planned: Arc<Notify>,
-}
-
-impl Worker {
-    fn run(self, doorbell: Receiver<()>, stop: Arc<AtomicBool>) {
-        while !stop.load(Ordering::SeqCst) {
+    fn run(self, doorbell: Receiver<()>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
             let busy = match self.rules.current() {
                 Some(set) => self.round(&set).unwrap_or_else(|e| {
                     tracing::error!(error = %e, "pipeline round failed; retrying");
@@ -102,39 +85,21 @@ impl Worker {
     /// Processes one batch; true when there may be more waiting. An event that cannot be read
     /// back or planned is quarantined instead of failing the round, so it blocks no other event.
     fn round(&self, rules: &RuleSet) -> Result<bool, JournalError> {
-        let pending = self.reader.unprocessed_events(BATCH)?;
-        if pending.is_empty() {
+        let (planned, quarantined, full) = self.reader.read_blocking(|store| {
+            let pending = store.unprocessed_events(BATCH)?;
+            let full = pending.len() == BATCH;
+            let (processed, quarantined) = plan_batch(pending, rules, &JournalState(store));
+            Ok::<_, JournalError>((processed, quarantined, full))
+        })?;
+        if planned.is_empty() && quarantined.is_empty() {
             return Ok(false);
         }
-        let full = pending.len() == BATCH;
-        // Script state written by earlier events of this batch is not committed yet: later
-        // events see it through these layers.
-        let mut batch: Vec<BTreeMap<String, serde_json::Value>> = Vec::new();
-        let mut processed = Vec::with_capacity(pending.len());
-        let mut quarantined = Vec::new();
-        for read in pending {
-            let planned = read.and_then(|e| {
-                try_plan(&e, rules, &JournalState(&self.reader), &batch)
-                    .and_then(|p| p.into_processed(&e.id))
-                    .map_err(|reason| Unreadable {
-                        event_id: e.id.clone(),
-                        reason: reason.to_string(),
-                    })
-            });
-            match planned {
-                Ok(p) => {
-                    batch.push(p.state.iter().cloned().collect());
-                    processed.push(p);
-                }
-                Err(unreadable) => quarantined.push(unreadable),
-            }
-        }
-        let planned = processed.iter().any(|p| !p.jobs.is_empty());
-        for result in self.journal.processed_many_blocking(processed) {
+        let jobs = planned.iter().any(|p| !p.jobs.is_empty());
+        for result in self.journal.processed_many_blocking(planned) {
             result?;
         }
         self.quarantine(quarantined)?;
-        if planned {
+        if jobs {
             self.jobs_planned.notify_one();
         }
         Ok(full)
@@ -143,12 +108,7 @@ impl Worker {
     /// Sets events aside with their reason (see [`Write::Quarantine`]).
     fn quarantine(&self, events: Vec<Unreadable>) -> Result<(), JournalError> {
         for u in events {
-            tracing::error!(
-                event_id = %u.event_id,
-                reason = %u.reason,
-                "event quarantined: it cannot be read or planned; \
-                 `storeflow events retry ID` hands it back to the pipeline after a fix"
-            );
+            crate::telemetry::event_quarantined(&u.event_id, &u.reason);
             if u.event_id.is_empty() {
                 continue; // not even its id is readable: nothing to mark
             }
@@ -156,4 +116,36 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Plans a batch of read events in order; those that cannot be read back or planned are
+/// answered as [`Unreadable`] instead of failing the batch.
+fn plan_batch(
+    pending: Vec<Result<Event, Unreadable>>,
+    rules: &RuleSet,
+    committed: &dyn State,
+) -> (Vec<Processed>, Vec<Unreadable>) {
+    // Script state written by earlier events of this batch is not committed yet: later
+    // events see it through these layers.
+    let mut batch: Vec<BTreeMap<String, serde_json::Value>> = Vec::new();
+    let mut processed = Vec::with_capacity(pending.len());
+    let mut quarantined = Vec::new();
+    for read in pending {
+        let planned = read.and_then(|e| {
+            try_plan(&e, rules, committed, &batch)
+                .and_then(|p| p.into_processed(&e.id))
+                .map_err(|reason| Unreadable {
+                    event_id: e.id.clone(),
+                    reason: reason.to_string(),
+                })
+        });
+        match planned {
+            Ok(p) => {
+                batch.push(p.state.iter().cloned().collect());
+                processed.push(p);
+            }
+            Err(unreadable) => quarantined.push(unreadable),
+        }
+    }
+    (processed, quarantined)
 }

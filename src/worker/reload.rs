@@ -17,6 +17,7 @@ use std::time::Duration;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::rules::live::LiveRules;
 
@@ -29,14 +30,14 @@ pub struct Watcher {
 }
 
 /// Watches `dir` and reloads `rules` when rule sources change; also reloads on SIGHUP until
-/// `stop`.
+/// `stop`. The SIGHUP task and the debounce thread are tracked by `tracker`.
 pub fn start(
     dir: &Path,
     rules: Arc<LiveRules>,
     doorbell: SyncSender<()>,
-    stop: CancellationToken,
+    (stop, tracker): (CancellationToken, &TaskTracker),
 ) -> Watcher {
-    spawn_sighup(rules.clone(), doorbell.clone(), stop);
+    spawn_sighup(rules.clone(), doorbell.clone(), stop, tracker);
     let (tx, rx) = mpsc::channel::<()>();
     let watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
@@ -55,7 +56,12 @@ pub fn start(
             let dir = dir.to_path_buf();
             // Taken now, not in the thread: an edit right after start-up must count as a change.
             let loaded = fingerprint(&dir);
-            std::thread::spawn(move || debounce_and_reload(&dir, loaded, &rx, &rules, &doorbell));
+            // Ends when the watcher is dropped (its sender goes with it).
+            let tracked = tracker.token();
+            std::thread::spawn(move || {
+                debounce_and_reload(&dir, loaded, &rx, &rules, &doorbell);
+                drop(tracked);
+            });
             Watcher { _watcher: Some(w) }
         }
         Err(e) => {
@@ -143,13 +149,18 @@ fn collect_sources(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
 }
 
 #[cfg(unix)]
-fn spawn_sighup(rules: Arc<LiveRules>, doorbell: SyncSender<()>, stop: CancellationToken) {
+fn spawn_sighup(
+    rules: Arc<LiveRules>,
+    doorbell: SyncSender<()>,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP");
         return;
     };
-    tokio::spawn(async move {
+    tracker.spawn(async move {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -164,7 +175,7 @@ fn spawn_sighup(rules: Arc<LiveRules>, doorbell: SyncSender<()>, stop: Cancellat
 }
 
 #[cfg(not(unix))]
-fn spawn_sighup(_: Arc<LiveRules>, _: SyncSender<()>, _: CancellationToken) {}
+fn spawn_sighup(_: Arc<LiveRules>, _: SyncSender<()>, _: CancellationToken, _: &TaskTracker) {}
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::Timestamp;
-use crate::journal::{Journal, JournalError, SqliteStore, Store, Write, Written};
+use crate::journal::{Journal, JournalError, Store, Write, Written};
 
 const EVERY: Duration = Duration::from_secs(3600);
 
@@ -63,47 +63,26 @@ impl Retention {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention pruning failed"),
         }
-        let me = self.clone();
-        let orphans = tokio::task::spawn_blocking(move || me.orphaned_answers(before)).await;
+        let orphans = match crate::journal::open_reader(&self.journal_path) {
+            Ok(reader) => reader.read(move |s| orphaned_answers(s, before)).await,
+            Err(e) => Err(e),
+        };
         match orphans {
-            Ok(Ok(keys)) if !keys.is_empty() => {
+            Ok(keys) if !keys.is_empty() => {
                 let n = keys.len();
                 match journal.write(Write::DeleteState(keys)).await {
                     Ok(_) => tracing::info!(keys = n, "pruned dynamic product answers"),
                     Err(e) => tracing::warn!(error = %e, "pruning dynamic answers failed"),
                 }
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "reading dynamic answers failed"),
-            Err(e) => tracing::warn!(error = %e, "retention task failed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading dynamic answers failed"),
         }
         let me = self.clone();
         let cutoff = now.checked_sub(self.keep).unwrap_or(SystemTime::UNIX_EPOCH);
         if let Err(e) = tokio::task::spawn_blocking(move || me.prune_files(cutoff)).await {
             tracing::warn!(error = %e, "retention task failed");
         }
-    }
-
-    /// `dynamic:<event id>` keys written before `before` whose event is no longer journaled.
-    fn orphaned_answers(&self, before: Timestamp) -> Result<Vec<String>, JournalError> {
-        let store = SqliteStore::open(&self.journal_path)?;
-        let old: Vec<String> = store
-            .state_keys(DYNAMIC_ANSWER_PREFIX)?
-            .into_iter()
-            .filter(|(_, at)| *at < before)
-            .map(|(key, _)| key)
-            .collect();
-        let ids: Vec<String> = old
-            .iter()
-            .map(|k| k[DYNAMIC_ANSWER_PREFIX.len()..].to_string())
-            .collect();
-        let alive = store.existing_events(&ids)?;
-        Ok(old
-            .into_iter()
-            .zip(ids)
-            .filter(|(_, id)| !alive.contains(id))
-            .map(|(key, _)| key)
-            .collect())
     }
 
     /// Deletes old `.eml` files and rotates `slack.jsonl`.
@@ -114,6 +93,27 @@ impl Retention {
         }
         rotate(&self.data_dir.join("slack.jsonl"), cutoff);
     }
+}
+
+/// `dynamic:<event id>` keys written before `before` whose event is no longer journaled.
+fn orphaned_answers(store: &dyn Store, before: Timestamp) -> Result<Vec<String>, JournalError> {
+    let old: Vec<String> = store
+        .state_keys(DYNAMIC_ANSWER_PREFIX)?
+        .into_iter()
+        .filter(|(_, at)| *at < before)
+        .map(|(key, _)| key)
+        .collect();
+    let ids: Vec<String> = old
+        .iter()
+        .map(|k| k[DYNAMIC_ANSWER_PREFIX.len()..].to_string())
+        .collect();
+    let alive = store.existing_events(&ids)?;
+    Ok(old
+        .into_iter()
+        .zip(ids)
+        .filter(|(_, id)| !alive.contains(id))
+        .map(|(key, _)| key)
+        .collect())
 }
 
 /// When `path` was last written, if it exists.

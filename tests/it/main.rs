@@ -24,6 +24,7 @@ mod regression_rulecheck;
 mod regression_scripts;
 mod regression_secure;
 mod regression_shops;
+mod regression_store;
 mod rules;
 mod scripts;
 mod sources;

@@ -356,3 +356,10 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+/// SQLite's errors stay inside `journal/`: above it they are a [`JournalError::Db`].
+impl From<rusqlite::Error> for JournalError {
+    fn from(e: rusqlite::Error) -> JournalError {
+        JournalError::Db(Box::new(e))
+    }
+}

@@ -92,33 +92,37 @@ impl Repeated {
     }
 }
 
-/// Logs an error through a [`Repeated`] limit: `rate_limited_error!(LIMIT, error = %e, "msg")`.
-/// The line carries `repeated = "N more in the last Ns"` when occurrences were held back.
+/// Logs through a [`Repeated`] limit at `level`: the line carries
+/// `repeated = "N more in the last Ns"` when occurrences were held back. Use
+/// [`rate_limited_error!`] or [`rate_limited_warn!`].
 #[macro_export]
-macro_rules! rate_limited_error {
-    ($limit:expr, $($field:tt)+) => {
+#[doc(hidden)]
+macro_rules! rate_limited {
+    ($level:expr, $limit:expr, target: $target:expr, $($field:tt)+) => {
         if let Some(held) = $limit.check() {
             if held.count == 0 {
-                tracing::error!($($field)+);
+                tracing::event!(target: $target, $level, $($field)+);
             } else {
-                tracing::error!(repeated = %held, $($field)+);
+                tracing::event!(target: $target, $level, repeated = %held, $($field)+);
             }
         }
     };
+    ($level:expr, $limit:expr, $($field:tt)+) => {
+        $crate::rate_limited!($level, $limit, target: module_path!(), $($field)+)
+    };
+}
+
+/// Logs an error through a [`Repeated`] limit: `rate_limited_error!(LIMIT, error = %e, "msg")`
+/// (optionally `target: "..."` after the limit).
+#[macro_export]
+macro_rules! rate_limited_error {
+    ($($args:tt)+) => { $crate::rate_limited!(tracing::Level::ERROR, $($args)+) };
 }
 
 /// [`rate_limited_error!`] at warning level.
 #[macro_export]
 macro_rules! rate_limited_warn {
-    ($limit:expr, $($field:tt)+) => {
-        if let Some(held) = $limit.check() {
-            if held.count == 0 {
-                tracing::warn!($($field)+);
-            } else {
-                tracing::warn!(repeated = %held, $($field)+);
-            }
-        }
-    };
+    ($($args:tt)+) => { $crate::rate_limited!(tracing::Level::WARN, $($args)+) };
 }
 
 #[cfg(test)]

@@ -4,15 +4,24 @@
 //! works at once. Unknown keys are errors that name the key, file, line and column: a typo in a
 //! config file should never silently fall back to a default.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
+mod delivery;
+mod intake;
 mod sources;
+mod values;
+pub use delivery::{
+    DeliveryConfig, EmailConfig, HttpConfig, SlackConfig, SmtpConfig, SmtpSecurity,
+};
+pub use intake::IntakeConfig;
 pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig};
+pub(crate) use values::yaml_error_message;
+use values::{de_duration, de_size};
+pub use values::{parse_duration, parse_size, substitute_env, Secret};
 
 /// The daemon's configuration (DESIGN.md §8).
 #[derive(Debug, Clone, Deserialize)]
@@ -53,139 +62,6 @@ impl Default for Config {
             scripts: ScriptsConfig::default(),
             admin: AdminConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IntakeConfig {
-    #[serde(deserialize_with = "de_size")]
-    pub max_body: u64,
-    /// A second delivery of the same webhook within this window is answered without a new event.
-    #[serde(deserialize_with = "de_duration")]
-    pub dedupe_window: Duration,
-    /// A connection that has not sent a request's complete headers by then is closed.
-    #[serde(deserialize_with = "de_duration")]
-    pub header_timeout: Duration,
-    /// Connections served at once; past it the oldest idle connection is closed.
-    pub max_connections: usize,
-}
-
-impl IntakeConfig {
-    fn validate(&self) -> Result<(), String> {
-        if self.header_timeout.is_zero() {
-            return Err("intake.header_timeout must be more than 0 (e.g. 10s)".into());
-        }
-        if self.max_connections == 0 {
-            return Err("intake.max_connections must be at least 1".into());
-        }
-        Ok(())
-    }
-}
-
-impl Default for IntakeConfig {
-    fn default() -> Self {
-        IntakeConfig {
-            max_body: 1024 * 1024,
-            dedupe_window: Duration::from_secs(24 * 3600),
-            header_timeout: Duration::from_secs(10),
-            max_connections: 512,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EmailConfig {
-    pub from: String,
-    pub smtp: Option<SmtpConfig>,
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        EmailConfig {
-            from: "storeflow <storeflow@localhost>".into(),
-            smtp: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpConfig {
-    pub host: String,
-    #[serde(default = "default_smtp_port")]
-    pub port: u16,
-    #[serde(default)]
-    pub security: SmtpSecurity,
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub password: Secret,
-    /// Extra CA certificate(s) to trust, PEM (self-signed or private-CA servers). The system's
-    /// roots stay trusted too.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_smtp_port() -> u16 {
-    587
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpSecurity {
-    None,
-    #[default]
-    Starttls,
-    Tls,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SlackConfig {
-    pub webhook_url: Secret,
-    pub bot_token: Secret,
-    pub api_base: String,
-}
-
-impl Default for SlackConfig {
-    fn default() -> Self {
-        SlackConfig {
-            webhook_url: Secret::default(),
-            bot_token: Secret::default(),
-            api_base: "https://slack.com/api".into(),
-        }
-    }
-}
-
-/// The `http` action (docs/actions.md).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Hosts `http` actions may call (`erp.example.com`, `*.example.com`). Empty: any host
-    /// written literally in a rule, and no host that comes from a template (SSRF).
-    pub allow_hosts: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DeliveryConfig {
-    #[serde(deserialize_with = "de_durations")]
-    pub retry_schedule: Vec<Duration>,
-    #[serde(deserialize_with = "de_duration")]
-    pub timeout: Duration,
-    pub concurrency: usize,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        let s = |secs| Duration::from_secs(secs);
-        DeliveryConfig {
-            retry_schedule: vec![s(10), s(60), s(300), s(1800), s(7200), s(21600)],
-            timeout: s(30),
-            concurrency: 8,
         }
     }
 }
@@ -237,40 +113,6 @@ impl ScriptsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     pub token: Secret,
-}
-
-/// A secret value: never printed by `Debug`, compared only by the verifiers.
-#[derive(Clone, Default, Deserialize)]
-#[serde(from = "Option<String>")]
-pub struct Secret(String);
-
-/// An empty value (`secret:` or an unset `${VAR}`) means "not configured".
-impl From<Option<String>> for Secret {
-    fn from(s: Option<String>) -> Self {
-        Secret(s.unwrap_or_default())
-    }
-}
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_set(&self) -> bool {
-        !self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_set() {
-            "Secret(***)"
-        } else {
-            "Secret(unset)"
-        })
-    }
 }
 
 /// Why a config file could not be used.
@@ -350,113 +192,6 @@ impl Config {
     /// The SQLite journal file inside `data_dir`.
     pub fn journal_path(&self) -> PathBuf {
         self.data_dir.join("storeflow.db")
-    }
-}
-
-/// The first line of a YAML (serde-saphyr) error, without the parser's own
-/// `error: line L column C:` prefix (callers put the location in their `file:line:column`).
-pub(crate) fn yaml_error_message(s: &str) -> String {
-    let line = s.lines().next().unwrap_or(s).trim();
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((_, message)) => message.to_string(),
-        None => line.to_string(),
-    }
-}
-
-/// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset variable without a
-/// default becomes the empty string (so an unset secret reads as "not configured").
-pub fn substitute_env(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| {
-                let line = text[..text.len() - rest.len() + pos].lines().count().max(1);
-                format!("line {line}: `${{` without a closing `}}`")
-            })?;
-            let inner = &body[..end];
-            let (name, default) = match inner.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (inner, None),
-            };
-            let value = env(name).filter(|v| !v.is_empty());
-            out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_string()));
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Parses `30s`, `5m`, `24h`, `30d`, `1h 30m` (humantime syntax).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration `{s}` ({e}); write e.g. 30s, 5m, 24h or 30d"))
-}
-
-/// Parses `1MiB`, `512KiB`, `2MB`, `1048576` into bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad_size(s))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" | "k" => 1_000,
-        "kib" => 1 << 10,
-        "mb" | "m" => 1_000_000,
-        "mib" => 1 << 20,
-        "gb" | "g" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => return Err(bad_size(s)),
-    };
-    Ok((n * mult as f64) as u64)
-}
-
-fn bad_size(s: &str) -> String {
-    format!("invalid size `{s}`; write e.g. 512KiB, 1MiB or 1048576")
-}
-
-/// A number (seconds, bytes) or a human string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumOrText {
-    Num(u64),
-    Text(String),
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    match NumOrText::deserialize(d)? {
-        NumOrText::Num(secs) => Ok(Duration::from_secs(secs)),
-        NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-    }
-}
-
-fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|s| parse_duration(s).map_err(serde::de::Error::custom))
-        .collect()
-}
-
-fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match NumOrText::deserialize(d)? {
-        NumOrText::Num(n) => Ok(n),
-        NumOrText::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
     }
 }
 

@@ -1,0 +1,147 @@
+//! Values inside the sections: secrets, `${VAR}` substitution, human durations and sizes.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A secret value: never printed by `Debug`, compared only by the verifiers.
+#[derive(Clone, Default, Deserialize)]
+#[serde(from = "Option<String>")]
+pub struct Secret(String);
+
+/// An empty value (`secret:` or an unset `${VAR}`) means "not configured".
+impl From<Option<String>> for Secret {
+    fn from(s: Option<String>) -> Self {
+        Secret(s.unwrap_or_default())
+    }
+}
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_set() {
+            "Secret(***)"
+        } else {
+            "Secret(unset)"
+        })
+    }
+}
+
+/// The first line of a YAML (serde-saphyr) error, without the parser's own
+/// `error: line L column C:` prefix (callers put the location in their `file:line:column`).
+pub(crate) fn yaml_error_message(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((_, message)) => message.to_string(),
+        None => line.to_string(),
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset variable without a
+/// default becomes the empty string (so an unset secret reads as "not configured").
+pub fn substitute_env(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').ok_or_else(|| {
+                let line = text[..text.len() - rest.len() + pos].lines().count().max(1);
+                format!("line {line}: `${{` without a closing `}}`")
+            })?;
+            let inner = &body[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            let value = env(name).filter(|v| !v.is_empty());
+            out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_string()));
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parses `30s`, `5m`, `24h`, `30d`, `1h 30m` (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration `{s}` ({e}); write e.g. 30s, 5m, 24h or 30d"))
+}
+
+/// Parses `1MiB`, `512KiB`, `2MB`, `1048576` into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad_size(s))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "kib" => 1 << 10,
+        "mb" | "m" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" | "g" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(bad_size(s)),
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+fn bad_size(s: &str) -> String {
+    format!("invalid size `{s}`; write e.g. 512KiB, 1MiB or 1048576")
+}
+
+/// A number (seconds, bytes) or a human string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Num(u64),
+    Text(String),
+}
+
+pub(super) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Num(secs) => Ok(Duration::from_secs(secs)),
+        NumOrText::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+pub(super) fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| parse_duration(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+pub(super) fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumOrText::deserialize(d)? {
+        NumOrText::Num(n) => Ok(n),
+        NumOrText::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
