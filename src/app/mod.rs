@@ -279,7 +279,7 @@ async fn stop(tracker: TaskTracker) {
 pub fn load_options(config: &Config) -> LoadOptions {
     LoadOptions {
         max_operations: config.scripts.max_operations,
-        script_limits: config.scripts.limits(),
+        script_limits: crate::script::RunLimits::from(&config.scripts),
         templates_dir: config.templates_dir.clone(),
         plugins_dir: config.plugins_dir.clone(),
         http_allow_hosts: config.http.allow_hosts.clone(),

@@ -83,28 +83,15 @@ pub struct ScriptsConfig {
     pub max_value_bytes: u64,
 }
 
+/// The defaults of every script limit (`script::RunLimits` is built from these).
 impl Default for ScriptsConfig {
     fn default() -> Self {
-        let limits = crate::script::RunLimits::default();
         ScriptsConfig {
             max_operations: 1_000_000,
-            timeout: limits.timeout,
-            max_state_keys: limits.max_state_keys,
-            max_state_bytes: limits.max_state_bytes as u64,
-            max_value_bytes: limits.max_value_bytes as u64,
-        }
-    }
-}
-
-impl ScriptsConfig {
-    /// The run limits these settings give (a zero timeout is read as 1 ms).
-    pub fn limits(&self) -> crate::script::RunLimits {
-        let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        crate::script::RunLimits {
-            timeout: self.timeout.max(Duration::from_millis(1)),
-            max_state_keys: self.max_state_keys,
-            max_state_bytes: bytes(self.max_state_bytes),
-            max_value_bytes: bytes(self.max_value_bytes),
+            timeout: Duration::from_secs(1),
+            max_state_keys: 100,
+            max_state_bytes: 1024 * 1024,
+            max_value_bytes: 64 * 1024,
         }
     }
 }

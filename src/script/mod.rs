@@ -52,11 +52,19 @@ pub struct RunLimits {
 
 impl Default for RunLimits {
     fn default() -> Self {
+        RunLimits::from(&crate::config::ScriptsConfig::default())
+    }
+}
+
+/// The run limits `scripts:` in storeflow.yaml gives (a zero timeout is read as 1 ms).
+impl From<&crate::config::ScriptsConfig> for RunLimits {
+    fn from(c: &crate::config::ScriptsConfig) -> Self {
+        let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         RunLimits {
-            timeout: Duration::from_secs(1),
-            max_state_keys: 100,
-            max_state_bytes: 1024 * 1024,
-            max_value_bytes: 64 * 1024,
+            timeout: c.timeout.max(Duration::from_millis(1)),
+            max_state_keys: c.max_state_keys,
+            max_state_bytes: bytes(c.max_state_bytes),
+            max_value_bytes: bytes(c.max_value_bytes),
         }
     }
 }

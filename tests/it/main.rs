@@ -14,6 +14,7 @@ mod delivery_actions;
 mod end_to_end;
 mod helpers;
 mod intake;
+mod layering;
 mod receivers;
 mod regression_cli;
 mod regression_model;

@@ -1,7 +1,6 @@
-//! Issue 10 (plan): the layering of `template`, `plan` and `script`, and dynamic products
-//! answered through one typed function.
+//! Issue 10 (plan): dynamic products answered through one typed function (the layering of
+//! every module is checked in `layering.rs`).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -10,63 +9,6 @@ use storeflow::plan::dynamic::{product, Answer};
 use storeflow::rules::{self, LoadOptions, RuleSet};
 
 use crate::helpers::*;
-
-/// The modules each layer must not import (those above it in DESIGN §9; `script` no longer
-/// reaches into `rules` for templates, filters, the event view or the action table).
-const ABOVE: &[(&str, &[&str])] = &[
-    (
-        "template",
-        &[
-            "journal", "sources", "script", "rules", "plan", "actions", "worker", "server", "app",
-            "cli",
-        ],
-    ),
-    ("plan", &["actions", "worker", "server", "app", "cli"]),
-    (
-        "script",
-        &["rules", "plan", "actions", "worker", "server", "app", "cli"],
-    ),
-];
-
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-#[test]
-fn regression_no_module_of_template_plan_or_script_imports_one_above_it() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut upward = Vec::new();
-    for (layer, above) in ABOVE {
-        let mut files = Vec::new();
-        rust_files(&src.join(layer), &mut files);
-        assert!(!files.is_empty(), "src/{layer} has no files");
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                let code = line.trim_start();
-                if code.starts_with("//") {
-                    continue;
-                }
-                for module in *above {
-                    if code.contains(&format!("crate::{module}::"))
-                        || code.contains(&format!("crate::{module};"))
-                        || code.contains(&format!("crate::{{{module}"))
-                    {
-                        upward.push(format!("{}:{}: {code}", file.display(), n + 1));
-                    }
-                }
-            }
-        }
-    }
-    assert!(upward.is_empty(), "upward imports:\n{}", upward.join("\n"));
-}
 
 fn dynamic_rules(script: &str) -> (tempfile::TempDir, RuleSet) {
     let yaml = format!(
