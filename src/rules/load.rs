@@ -10,16 +10,17 @@ use std::path::{Path, PathBuf};
 
 use rhai::Dynamic;
 
-use super::diag::{suggest, FileDiags};
+use super::diag::FileDiags;
 use super::model::{self, pos, Node, Value};
 use super::pattern::Index;
 use super::rule::{self, Compiler, Rule};
-use super::template::{self, Templates};
 use super::{
     Diagnostic, Evaluation, LoadOptions, Loaded, Miss, PlannedAction, RuleTrace, Severity,
 };
-use crate::event::Event;
+use crate::model::event::Event;
 use crate::script::hardened_engine;
+use crate::template::render::{self as template, Templates};
+use crate::template::suggest::suggest;
 use crate::template::EventView;
 
 /// Compiled rules, indexed by the events they listen to.

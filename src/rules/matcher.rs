@@ -26,7 +26,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "canonical",
     "received_at",
 ];
-/// Fields of `order.*` paths ([`crate::event::OrderView`]).
+/// Fields of `order.*` paths ([`crate::model::event::OrderView`]).
 pub const ORDER_FIELDS: &[&str] = &[
     "id", "status", "total", "currency", "customer", "items", "shop",
 ];
@@ -96,7 +96,7 @@ pub struct Failure {
     pub actual: J,
 }
 
-pub use crate::template::Scope;
+use crate::template::Scope;
 
 /// The value at `path`, if every step exists.
 pub fn resolve<'s>(scope: &'s Scope<'_>, path: &Path) -> Option<&'s J> {

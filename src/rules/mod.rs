@@ -20,15 +20,12 @@ pub mod pattern;
 pub mod rule;
 pub mod safety;
 
-pub use crate::template::filters;
-pub use crate::template::render as template;
-
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::model::event::Event;
 
 /// Settings that shape compilation (Rhai limits come from `scripts:` in storeflow.yaml).
 #[derive(Debug, Clone)]

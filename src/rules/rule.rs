@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 
 use super::actions::{self, ActionKind};
-use super::diag::{suggest, FileDiags};
+use super::diag::FileDiags;
 use super::matcher::Matcher;
 use super::model::{pos, Node, Value};
-use super::template::{offset_pos, Escape, Param, Templates};
 use super::{conditions, pattern, safety, LoadOptions};
+use crate::template::render::{offset_pos, Escape, Param, Templates};
+use crate::template::suggest::suggest;
 
 /// Keys a rule may have.
 pub const RULE_KEYS: &[&str] = &[
@@ -36,7 +37,7 @@ pub struct Rule {
     pub condition: Option<IfExpr>,
     pub actions: Vec<Action>,
     /// The event paths the action templates read, shortest first (see
-    /// [`super::template::sparse_context`]).
+    /// [`crate::template::render::sparse_context`]).
     pub template_paths: Vec<Vec<String>>,
 }
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::config::Config;
-use crate::event::{Incoming, Timestamp};
+use crate::model::event::{Incoming, Timestamp};
 pub use shops::{SecretUsed, Shops, DEFAULT_SHOP};
 pub use verify::Verified;
 

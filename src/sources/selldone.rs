@@ -11,7 +11,7 @@ use super::{
     Verified, DEFAULT_SHOP,
 };
 use crate::config::SelldoneConfig;
-use crate::event::{
+use crate::model::event::{
     selldone_canonical, Customer, Event, Incoming, Item, OrderView, Shop, Timestamp,
 };
 

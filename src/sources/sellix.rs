@@ -11,7 +11,9 @@ use super::{
     Verified, DEFAULT_SHOP,
 };
 use crate::config::SellixConfig;
-use crate::event::{sellix_canonical, Customer, Event, Incoming, Item, OrderView, Shop, Timestamp};
+use crate::model::event::{
+    sellix_canonical, Customer, Event, Incoming, Item, OrderView, Shop, Timestamp,
+};
 
 pub const SIGNATURE_HEADERS: [&str; 2] = ["x-sellix-signature", "x-sellix-unescaped-signature"];
 
