@@ -9,6 +9,7 @@
 //! what is declared here.
 
 pub mod actions;
+pub mod compile;
 pub mod conditions;
 pub mod diag;
 pub mod fields;
@@ -17,7 +18,6 @@ pub mod load;
 pub mod matcher;
 pub mod model;
 pub mod pattern;
-pub mod rule;
 pub mod safety;
 
 use std::fmt;
