@@ -3,7 +3,7 @@
 
 use super::script::compile_script;
 use super::{Action, Compiler};
-use crate::rules::actions::{self, ActionKind};
+use crate::rules::actions::{self, ActionKind, ActionSpec};
 use crate::rules::diag::FileDiags;
 use crate::rules::model::{pos, Node, Value};
 use crate::rules::safety;
@@ -38,20 +38,7 @@ pub(super) fn compile_actions(
 }
 
 fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<Action> {
-    let entries = match &item.value {
-        Value::Map(e) if e.len() == 1 => e,
-        _ => {
-            let hint =
-                Some("write `- slack: { text: \"...\" }`: one action name per list item".into());
-            d.error(
-                pos(item),
-                "an action must be a mapping with exactly one key, the action name",
-                hint,
-            );
-            return None;
-        }
-    };
-    let (key, value) = &entries[0];
+    let (key, value) = single_entry(item, d)?;
     let kind = key.value.key_text();
     if ActionKind::parse(&kind) == ActionKind::Script {
         return compile_script(value, c, d);
@@ -60,26 +47,71 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
         return compile_plugin_action(kind, key, value, c, d);
     }
     let Some(spec) = actions::spec(&kind) else {
-        let mut known: Vec<String> = actions::kinds().iter().map(|k| k.to_string()).collect();
-        known.extend(c.runner.plugins().names());
-        let known: Vec<&str> = known.iter().map(String::as_str).collect();
-        let hint = suggest(&kind, &known, "actions");
-        d.error(pos(key), format!("unknown action `{kind}`"), Some(hint));
+        unknown_action(&kind, key, c, d);
         return None;
     };
-    let params = match &value.value {
-        Value::Map(p) => p.as_slice(),
-        Value::Null => &[],
+    let params = params_of(&kind, value, d)?;
+    let given: Vec<String> = params.iter().map(|(k, _)| k.value.key_text()).collect();
+    check_missing(&kind, spec, key, &given, d);
+    let out = compile_params(&kind, spec, params, &given, c, d);
+    Some(Action {
+        kind: spec.kind.clone(),
+        params: Param::Map(out),
+        script: None,
+    })
+}
+
+/// The action name and its parameters of one `actions` item (a mapping with one key).
+fn single_entry<'n>(item: &'n Node, d: &mut FileDiags<'_>) -> Option<(&'n Node, &'n Node)> {
+    match &item.value {
+        Value::Map(e) if e.len() == 1 => Some((&e[0].0, &e[0].1)),
+        _ => {
+            let hint =
+                Some("write `- slack: { text: \"...\" }`: one action name per list item".into());
+            d.error(
+                pos(item),
+                "an action must be a mapping with exactly one key, the action name",
+                hint,
+            );
+            None
+        }
+    }
+}
+
+/// Reports an action name that is neither built in nor a plugin, with the nearest known one.
+fn unknown_action(kind: &str, key: &Node, c: &Compiler<'_>, d: &mut FileDiags<'_>) {
+    let mut known: Vec<String> = actions::kinds().iter().map(|k| k.to_string()).collect();
+    known.extend(c.runner.plugins().names());
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let hint = suggest(kind, &known, "actions");
+    d.error(pos(key), format!("unknown action `{kind}`"), Some(hint));
+}
+
+/// The parameter entries of an action (none for `email:` with no value); `None` when the value
+/// is not a mapping.
+fn params_of<'n>(kind: &str, value: &'n Node, d: &mut FileDiags<'_>) -> Option<&'n [(Node, Node)]> {
+    match &value.value {
+        Value::Map(p) => Some(p.as_slice()),
+        Value::Null => Some(&[]),
         other => {
             let msg = format!(
                 "parameters of `{kind}` must be a mapping, found {}",
                 other.type_name()
             );
             d.error(pos(value), msg, None);
-            return None;
+            None
         }
-    };
-    let given: Vec<String> = params.iter().map(|(k, _)| k.value.key_text()).collect();
+    }
+}
+
+/// Reports the required parameters of `spec` that `given` lacks.
+fn check_missing(
+    kind: &str,
+    spec: &ActionSpec,
+    key: &Node,
+    given: &[String],
+    d: &mut FileDiags<'_>,
+) {
     let given_refs: Vec<&str> = given.iter().map(String::as_str).collect();
     let missing = actions::missing(spec, &given_refs);
     if !missing.is_empty() {
@@ -90,8 +122,20 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
             Some(format!("`{kind}` takes {}", spec.names().join(", "))),
         );
     }
+}
+
+/// Checks and compiles each known parameter of a built-in action (unknown ones are reported
+/// and dropped).
+fn compile_params(
+    kind: &str,
+    spec: &ActionSpec,
+    params: &[(Node, Node)],
+    given: &[String],
+    c: &mut Compiler<'_>,
+    d: &mut FileDiags<'_>,
+) -> Vec<(String, Param)> {
     let mut out = Vec::new();
-    for ((pk, pv), name) in params.iter().zip(&given) {
+    for ((pk, pv), name) in params.iter().zip(given) {
         if spec.param(name).is_none() {
             let msg = format!("unknown parameter `{name}` for action `{kind}`");
             d.error(
@@ -101,8 +145,8 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
             );
             continue;
         }
-        check_param_value(&kind, name, pv, c, d);
-        safety::check_param(&kind, name, pv, &c.options.http_allow_hosts, d);
+        check_param_value(kind, name, pv, c, d);
+        safety::check_param(kind, name, pv, &c.options.http_allow_hosts, d);
         if spec.kind == ActionKind::Email && name == "template" {
             out.extend(compile_template_file(pv, c, d));
             continue;
@@ -114,15 +158,11 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
             {
                 compile_recipients(s, pv, c, d)
             }
-            _ => compile_param(pv, actions::escape(&kind, name), c, d),
+            _ => compile_param(pv, actions::escape(kind, name), c, d),
         };
         out.push((name.clone(), param));
     }
-    Some(Action {
-        kind: spec.kind.clone(),
-        params: Param::Map(out),
-        script: None,
-    })
+    out
 }
 
 fn check_param_value(kind: &str, name: &str, v: &Node, c: &Compiler<'_>, d: &mut FileDiags<'_>) {

@@ -20,32 +20,7 @@ pub(super) fn compile_script(
         d.error(pos(v), msg, None);
         return None;
     };
-    let (source, origin) = if s.trim_end().ends_with(".rhai") && !s.contains('\n') {
-        let path = d
-            .file
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join(s.trim());
-        match std::fs::read_to_string(&path) {
-            Ok(text) => (text, crate::script::Origin::file(path)),
-            Err(e) => {
-                d.error(
-                    pos(v),
-                    format!("cannot read script `{}`: {e}", path.display()),
-                    None,
-                );
-                return None;
-            }
-        }
-    } else {
-        let (line, column) = d.inner(pos(v), (1, 1));
-        let origin = crate::script::Origin {
-            file: d.file.to_path_buf(),
-            line,
-            column,
-        };
-        (s.clone(), origin)
-    };
+    let (source, origin) = script_source(s, v, d)?;
     let script = match c.runner.compile(&source, origin) {
         Ok(script) => script,
         Err(e) => {
@@ -65,6 +40,40 @@ pub(super) fn compile_script(
         params,
         script: Some(script),
     })
+}
+
+/// The text of a `script:` value and where it comes from: the `.rhai` file it names (relative
+/// to the rule file's folder) or the inline script itself.
+fn script_source(
+    s: &str,
+    v: &Node,
+    d: &mut FileDiags<'_>,
+) -> Option<(String, crate::script::Origin)> {
+    if !(s.trim_end().ends_with(".rhai") && !s.contains('\n')) {
+        let (line, column) = d.inner(pos(v), (1, 1));
+        let origin = crate::script::Origin {
+            file: d.file.to_path_buf(),
+            line,
+            column,
+        };
+        return Some((s.to_string(), origin));
+    }
+    let path = d
+        .file
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(s.trim());
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some((text, crate::script::Origin::file(path))),
+        Err(e) => {
+            d.error(
+                pos(v),
+                format!("cannot read script `{}`: {e}", path.display()),
+                None,
+            );
+            None
+        }
+    }
 }
 
 /// A problem of a script at its own position: in the `.rhai` file (with a snippet of the script)
