@@ -296,9 +296,6 @@ fn compile_recipients(
     )
 }
 
-/// `script:` takes a `.rhai` path (relative to the rule file's folder) or an inline script;
-/// either is compiled now, with errors at their position in the file.
-
 /// A plugin used as an action: its parameters are templates like any action's; the literal
 /// ones are checked now against the manifest and the plugin's own `validate`.
 fn compile_plugin_action(

@@ -7,6 +7,8 @@ use crate::rules::model::{pos, Node, Value};
 use crate::rules::{Diagnostic, Severity};
 use crate::template::render::Param;
 
+/// `script:` takes a `.rhai` path (relative to the rule file's folder) or an inline script;
+/// either is compiled now, with errors at their position in the file.
 pub(super) fn compile_script(
     v: &Node,
     c: &mut Compiler<'_>,
@@ -49,7 +51,7 @@ fn script_source(
     v: &Node,
     d: &mut FileDiags<'_>,
 ) -> Option<(String, crate::script::Origin)> {
-    if !(s.trim_end().ends_with(".rhai") && !s.contains('\n')) {
+    if !s.trim_end().ends_with(".rhai") || s.contains('\n') {
         let (line, column) = d.inner(pos(v), (1, 1));
         let origin = crate::script::Origin {
             file: d.file.to_path_buf(),
