@@ -14,9 +14,17 @@ pub struct Resolved {
     pub secrets: Vec<String>,
 }
 
+/// Why a parameter's references could not be resolved; the action reports it as a permanent
+/// failure of that parameter.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable `{name}` is not set")]
+    Unset { name: String },
+}
+
 /// Resolves `text` against `env`; an unset (or empty) variable without a default is an error
 /// naming it.
-pub fn resolve(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, String> {
+pub fn resolve(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, SecretError> {
     let mut out = String::with_capacity(text.len());
     let mut secrets = Vec::new();
     let mut rest = text;
@@ -46,7 +54,11 @@ pub fn resolve(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Resol
                 v
             }
             (None, Some(d)) => d.to_string(),
-            (None, None) => return Err(format!("environment variable `{name}` is not set")),
+            (None, None) => {
+                return Err(SecretError::Unset {
+                    name: name.to_string(),
+                })
+            }
         };
         out.push_str(&value);
         rest = tail;
@@ -56,7 +68,7 @@ pub fn resolve(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Resol
 }
 
 /// [`resolve`] against the process environment.
-pub fn resolve_env(text: &str) -> Result<Resolved, String> {
+pub fn resolve_env(text: &str) -> Result<Resolved, SecretError> {
     resolve(text, |name| std::env::var(name).ok())
 }
 
@@ -74,6 +86,12 @@ mod tests {
         assert_eq!(r.text, "k=s3cret ${ERP} dflt $5");
         assert_eq!(r.secrets, ["s3cret"]);
         let e = resolve("${NOPE}", env).unwrap_err();
-        assert!(e.contains("`NOPE`"), "{e}");
+        assert_eq!(
+            e,
+            SecretError::Unset {
+                name: "NOPE".into()
+            }
+        );
+        assert_eq!(e.to_string(), "environment variable `NOPE` is not set");
     }
 }

@@ -21,7 +21,7 @@ pub use intake::IntakeConfig;
 pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig};
 pub(crate) use values::yaml_error_message;
 use values::{de_duration, de_size};
-pub use values::{parse_duration, parse_size, substitute_env, Secret};
+pub use values::{parse_duration, parse_size, substitute_env, Secret, ValueError};
 
 /// The daemon's configuration (DESIGN.md §8).
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +117,8 @@ pub enum ConfigError {
         column: u64,
         message: String,
     },
+    #[error("{path}: {source}")]
+    Value { path: PathBuf, source: ValueError },
     #[error("{path}: {message}")]
     Other { path: PathBuf, message: String },
 }
@@ -140,9 +142,9 @@ impl Config {
         path: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let text = substitute_env(text, env).map_err(|message| ConfigError::Other {
+        let text = substitute_env(text, env).map_err(|source| ConfigError::Value {
             path: path.to_path_buf(),
-            message,
+            source,
         })?;
         if text.trim().is_empty() {
             return Ok(Config::default());

@@ -53,9 +53,26 @@ pub(crate) fn yaml_error_message(s: &str) -> String {
     }
 }
 
+/// Why a value in storeflow.yaml could not be read; each variant carries the text it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("line {line}: `${{` without a closing `}}`")]
+    Unclosed { line: usize },
+    #[error("invalid duration `{input}` ({reason}); write e.g. 30s, 5m, 24h or 30d")]
+    Duration {
+        input: String,
+        reason: humantime::DurationError,
+    },
+    #[error("invalid size `{input}`; write e.g. 512KiB, 1MiB or 1048576")]
+    Size { input: String },
+}
+
 /// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset variable without a
 /// default becomes the empty string (so an unset secret reads as "not configured").
-pub fn substitute_env(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn substitute_env(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, ValueError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -67,7 +84,7 @@ pub fn substitute_env(text: &str, env: impl Fn(&str) -> Option<String>) -> Resul
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body.find('}').ok_or_else(|| {
                 let line = text[..text.len() - rest.len() + pos].lines().count().max(1);
-                format!("line {line}: `${{` without a closing `}}`")
+                ValueError::Unclosed { line }
             })?;
             let inner = &body[..end];
             let (name, default) = match inner.split_once(":-") {
@@ -87,13 +104,15 @@ pub fn substitute_env(text: &str, env: impl Fn(&str) -> Option<String>) -> Resul
 }
 
 /// Parses `30s`, `5m`, `24h`, `30d`, `1h 30m` (humantime syntax).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration `{s}` ({e}); write e.g. 30s, 5m, 24h or 30d"))
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
+    humantime::parse_duration(s.trim()).map_err(|reason| ValueError::Duration {
+        input: s.to_string(),
+        reason,
+    })
 }
 
 /// Parses `1MiB`, `512KiB`, `2MB`, `1048576` into bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -113,8 +132,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
-fn bad_size(s: &str) -> String {
-    format!("invalid size `{s}`; write e.g. 512KiB, 1MiB or 1048576")
+fn bad_size(s: &str) -> ValueError {
+    ValueError::Size {
+        input: s.to_string(),
+    }
 }
 
 /// A number (seconds, bytes) or a human string.
