@@ -17,8 +17,8 @@ mod values;
 pub use delivery::{
     DeliveryConfig, EmailConfig, HttpConfig, SlackConfig, SmtpConfig, SmtpSecurity,
 };
-pub use intake::IntakeConfig;
-pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig};
+pub use intake::{IntakeConfig, IntakeLimitError};
+pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig, SourcesError};
 pub(crate) use values::yaml_error_message;
 use values::{de_duration, de_size};
 pub use values::{parse_duration, parse_size, substitute_env, Secret, ValueError};
@@ -119,8 +119,13 @@ pub enum ConfigError {
     },
     #[error("{path}: {source}")]
     Value { path: PathBuf, source: ValueError },
-    #[error("{path}: {message}")]
-    Other { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Sources { path: PathBuf, source: SourcesError },
+    #[error("{path}: {source}")]
+    Intake {
+        path: PathBuf,
+        source: IntakeLimitError,
+    },
 }
 
 impl Config {
@@ -161,13 +166,20 @@ impl Config {
                 message: yaml_error_message(&e.to_string()),
             }
         })?;
+        let path = || path.to_path_buf();
         config
             .sources
             .validate()
-            .and_then(|()| config.intake.validate())
-            .map_err(|message| ConfigError::Other {
-                path: path.to_path_buf(),
-                message,
+            .map_err(|source| ConfigError::Sources {
+                path: path(),
+                source,
+            })?;
+        config
+            .intake
+            .validate()
+            .map_err(|source| ConfigError::Intake {
+                path: path(),
+                source,
             })?;
         Ok(config)
     }
