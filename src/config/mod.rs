@@ -21,7 +21,7 @@ pub use intake::{IntakeConfig, IntakeLimitError};
 pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig, SourcesError};
 pub(crate) use values::yaml_error_message;
 use values::{de_duration, de_size};
-pub use values::{parse_duration, parse_size, substitute_env, Secret, ValueError};
+pub use values::{expand_vars, parse_duration, parse_size, substitute_env, Secret, ValueError};
 
 /// The daemon's configuration (DESIGN.md §8).
 #[derive(Debug, Clone, Deserialize)]
