@@ -34,7 +34,7 @@ impl DiscordAction {
         let body = payload(&p)?;
         let url = p.str("webhook_url")?;
         let bad = |e: String| p.error("webhook_url", e);
-        let resolved = secrets::resolve_env(url).map_err(bad)?;
+        let resolved = secrets::resolve_env(url).map_err(|e| bad(e.to_string()))?;
         let mut known = resolved.secrets;
         known.push(resolved.text.clone());
         reqwest::Url::parse(&resolved.text).map_err(|e| bad(e.to_string()).scrub(&known))?;

@@ -6,6 +6,8 @@
 //! which parameters). Rendered values had every `$` doubled, so only the rule author's own text
 //! can name a variable. Syntax as in storeflow.yaml: `${NAME}`, `${NAME:-default}`, `$$` = `$`.
 
+use crate::config::expand_vars;
+
 /// A parameter with its references replaced, and the values that replaced them (to scrub from
 /// error messages).
 #[derive(Debug, PartialEq)]
@@ -14,49 +16,36 @@ pub struct Resolved {
     pub secrets: Vec<String>,
 }
 
+/// Why a parameter's references could not be resolved; the action reports it as a permanent
+/// failure of that parameter.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable `{name}` is not set")]
+    Unset { name: String },
+}
+
 /// Resolves `text` against `env`; an unset (or empty) variable without a default is an error
 /// naming it.
-pub fn resolve(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, String> {
-    let mut out = String::with_capacity(text.len());
+pub fn resolve(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, SecretError> {
     let mut secrets = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-            continue;
-        }
-        let Some((inner, tail)) = after
-            .strip_prefix('{')
-            .and_then(|body| body.split_once('}'))
-        else {
-            out.push('$');
-            rest = after;
-            continue;
-        };
-        let (name, default) = match inner.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (inner, None),
-        };
-        let value = match (env(name).filter(|v| !v.is_empty()), default) {
+    let value =
+        |name: &str, default: Option<&str>| match (env(name).filter(|v| !v.is_empty()), default) {
             (Some(v), _) => {
                 secrets.push(v.clone());
-                v
+                Ok(v)
             }
-            (None, Some(d)) => d.to_string(),
-            (None, None) => return Err(format!("environment variable `{name}` is not set")),
+            (None, Some(d)) => Ok(d.to_string()),
+            (None, None) => Err(SecretError::Unset {
+                name: name.to_string(),
+            }),
         };
-        out.push_str(&value);
-        rest = tail;
-    }
-    out.push_str(rest);
-    Ok(Resolved { text: out, secrets })
+    // A `${` without its `}` is text here: job parameters are not config files.
+    let text = expand_vars(text, value, |_| None)?;
+    Ok(Resolved { text, secrets })
 }
 
 /// [`resolve`] against the process environment.
-pub fn resolve_env(text: &str) -> Result<Resolved, String> {
+pub fn resolve_env(text: &str) -> Result<Resolved, SecretError> {
     resolve(text, |name| std::env::var(name).ok())
 }
 
@@ -74,6 +63,19 @@ mod tests {
         assert_eq!(r.text, "k=s3cret ${ERP} dflt $5");
         assert_eq!(r.secrets, ["s3cret"]);
         let e = resolve("${NOPE}", env).unwrap_err();
-        assert!(e.contains("`NOPE`"), "{e}");
+        assert_eq!(
+            e,
+            SecretError::Unset {
+                name: "NOPE".into()
+            }
+        );
+        assert_eq!(e.to_string(), "environment variable `NOPE` is not set");
+    }
+
+    #[test]
+    fn an_unclosed_reference_is_text_in_a_parameter() {
+        let r = resolve("a ${ERP b $${ERP", env).unwrap();
+        assert_eq!(r.text, "a ${ERP b ${ERP");
+        assert!(r.secrets.is_empty());
     }
 }

@@ -73,7 +73,7 @@ impl SlackAction {
     async fn send(&self, msg: Message, job: &JobContext) -> Result<(), ActionError> {
         if let Some(url) = msg.webhook_url.as_deref() {
             let bad = |e: String| ActionError::permanent(format!("slack param `webhook_url`: {e}"));
-            let resolved = secrets::resolve_env(url).map_err(bad)?;
+            let resolved = secrets::resolve_env(url).map_err(|e| bad(e.to_string()))?;
             reqwest::Url::parse(&resolved.text).map_err(|e| bad(e.to_string()))?;
             let mut known = resolved.secrets;
             known.push(resolved.text.clone());

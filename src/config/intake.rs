@@ -21,13 +21,22 @@ pub struct IntakeConfig {
     pub max_connections: usize,
 }
 
+/// An intake limit that would refuse every request.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeLimitError {
+    #[error("intake.header_timeout must be more than 0 (e.g. 10s)")]
+    ZeroHeaderTimeout,
+    #[error("intake.max_connections must be at least 1")]
+    NoConnections,
+}
+
 impl IntakeConfig {
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(super) fn validate(&self) -> Result<(), IntakeLimitError> {
         if self.header_timeout.is_zero() {
-            return Err("intake.header_timeout must be more than 0 (e.g. 10s)".into());
+            return Err(IntakeLimitError::ZeroHeaderTimeout);
         }
         if self.max_connections == 0 {
-            return Err("intake.max_connections must be at least 1".into());
+            return Err(IntakeLimitError::NoConnections);
         }
         Ok(())
     }

@@ -17,11 +17,11 @@ mod values;
 pub use delivery::{
     DeliveryConfig, EmailConfig, HttpConfig, SlackConfig, SmtpConfig, SmtpSecurity,
 };
-pub use intake::IntakeConfig;
-pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig};
+pub use intake::{IntakeConfig, IntakeLimitError};
+pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig, SourcesError};
 pub(crate) use values::yaml_error_message;
 use values::{de_duration, de_size};
-pub use values::{parse_duration, parse_size, substitute_env, Secret};
+pub use values::{expand_vars, parse_duration, parse_size, substitute_env, Secret, ValueError};
 
 /// The daemon's configuration (DESIGN.md §8).
 #[derive(Debug, Clone, Deserialize)]
@@ -117,8 +117,15 @@ pub enum ConfigError {
         column: u64,
         message: String,
     },
-    #[error("{path}: {message}")]
-    Other { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Value { path: PathBuf, source: ValueError },
+    #[error("{path}: {source}")]
+    Sources { path: PathBuf, source: SourcesError },
+    #[error("{path}: {source}")]
+    Intake {
+        path: PathBuf,
+        source: IntakeLimitError,
+    },
 }
 
 impl Config {
@@ -140,9 +147,9 @@ impl Config {
         path: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let text = substitute_env(text, env).map_err(|message| ConfigError::Other {
+        let text = substitute_env(text, env).map_err(|source| ConfigError::Value {
             path: path.to_path_buf(),
-            message,
+            source,
         })?;
         if text.trim().is_empty() {
             return Ok(Config::default());
@@ -159,13 +166,20 @@ impl Config {
                 message: yaml_error_message(&e.to_string()),
             }
         })?;
+        let path = || path.to_path_buf();
         config
             .sources
             .validate()
-            .and_then(|()| config.intake.validate())
-            .map_err(|message| ConfigError::Other {
-                path: path.to_path_buf(),
-                message,
+            .map_err(|source| ConfigError::Sources {
+                path: path(),
+                source,
+            })?;
+        config
+            .intake
+            .validate()
+            .map_err(|source| ConfigError::Intake {
+                path: path(),
+                source,
             })?;
         Ok(config)
     }

@@ -14,82 +14,127 @@ pub struct SourcesConfig {
     pub selldone: SelldoneConfig,
 }
 
+/// Why the `sources` section cannot be served; `at` is the key path (`sources.sellix.shops[1]`).
+#[derive(Debug, thiserror::Error)]
+pub enum SourcesError {
+    #[error("{at}: previous_{key} is set but {key} is not; during a rotation both are set")]
+    PreviousWithoutCurrent { at: String, key: &'static str },
+    #[error("{at}: name `{name}` must be letters, digits, `-` or `_` (it is a URL path segment)")]
+    ShopName { at: String, name: String },
+    #[error("{at}: shop `{name}` is listed twice")]
+    ShopTwice { at: String, name: String },
+    #[error("{at}: `default` is the shop of sources.{platform}.{key}; name this one differently")]
+    DefaultShop {
+        at: String,
+        platform: &'static str,
+        key: &'static str,
+    },
+    #[error("{at}: {platform} shops have `{key}`, not `{other_key}`")]
+    WrongKey {
+        at: String,
+        platform: &'static str,
+        key: &'static str,
+        other_key: &'static str,
+    },
+}
+
 impl SourcesConfig {
     /// Shop names are unique path segments; each platform's shops use its own secret keys.
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(super) fn validate(&self) -> Result<(), SourcesError> {
         let sellix = &self.sellix;
-        check_pair(
-            "sources.sellix",
-            "secret",
-            &sellix.secret,
-            &sellix.previous_secret,
-        )?;
-        check_shops("sellix", &sellix.shops, sellix.secret.is_set(), |s| {
-            (&s.secret, &s.previous_secret, &s.token, "token")
-        })?;
+        Platform {
+            source: "sellix",
+            key: "secret",
+            other_key: "token",
+            current: &sellix.secret,
+            previous: &sellix.previous_secret,
+            shops: &sellix.shops,
+        }
+        .validate(|s| (&s.secret, &s.previous_secret, &s.token))?;
         let selldone = &self.selldone;
+        Platform {
+            source: "selldone",
+            key: "token",
+            other_key: "secret",
+            current: &selldone.token,
+            previous: &selldone.previous_token,
+            shops: &selldone.shops,
+        }
+        .validate(|s| (&s.token, &s.previous_token, &s.secret))
+    }
+}
+
+/// One platform's keys as the checks see them: its key name, the other platform's, its secrets.
+struct Platform<'a> {
+    source: &'static str,
+    key: &'static str,
+    other_key: &'static str,
+    current: &'a Secret,
+    previous: &'a Secret,
+    shops: &'a [ShopConfig],
+}
+
+impl Platform<'_> {
+    /// `pick` gives a shop's (key, previous key, the other platform's key).
+    fn validate(
+        &self,
+        pick: impl Fn(&ShopConfig) -> (&Secret, &Secret, &Secret),
+    ) -> Result<(), SourcesError> {
+        let (source, key) = (self.source, self.key);
         check_pair(
-            "sources.selldone",
-            "token",
-            &selldone.token,
-            &selldone.previous_token,
+            format!("sources.{source}"),
+            key,
+            self.current,
+            self.previous,
         )?;
-        check_shops("selldone", &selldone.shops, selldone.token.is_set(), |s| {
-            (&s.token, &s.previous_token, &s.secret, "secret")
-        })
+        let mut seen = std::collections::HashSet::new();
+        for (i, shop) in self.shops.iter().enumerate() {
+            let at = format!("sources.{source}.shops[{i}]");
+            let name = || shop.name.clone();
+            if !is_path_segment(&shop.name) {
+                return Err(SourcesError::ShopName { at, name: name() });
+            }
+            if !seen.insert(shop.name.as_str()) {
+                return Err(SourcesError::ShopTwice { at, name: name() });
+            }
+            if shop.name == "default" && self.current.is_set() {
+                return Err(SourcesError::DefaultShop {
+                    at,
+                    platform: source,
+                    key,
+                });
+            }
+            let (current, previous, other) = pick(shop);
+            if other.is_set() {
+                let other_key = self.other_key;
+                return Err(SourcesError::WrongKey {
+                    at,
+                    platform: source,
+                    key,
+                    other_key,
+                });
+            }
+            check_pair(at, key, current, previous)?;
+        }
+        Ok(())
     }
 }
 
-fn check_pair(at: &str, key: &str, current: &Secret, previous: &Secret) -> Result<(), String> {
+fn is_path_segment(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_pair(
+    at: String,
+    key: &'static str,
+    current: &Secret,
+    previous: &Secret,
+) -> Result<(), SourcesError> {
     if previous.is_set() && !current.is_set() {
-        return Err(format!(
-            "{at}: previous_{key} is set but {key} is not; during a rotation both are set"
-        ));
-    }
-    Ok(())
-}
-
-/// `pick` gives a shop's (key, previous key, the other platform's key, its name).
-fn check_shops(
-    source: &str,
-    shops: &[ShopConfig],
-    top_level_secret: bool,
-    pick: impl Fn(&ShopConfig) -> (&Secret, &Secret, &Secret, &'static str),
-) -> Result<(), String> {
-    let key = if source == "sellix" {
-        "secret"
-    } else {
-        "token"
-    };
-    let mut seen = std::collections::HashSet::new();
-    for (i, shop) in shops.iter().enumerate() {
-        let at = format!("sources.{source}.shops[{i}]");
-        let valid = !shop.name.is_empty()
-            && shop
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid {
-            return Err(format!(
-                "{at}: name `{}` must be letters, digits, `-` or `_` (it is a URL path segment)",
-                shop.name
-            ));
-        }
-        if !seen.insert(shop.name.as_str()) {
-            return Err(format!("{at}: shop `{}` is listed twice", shop.name));
-        }
-        if shop.name == "default" && top_level_secret {
-            return Err(format!(
-                "{at}: `default` is the shop of sources.{source}.{key}; name this one differently"
-            ));
-        }
-        let (current, previous, other, other_key) = pick(shop);
-        if other.is_set() {
-            return Err(format!(
-                "{at}: {source} shops have `{key}`, not `{other_key}`"
-            ));
-        }
-        check_pair(&at, key, current, previous)?;
+        return Err(SourcesError::PreviousWithoutCurrent { at, key });
     }
     Ok(())
 }
@@ -145,7 +190,7 @@ pub struct ShopConfig {
 mod tests {
     use std::path::Path;
 
-    use crate::config::{Config, ConfigError};
+    use crate::config::{Config, ConfigError, SourcesError};
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("storeflow.yaml"), |_| None)
@@ -174,6 +219,22 @@ mod tests {
         assert!(
             msg.contains("previous_token is set but token is not"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_sources_error_carries_the_shop_it_is_about() {
+        let e = parse("sources:\n  sellix:\n    shops: [{ name: a, secret: x }, { name: a }]\n");
+        let Err(ConfigError::Sources {
+            source: SourcesError::ShopTwice { at, name },
+            ..
+        }) = e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(
+            (at.as_str(), name.as_str()),
+            ("sources.sellix.shops[1]", "a")
         );
     }
 }

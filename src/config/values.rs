@@ -53,47 +53,86 @@ pub(crate) fn yaml_error_message(s: &str) -> String {
     }
 }
 
+/// Why a value in storeflow.yaml could not be read; each variant carries the text it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("line {line}: `${{` without a closing `}}`")]
+    Unclosed { line: usize },
+    #[error("invalid duration `{input}` ({reason}); write e.g. 30s, 5m, 24h or 30d")]
+    Duration {
+        input: String,
+        reason: humantime::DurationError,
+    },
+    #[error("invalid size `{input}`; write e.g. 512KiB, 1MiB or 1048576")]
+    Size { input: String },
+}
+
 /// Replaces `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset variable without a
 /// default becomes the empty string (so an unset secret reads as "not configured").
-pub fn substitute_env(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn substitute_env(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, ValueError> {
+    let value = |name: &str, default: Option<&str>| {
+        let value = env(name).filter(|v| !v.is_empty());
+        Ok(value.unwrap_or_else(|| default.unwrap_or("").to_string()))
+    };
+    let unclosed = |offset: usize| {
+        let line = text[..offset].lines().count().max(1);
+        Some(ValueError::Unclosed { line })
+    };
+    expand_vars(text, value, unclosed)
+}
+
+/// The `${VAR}` syntax of storeflow.yaml and of job parameters (`actions::secrets`), walked in
+/// one place: `$$` is `$`, `${NAME}` and `${NAME:-default}` become what `var(name, default)`
+/// returns, any other `$` stays. A `${` without its `}` (at byte `offset`) is the error
+/// `unclosed(offset)` returns, or text when it returns `None`.
+pub fn expand_vars<E>(
+    text: &str,
+    mut var: impl FnMut(&str, Option<&str>) -> Result<String, E>,
+    unclosed: impl Fn(usize) -> Option<E>,
+) -> Result<String, E> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
         if let Some(tail) = after.strip_prefix('$') {
             out.push('$');
             rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| {
-                let line = text[..text.len() - rest.len() + pos].lines().count().max(1);
-                format!("line {line}: `${{` without a closing `}}`")
-            })?;
-            let inner = &body[..end];
-            let (name, default) = match inner.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (inner, None),
-            };
-            let value = env(name).filter(|v| !v.is_empty());
-            out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_string()));
-            rest = &body[end + 1..];
-        } else {
+            continue;
+        }
+        let reference = after.strip_prefix('{').map(|body| body.split_once('}'));
+        let Some(Some((inner, tail))) = reference else {
+            if let (Some(None), Some(e)) = (reference, unclosed(text.len() - rest.len() + at)) {
+                return Err(e);
+            }
             out.push('$');
             rest = after;
-        }
+            continue;
+        };
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        out.push_str(&var(name, default)?);
+        rest = tail;
     }
     out.push_str(rest);
     Ok(out)
 }
 
 /// Parses `30s`, `5m`, `24h`, `30d`, `1h 30m` (humantime syntax).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration `{s}` ({e}); write e.g. 30s, 5m, 24h or 30d"))
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
+    humantime::parse_duration(s.trim()).map_err(|reason| ValueError::Duration {
+        input: s.to_string(),
+        reason,
+    })
 }
 
 /// Parses `1MiB`, `512KiB`, `2MB`, `1048576` into bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -113,8 +152,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
-fn bad_size(s: &str) -> String {
-    format!("invalid size `{s}`; write e.g. 512KiB, 1MiB or 1048576")
+fn bad_size(s: &str) -> ValueError {
+    ValueError::Size {
+        input: s.to_string(),
+    }
 }
 
 /// A number (seconds, bytes) or a human string.
@@ -143,5 +184,23 @@ pub(super) fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> 
     match NumOrText::deserialize(d)? {
         NumOrText::Num(n) => Ok(n),
         NumOrText::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "A").then(|| "x".to_string())
+    }
+
+    #[test]
+    fn config_substitution_defaults_unset_and_refuses_an_unclosed_reference() {
+        let text = substitute_env("${A} ${B} ${B:-d} $$A $5", env).unwrap();
+        assert_eq!(text, "x  d $A $5");
+        let e = substitute_env("a: 1\nb: ${A\n", env).unwrap_err();
+        assert!(matches!(e, ValueError::Unclosed { line: 2 }), "{e:?}");
+        assert_eq!(e.to_string(), "line 2: `${` without a closing `}`");
     }
 }

@@ -65,20 +65,20 @@ impl RunCtx {
 
     /// Records a state write, within the run's limits (`scripts.max_value_bytes`,
     /// `max_state_keys`, `max_state_bytes`); over a limit, nothing is recorded.
-    pub fn write(&mut self, key: &str, value: J) -> Result<(), String> {
+    pub fn write(&mut self, key: &str, value: J) -> Result<(), StateLimit> {
         let l = self.limits;
         let size = value.to_string().len();
         if size > l.max_value_bytes {
-            return Err(format!(
-                "state value of `{key}` is {size} bytes, over scripts.max_value_bytes ({})",
-                l.max_value_bytes
-            ));
+            return Err(StateLimit::ValueBytes {
+                key: key.to_string(),
+                size,
+                max: l.max_value_bytes,
+            });
         }
         if !self.written.contains_key(key) && self.written.len() >= l.max_state_keys {
-            return Err(format!(
-                "a run may write at most {} state keys (scripts.max_state_keys)",
-                l.max_state_keys
-            ));
+            return Err(StateLimit::Keys {
+                max: l.max_state_keys,
+            });
         }
         let others: usize = self
             .written
@@ -87,10 +87,9 @@ impl RunCtx {
             .map(|(_, n)| n)
             .sum();
         if others + key.len() + size > l.max_state_bytes {
-            return Err(format!(
-                "a run may write at most {} bytes of state (scripts.max_state_bytes)",
-                l.max_state_bytes
-            ));
+            return Err(StateLimit::Bytes {
+                max: l.max_state_bytes,
+            });
         }
         self.written.insert(key.to_string(), key.len() + size);
         self.changes.insert(key.to_string(), value);
@@ -133,6 +132,21 @@ impl Drop for Guard {
         CTX.with(|c| c.borrow_mut().take());
         BUDGET.with(|b| b.set(UNLIMITED));
     }
+}
+
+/// A state write over one of the run's limits (the script fails with this message).
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum StateLimit {
+    #[error("state value of `{key}` is {size} bytes, over scripts.max_value_bytes ({max})")]
+    ValueBytes {
+        key: String,
+        size: usize,
+        max: usize,
+    },
+    #[error("a run may write at most {max} state keys (scripts.max_state_keys)")]
+    Keys { max: usize },
+    #[error("a run may write at most {max} bytes of state (scripts.max_state_bytes)")]
+    Bytes { max: usize },
 }
 
 /// Installs `ctx` for this thread, with `max_operations` across the whole run (plugins and

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::config::Config;
-use crate::model::event::{Incoming, Timestamp};
+use crate::model::event::{Event, Incoming, OrderView, Timestamp};
 pub use shops::{SecretUsed, Shops, DEFAULT_SHOP};
 pub use verify::Verified;
 
@@ -189,5 +189,67 @@ pub(crate) fn shop_scoped(shop: &str, key: String) -> String {
         key
     } else {
         verify::digest_hex(&[shop.as_bytes(), key.as_bytes()])
+    }
+}
+
+/// The verification every source shares: the IP allowlist, the shop lookup, then `check` (the
+/// platform's signature or token) on a shop with a secret, or loopback-only on one without.
+pub(crate) fn verify_with(
+    source: &dyn Source,
+    allow_ips: &[std::net::IpAddr],
+    trust_proxy: bool,
+    shop: &str,
+    req: IntakeRequest<'_>,
+    kind_hint: Option<String>,
+    check: impl FnOnce(&shops::ShopSecrets, &IntakeRequest<'_>) -> Result<SecretUsed, IntakeError>,
+) -> Result<Verified, IntakeError> {
+    let name = source.name();
+    client::check_allowlist(name, allow_ips, trust_proxy, &req)?;
+    let shop = self::shop(name, source.shops(), shop)?;
+    let used = if shop.is_signed() {
+        check(shop, &req)?
+    } else if req.client_is_local(trust_proxy) {
+        SecretUsed::None
+    } else {
+        let client = client::describe(&req, trust_proxy);
+        return Err(loopback_only(name, source.secret_key(), &client));
+    };
+    Ok(verify::verified(req.body, kind_hint, &shop.name, used))
+}
+
+/// What a platform reads from a verified body; [`incoming`] builds the rest of the event.
+pub(crate) struct Parsed {
+    pub kind: String,
+    pub canonical: Option<String>,
+    pub payload: serde_json::Value,
+    pub order: Option<OrderView>,
+    /// The platform's delivery identity; [`incoming`] scopes it to the shop.
+    pub dedupe_key: String,
+}
+
+/// The journaled form of a verified delivery: the event (topic `{source}/{kind}`, the shop and
+/// secret the verifier recorded) and its shop-scoped dedupe key.
+pub(crate) fn incoming(
+    source: &'static str,
+    body: &Verified,
+    parsed: Parsed,
+    received_at: Timestamp,
+) -> Incoming {
+    let event = Event {
+        id: Event::new_id(),
+        source: source.into(),
+        shop: body.shop().to_string(),
+        secret: Some(body.secret().as_str().to_string()),
+        topic: format!("{source}/{}", parsed.kind),
+        canonical: parsed.canonical,
+        kind: parsed.kind,
+        received_at,
+        payload: parsed.payload,
+        order: parsed.order,
+    };
+    Incoming {
+        dedupe_key: shop_scoped(&event.shop, parsed.dedupe_key),
+        event,
+        body: body.body().clone(),
     }
 }

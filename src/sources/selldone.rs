@@ -3,16 +3,14 @@
 
 use serde_json::Value;
 
-use super::client::{check_allowlist, describe};
 use super::json::{first_text, number, text};
-use super::verify::{digest_hex, token_matches, verified};
+use super::verify::{digest_hex, token_matches};
 use super::{
-    loopback_only, parse_object, IntakeError, IntakeRequest, Route, SecretUsed, Shops, Source,
-    Verified, DEFAULT_SHOP,
+    parse_object, IntakeError, IntakeRequest, Parsed, Route, Shops, Source, Verified, DEFAULT_SHOP,
 };
 use crate::config::SelldoneConfig;
 use crate::model::event::{
-    selldone_canonical, Customer, Event, Incoming, Item, OrderView, Shop, Timestamp,
+    selldone_canonical, Customer, Incoming, Item, OrderView, Shop, Timestamp,
 };
 
 pub struct Selldone {
@@ -70,10 +68,8 @@ impl Source for Selldone {
     }
 
     fn verify_shop(&self, shop: &str, req: IntakeRequest<'_>) -> Result<Verified, IntakeError> {
-        let trust = self.config.trust_proxy;
-        check_allowlist("selldone", &self.config.allow_ips, trust, &req)?;
-        let shop = super::shop("selldone", &self.shops, shop)?;
-        let used = if shop.is_signed() {
+        let (allow_ips, trust) = (&self.config.allow_ips, self.config.trust_proxy);
+        super::verify_with(self, allow_ips, trust, shop, req, None, |shop, req| {
             let Some(given) = req.token.as_deref().filter(|t| !t.is_empty()) else {
                 let route = if shop.name == DEFAULT_SHOP {
                     "/hooks/selldone".to_string()
@@ -85,13 +81,8 @@ impl Source for Selldone {
                 )));
             };
             shop.matching(|expected| token_matches(expected, given))
-                .ok_or_else(|| IntakeError::Unauthorized("wrong token in the webhook URL".into()))?
-        } else if req.client_is_local(trust) {
-            SecretUsed::None
-        } else {
-            return Err(loopback_only("selldone", "token", &describe(&req, trust)));
-        };
-        Ok(verified(req.body, None, &shop.name, used))
+                .ok_or_else(|| IntakeError::Unauthorized("wrong token in the webhook URL".into()))
+        })
     }
 
     fn normalize(&self, body: &Verified, received_at: Timestamp) -> Result<Incoming, IntakeError> {
@@ -126,23 +117,14 @@ impl Source for Selldone {
             let updated = text(&payload, "basket.updated_at");
             digest_hex(&[basket_id.as_bytes(), kind.as_bytes(), updated.as_bytes()])
         };
-        let event = Event {
-            id: Event::new_id(),
-            source: "selldone".into(),
-            shop: body.shop().to_string(),
-            secret: Some(body.secret().as_str().to_string()),
-            topic: format!("selldone/{kind}"),
-            canonical,
+        let parsed = Parsed {
             kind,
-            received_at,
+            canonical,
             payload,
             order,
+            dedupe_key,
         };
-        Ok(Incoming {
-            dedupe_key: super::shop_scoped(&event.shop, dedupe_key),
-            event,
-            body: body.body().clone(),
-        })
+        Ok(super::incoming("selldone", body, parsed, received_at))
     }
 
     fn shops(&self) -> &Shops {

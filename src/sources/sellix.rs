@@ -3,17 +3,13 @@
 
 use serde_json::Value;
 
-use super::client::{check_allowlist, describe};
 use super::json::{number, text};
-use super::verify::{digest_hex, hmac_sha512_matches, verified};
+use super::verify::{digest_hex, hmac_sha512_matches};
 use super::{
-    loopback_only, parse_object, IntakeError, IntakeRequest, Route, SecretUsed, Shops, Source,
-    Verified, DEFAULT_SHOP,
+    parse_object, IntakeError, IntakeRequest, Parsed, Route, Shops, Source, Verified, DEFAULT_SHOP,
 };
 use crate::config::SellixConfig;
-use crate::model::event::{
-    sellix_canonical, Customer, Event, Incoming, Item, OrderView, Shop, Timestamp,
-};
+use crate::model::event::{sellix_canonical, Customer, Incoming, Item, OrderView, Shop, Timestamp};
 
 pub const SIGNATURE_HEADERS: [&str; 2] = ["x-sellix-signature", "x-sellix-unescaped-signature"];
 
@@ -66,10 +62,9 @@ impl Source for Sellix {
     }
 
     fn verify_shop(&self, shop: &str, req: IntakeRequest<'_>) -> Result<Verified, IntakeError> {
-        let trust = self.config.trust_proxy;
-        check_allowlist("sellix", &self.config.allow_ips, trust, &req)?;
-        let shop = super::shop("sellix", &self.shops, shop)?;
-        let used = if shop.is_signed() {
+        let kind_hint = req.header("x-sellix-event").map(str::to_string);
+        let (allow_ips, trust) = (&self.config.allow_ips, self.config.trust_proxy);
+        super::verify_with(self, allow_ips, trust, shop, req, kind_hint, |shop, req| {
             let given: Vec<&str> = SIGNATURE_HEADERS
                 .iter()
                 .filter_map(|h| req.header(h))
@@ -86,14 +81,8 @@ impl Source for Sellix {
                          body with the webhook secret)"
                             .into(),
                     )
-                })?
-        } else if req.client_is_local(trust) {
-            SecretUsed::None
-        } else {
-            return Err(loopback_only("sellix", "secret", &describe(&req, trust)));
-        };
-        let kind_hint = req.header("x-sellix-event").map(str::to_string);
-        Ok(verified(req.body, kind_hint, &shop.name, used))
+                })
+        })
     }
 
     fn normalize(&self, body: &Verified, received_at: Timestamp) -> Result<Incoming, IntakeError> {
@@ -115,25 +104,15 @@ impl Source for Sellix {
                 )
             })?;
         let order = kind.starts_with("order:").then(|| order_view(&payload));
-        let event = Event {
-            id: Event::new_id(),
-            source: "sellix".into(),
-            shop: body.shop().to_string(),
-            secret: Some(body.secret().as_str().to_string()),
-            topic: format!("sellix/{kind}"),
+        let parsed = Parsed {
             canonical: sellix_canonical(&kind),
             kind,
-            received_at,
             payload,
             order,
+            // Sellix sends each delivery's exact bytes again on retry, so the body identifies it.
+            dedupe_key: digest_hex(&[body.body()]),
         };
-        // Sellix sends each delivery's exact bytes again on retry, so the body identifies it.
-        let dedupe_key = digest_hex(&[body.body()]);
-        Ok(Incoming {
-            dedupe_key: super::shop_scoped(&event.shop, dedupe_key),
-            event,
-            body: body.body().clone(),
-        })
+        Ok(super::incoming("sellix", body, parsed, received_at))
     }
 
     fn shops(&self) -> &Shops {
