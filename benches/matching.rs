@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::HeaderMap;
 use storeflow::config::SellixConfig;
-use storeflow::event::Event;
+use storeflow::model::event::Event;
 use storeflow::rules::{load_dir, LoadOptions, RuleSet};
 use storeflow::sources::{sellix::Sellix, IntakeRequest, Source};
 
@@ -91,7 +91,7 @@ fn order_paid() -> Event {
     };
     let verified = source.verify(req).expect("verify");
     source
-        .normalize(&verified, storeflow::event::Timestamp::now())
+        .normalize(&verified, storeflow::model::event::Timestamp::now())
         .expect("normalize")
         .event
 }

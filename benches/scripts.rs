@@ -8,7 +8,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use rhai::Dynamic;
 use storeflow::config::SellixConfig;
-use storeflow::event::{Event, Timestamp};
+use storeflow::model::event::{Event, Timestamp};
 use storeflow::script::{hardened_engine, EventValues, Origin, Plugins, Runner};
 use storeflow::sources::sellix::Sellix;
 use storeflow::sources::{verify, Source};

@@ -41,6 +41,3 @@ pub mod sources;
 pub mod telemetry;
 pub mod template;
 pub mod worker;
-
-/// Old path of [`model::event`], kept while the rest of the code moves over.
-pub use model::event;

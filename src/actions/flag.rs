@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use super::{ActionError, Executor, JobContext};
-use crate::event::Timestamp;
 use crate::journal::{Flag, Journal, Reader, Write};
 use crate::model::actions::ActionKind;
+use crate::model::event::Timestamp;
 
 pub struct FlagAction {
     journal: Journal,

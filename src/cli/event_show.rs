@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::output::plural;
 use crate::actions::JobContext;
 use crate::config::Config;
-use crate::event::Event;
 use crate::journal::{EventStatus, Job, JobStatus, Store};
 use crate::model::actions::ActionKind;
+use crate::model::event::Event;
 use crate::outln;
 use crate::plan::Trace;
 

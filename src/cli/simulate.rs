@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::app::load_options;
 use crate::config::Config;
-use crate::event::{Event, Timestamp};
+use crate::model::event::{Event, Timestamp};
 use crate::plan::{self, dynamic, Answer};
 use crate::rules::{self, Evaluation, RuleSet};
 use crate::sources::{self, verify};

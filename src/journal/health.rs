@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::FileIdentity;
-use crate::event::Timestamp;
+use crate::model::event::Timestamp;
 
 /// While failing, how often one write is let through to find out whether the journal works again.
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);

@@ -20,7 +20,7 @@ mod writer;
 
 use std::time::Duration;
 
-use crate::event::{Event, Incoming, Timestamp};
+use crate::model::event::{Event, Incoming, Timestamp};
 pub use health::{JournalHealth, Problem};
 pub use key::JobKey;
 pub use open::{open_existing, open_reader, start_writer};

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Event, Job, JournalError, Store};
-use crate::event::Timestamp;
+use crate::model::event::Timestamp;
 
 /// A connection of its own to the journal, shared by the clones of this handle (one read at a
 /// time per handle: open another [`Reader`] for a worker that reads a lot).

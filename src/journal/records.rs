@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::event::Timestamp;
+use crate::model::event::Timestamp;
 
 /// What happened to one appended delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::{Appended, JournalError, JournalHealth, Processed, Store, Write, Written};
-use crate::event::Incoming;
+use crate::model::event::Incoming;
 use crate::telemetry;
 
 /// Upper bound on writes per transaction, so one commit never holds callers for long.

@@ -1,6 +1,6 @@
 //! THE action table: one row per built-in action, read by everything that knows about actions.
 //!
-//! Rules (`rules::rule`) and scripts (`script::intents`) validate parameters against it, plugin
+//! Rules (`rules::compile`) and scripts (`script::intents`) validate parameters against it, plugin
 //! names are checked against it, `check` lists its names, the executors' registry
 //! (`actions::Actions`) is keyed by its [`ActionKind`]s and a test keeps `docs/actions.md` in step.
 //! Adding a built-in action is one row in [`ACTIONS`] plus its executor file in `src/actions/`.

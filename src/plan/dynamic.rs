@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use crate::event::Event;
 use crate::model::actions::ActionKind;
+use crate::model::event::Event;
 use crate::rules::RuleSet;
 use crate::template::EventView;
 
-pub use crate::event::DYNAMIC_PRODUCT_TOPIC as TOPIC;
+pub use crate::model::event::DYNAMIC_PRODUCT_TOPIC as TOPIC;
 /// How long the script may take (Sellix waits for the answer while the buyer watches).
 pub const DEADLINE: Duration = Duration::from_secs(10);
 

@@ -14,8 +14,8 @@ pub use dynamic::Answer;
 pub use run::{plain_job, run_rule, JournalState, Layered, RuleRun};
 pub use trace::{RuleRecord, Trace};
 
-use crate::event::Event;
 use crate::journal::{NewJob, Processed};
+use crate::model::event::Event;
 use crate::rules::RuleSet;
 use crate::script::State;
 use crate::template::EventView;

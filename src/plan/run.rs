@@ -69,7 +69,9 @@ pub fn run_rule(
         state: BTreeMap::new(),
     };
     for action in &rule.actions {
-        if action.kind == ActionKind::Script && event.topic == crate::event::DYNAMIC_PRODUCT_TOPIC {
+        if action.kind == ActionKind::Script
+            && event.topic == crate::model::event::DYNAMIC_PRODUCT_TOPIC
+        {
             // Already run at intake: its return value was the product (see plan::dynamic).
             continue;
         }

@@ -3,7 +3,7 @@
 
 pub use crate::model::actions::*;
 
-use super::template::Escape;
+use crate::template::render::Escape;
 
 /// How the values interpolated into parameter `param` of `kind` are escaped in a template.
 pub fn escape(kind: &str, param: &str) -> Escape {

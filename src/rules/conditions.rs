@@ -4,9 +4,10 @@
 use regex::Regex;
 use serde_json::Value as J;
 
-use super::diag::{nearest, suggest, FileDiags};
+use super::diag::FileDiags;
 use super::matcher::{Matcher, Op, Path, Root, Test, OPERATORS};
 use super::model::{pos, Node, Value};
+use crate::template::suggest::{nearest, suggest};
 
 /// Compiles a `match:` map (or a group's member map).
 pub fn compile(node: &Node, d: &mut FileDiags<'_>) -> Matcher {
@@ -119,7 +120,7 @@ pub fn compile_path(text: &str, at: &Node, d: &mut FileDiags<'_>) -> Option<Path
         d.error(pos(at), format!("empty segment in path `{text}`"), None);
         return None;
     }
-    if let Err(e) = super::fields::check(&text.split('.').collect::<Vec<_>>()) {
+    if let Err(e) = crate::template::fields::check(&text.split('.').collect::<Vec<_>>()) {
         d.error(pos(at), e.message, Some(e.hint));
         return None;
     }

@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 
 use super::{Diagnostic, Severity};
 
-pub use crate::template::suggest::{levenshtein, nearest, suggest};
-
 /// Collects the diagnostics of one file; knows its text so it can show the offending line.
 pub struct FileDiags<'a> {
     pub file: PathBuf,

@@ -1,7 +1,7 @@
 //! The fixed shapes of `event`, `order` and `rule` live in [`crate::template::fields`] (templates
 //! check them too); this file reports the unknown fields an `if:` expression reads.
 
-pub use crate::template::fields::*;
+use crate::template::fields::{check, rhai_paths};
 
 /// Reports every unknown `event.`/`order.` field an `if:` expression reads, at its position
 /// in the file (`at` is where the expression's YAML value starts).

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 
 use super::{load_dir, LoadOptions, RuleSet};
-use crate::event::Timestamp;
+use crate::model::event::Timestamp;
 
 /// What `/healthz` says about rules.
 #[derive(Debug, Clone, Serialize)]

@@ -10,16 +10,17 @@ use std::path::{Path, PathBuf};
 
 use rhai::Dynamic;
 
-use super::diag::{suggest, FileDiags};
+use super::compile::{self, Compiler, Rule};
+use super::diag::FileDiags;
 use super::model::{self, pos, Node, Value};
 use super::pattern::Index;
-use super::rule::{self, Compiler, Rule};
-use super::template::{self, Templates};
 use super::{
     Diagnostic, Evaluation, LoadOptions, Loaded, Miss, PlannedAction, RuleTrace, Severity,
 };
-use crate::event::Event;
+use crate::model::event::Event;
 use crate::script::hardened_engine;
+use crate::template::render::{self as template, Templates};
+use crate::template::suggest::suggest;
 use crate::template::EventView;
 
 /// Compiled rules, indexed by the events they listen to.
@@ -232,7 +233,7 @@ fn load_file(text: &str, c: &mut Compiler<'_>, d: &mut FileDiags<'_>, rules: &mu
         }
     };
     for node in rule_nodes(&root, d) {
-        rules.extend(rule::compile(node, c, d));
+        rules.extend(compile::compile(node, c, d));
     }
 }
 
@@ -348,7 +349,7 @@ fn evaluate_rule(set: &RuleSet, r: &Rule, view: &EventView<'_>) -> RuleTrace {
 }
 
 /// Runs an `if` expression; `None` when it holds.
-fn run_if(set: &RuleSet, c: &rule::IfExpr, view: &EventView<'_>) -> Option<Miss> {
+fn run_if(set: &RuleSet, c: &compile::IfExpr, view: &EventView<'_>) -> Option<Miss> {
     let payload = match c.uses_payload {
         true => view.rhai_payload(),
         false => Dynamic::UNIT,

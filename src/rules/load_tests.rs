@@ -27,7 +27,7 @@ fn fixture_event(source: &dyn Source, path: &str, token: Option<&str>) -> Event 
     };
     let verified = source.verify(req).unwrap();
     source
-        .normalize(&verified, crate::event::Timestamp(1_742_040_000_000))
+        .normalize(&verified, crate::model::event::Timestamp(1_742_040_000_000))
         .unwrap()
         .event
 }

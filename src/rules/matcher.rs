@@ -8,6 +8,9 @@
 use regex::Regex;
 use serde_json::Value as J;
 
+use crate::template::filters::number;
+use crate::template::Scope;
+
 /// Where a dotted path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Root {
@@ -26,7 +29,7 @@ pub const EVENT_FIELDS: &[&str] = &[
     "canonical",
     "received_at",
 ];
-/// Fields of `order.*` paths ([`crate::event::OrderView`]).
+/// Fields of `order.*` paths ([`crate::model::event::OrderView`]).
 pub const ORDER_FIELDS: &[&str] = &[
     "id", "status", "total", "currency", "customer", "items", "shop",
 ];
@@ -95,8 +98,6 @@ pub struct Failure {
     pub expected: String,
     pub actual: J,
 }
-
-pub use crate::template::Scope;
 
 /// The value at `path`, if every step exists.
 pub fn resolve<'s>(scope: &'s Scope<'_>, path: &Path) -> Option<&'s J> {
@@ -192,15 +193,6 @@ impl Op {
             Op::Matches(re) => format!("matches {}", J::from(re.as_str())),
             Op::Exists(b) => format!("exists {b}"),
         }
-    }
-}
-
-/// A number from a JSON number or a numeric string.
-pub fn number(v: &J) -> Option<f64> {
-    match v {
-        J::Number(n) => n.as_f64(),
-        J::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 

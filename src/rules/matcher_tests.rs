@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
-use crate::event::{Customer, Event, OrderView, Timestamp};
+use crate::model::event::{Customer, Event, OrderView, Timestamp};
 use crate::rules::conditions;
 use crate::rules::diag::FileDiags;
 use crate::rules::model;

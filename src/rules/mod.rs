@@ -9,6 +9,7 @@
 //! what is declared here.
 
 pub mod actions;
+pub mod compile;
 pub mod conditions;
 pub mod diag;
 pub mod fields;
@@ -17,18 +18,14 @@ pub mod load;
 pub mod matcher;
 pub mod model;
 pub mod pattern;
-pub mod rule;
 pub mod safety;
-
-pub use crate::template::filters;
-pub use crate::template::render as template;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::model::event::Event;
 
 /// Settings that shape compilation (Rhai limits come from `scripts:` in storeflow.yaml).
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Event, CANONICAL_NAMES};
+use crate::model::event::{Event, CANONICAL_NAMES};
 
 /// Sources an event's topic can start with.
 pub const SOURCES: &[&str] = &["sellix", "selldone"];
@@ -71,7 +71,7 @@ pub fn never_matches(pattern: &str) -> Option<(String, String)> {
     if pattern.starts_with("subscription.") || CANONICAL_NAMES.iter().any(|n| glob.is_match(n)) {
         return None;
     }
-    let near = super::diag::nearest(pattern, CANONICAL_NAMES);
+    let near = crate::template::suggest::nearest(pattern, CANONICAL_NAMES);
     Some((
         format!("`on: {pattern}` can never match: no event is named like it"),
         match near {

@@ -13,7 +13,7 @@
 use super::actions;
 use super::diag::FileDiags;
 use super::model::{pos, Node, Value};
-use super::template::offset_pos;
+use crate::template::render::offset_pos;
 
 /// One `${NAME}` or `${NAME:-default}` in a string.
 #[derive(Debug, PartialEq)]
@@ -287,7 +287,7 @@ mod tests {
     /// Each parameter's escaping applies to interpolated values only, never to the template text.
     #[test]
     fn regression_interpolated_values_are_escaped_per_parameter() {
-        use super::super::template::{Escape, Templates};
+        use crate::template::render::{Escape, Templates};
         let mut t = Templates::new();
         let ctx = minijinja::context! { payload => minijinja::context! { v => "<!channel> & ${HOME} <b>" } };
         let cases = [

@@ -18,7 +18,7 @@ use super::run::{self, RunCtx};
 use super::{
     helpers, intents, Intent, Origin, Plugins, RunLimits, ScriptError, State, StateChanges,
 };
-use crate::event::Event;
+use crate::model::event::Event;
 pub use crate::template::EventValues;
 use crate::template::Templates;
 

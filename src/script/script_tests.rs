@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::*;
-use crate::event::{Customer, Event, OrderView, Timestamp};
+use crate::model::event::{Customer, Event, OrderView, Timestamp};
 
 pub fn event() -> Event {
     Event {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::event::Event;
 use crate::journal::{Journal, Write};
+use crate::model::event::Event;
 use crate::plan::dynamic::{product, DEADLINE};
 pub use crate::plan::dynamic::{Answer, TOPIC};
 use crate::rules::live::LiveRules;

@@ -13,8 +13,8 @@ use super::conn::PeerAddr;
 use super::dynamic;
 pub use super::health::SecretCounts;
 use super::rejection::ApiError;
-use crate::event::Timestamp;
 use crate::journal::{Journal, Reader};
+use crate::model::event::Timestamp;
 use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Route, Source, Sources};
 use crate::telemetry;
@@ -149,7 +149,7 @@ async fn handle(
 /// queued that would fail anyway), or when this commit failed.
 async fn journal_append(
     intake: &Intake,
-    incoming: crate::event::Incoming,
+    incoming: crate::model::event::Incoming,
 ) -> Result<crate::journal::Appended, Rejection> {
     if let Err(problem) = intake.journal.admit() {
         telemetry::intake_unavailable(Ok(&problem.reason));
@@ -165,7 +165,7 @@ async fn journal_append(
 /// `None` when no rule with a script listens to it.
 async fn dynamic_reply(
     intake: &Intake,
-    mut event: crate::event::Event,
+    mut event: crate::model::event::Event,
     appended: &crate::journal::Appended,
 ) -> Option<warp::reply::Response> {
     let answer = if appended.duplicate {

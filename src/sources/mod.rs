@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::config::Config;
-use crate::event::{Event, Incoming, OrderView, Timestamp};
+use crate::model::event::{Event, Incoming, OrderView, Timestamp};
 pub use shops::{SecretUsed, Shops, DEFAULT_SHOP};
 pub use verify::Verified;
 

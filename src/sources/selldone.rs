@@ -9,7 +9,9 @@ use super::{
     parse_object, IntakeError, IntakeRequest, Parsed, Route, Shops, Source, Verified, DEFAULT_SHOP,
 };
 use crate::config::SelldoneConfig;
-use crate::event::{selldone_canonical, Customer, Incoming, Item, OrderView, Shop, Timestamp};
+use crate::model::event::{
+    selldone_canonical, Customer, Incoming, Item, OrderView, Shop, Timestamp,
+};
 
 pub struct Selldone {
     config: SelldoneConfig,

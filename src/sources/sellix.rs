@@ -9,7 +9,7 @@ use super::{
     parse_object, IntakeError, IntakeRequest, Parsed, Route, Shops, Source, Verified, DEFAULT_SHOP,
 };
 use crate::config::SellixConfig;
-use crate::event::{sellix_canonical, Customer, Incoming, Item, OrderView, Shop, Timestamp};
+use crate::model::event::{sellix_canonical, Customer, Incoming, Item, OrderView, Shop, Timestamp};
 
 pub const SIGNATURE_HEADERS: [&str; 2] = ["x-sellix-signature", "x-sellix-unescaped-signature"];
 

@@ -3,8 +3,8 @@
 //! that silently renders empty and sends an email to `""`.
 //!
 //! `payload.*` is the platform's own body and stays free-form: it is never checked here.
-//! The shapes mirror [`crate::event::Event`] (as `Scope::event_json` exposes it) and
-//! [`crate::event::OrderView`]; a unit test keeps them in step with the serialized types.
+//! The shapes mirror [`crate::model::event::Event`] (as `Scope::event_json` exposes it) and
+//! [`crate::model::event::OrderView`]; a unit test keeps them in step with the serialized types.
 
 use super::suggest::{nearest, suggest};
 
@@ -39,7 +39,7 @@ const CUSTOMER: &[(&str, Shape)] = &[("email", TEXT), ("name", TEXT), ("phone", 
 const ITEM: &[(&str, Shape)] = &[("title", TEXT), ("quantity", NUMBER), ("price", NUMBER)];
 const SHOP: &[(&str, Shape)] = &[("id", TEXT), ("name", TEXT)];
 
-/// `order.*` ([`crate::event::OrderView`]).
+/// `order.*` ([`crate::model::event::OrderView`]).
 pub const ORDER: &[(&str, Shape)] = &[
     ("id", TEXT),
     ("status", TEXT),
@@ -207,7 +207,7 @@ fn skip_string(bytes: &[u8], i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Customer, Item, OrderView};
+    use crate::model::event::{Customer, Item, OrderView};
 
     fn p(s: &str) -> Vec<&str> {
         s.split('.').collect()

@@ -8,7 +8,7 @@ pub fn money(value: Value, currency: Option<String>) -> Result<String, Error> {
     if value.is_undefined() || value.is_none() {
         return Ok(String::new());
     }
-    let amount = number(&value).ok_or_else(|| {
+    let amount = value_number(&value).ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidOperation,
             format!("money: `{value}` is not a number"),
@@ -27,7 +27,7 @@ pub fn date(value: Value, format: Option<String>) -> Result<String, Error> {
     if value.is_undefined() || value.is_none() {
         return Ok(String::new());
     }
-    let secs = number(&value)
+    let secs = value_number(&value)
         .map(|n| n.floor() as i64)
         .or_else(|| value.as_str().and_then(parse_rfc3339))
         .ok_or_else(|| {
@@ -39,11 +39,23 @@ pub fn date(value: Value, format: Option<String>) -> Result<String, Error> {
     Ok(strftime(secs, format.as_deref().unwrap_or("%Y-%m-%d")))
 }
 
-fn number(v: &Value) -> Option<f64> {
-    if let Some(s) = v.as_str() {
-        return s.trim().parse().ok();
+/// A number from a JSON number or a numeric string (spaces around it allowed): how the rule
+/// operators (`gte`, `==` against a number, ...) read a field, as `money` and `date` do.
+pub fn number(v: &serde_json::Value) -> Option<f64> {
+    numeric(v.as_str(), || v.as_f64())
+}
+
+/// [`number`] for a template value.
+fn value_number(v: &Value) -> Option<f64> {
+    numeric(v.as_str(), || f64::try_from(v.clone()).ok())
+}
+
+/// The one reading of a number: a string is parsed (trimmed), anything else converted.
+fn numeric(text: Option<&str>, convert: impl FnOnce() -> Option<f64>) -> Option<f64> {
+    match text {
+        Some(s) => s.trim().parse().ok(),
+        None => convert(),
     }
-    f64::try_from(v.clone()).ok()
 }
 
 /// Unix seconds of `YYYY-MM-DD[T ]HH:MM:SS[.frac](Z|±HH:MM)` (a bare date is midnight UTC).

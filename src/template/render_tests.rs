@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::event::{Event, OrderView, Timestamp};
+use crate::model::event::{Event, OrderView, Timestamp};
 
 fn event() -> Event {
     Event {

@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use rhai::{Dynamic, Scope as RhaiScope};
 use serde_json::{json, Value as J};
 
-use crate::event::Event;
+use crate::model::event::Event;
 
 /// What paths resolve against for one event. `event.*` and `order.*` are turned into JSON only
 /// when a condition first needs them; `payload.*` borrows the payload.

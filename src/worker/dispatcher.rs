@@ -25,8 +25,8 @@ use tracing::Instrument;
 use super::retry;
 use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
-use crate::event::Timestamp;
 use crate::journal::{AttemptOutcome, Job, Journal, NextStep, Reader, Write};
+use crate::model::event::Timestamp;
 use crate::telemetry;
 
 /// The longest the loop sleeps without looking at the journal.

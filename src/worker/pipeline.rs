@@ -15,8 +15,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::event::Event;
 use crate::journal::{Journal, JournalError, Processed, Reader, Unreadable, Write};
+use crate::model::event::Event;
 use crate::plan::{try_plan, JournalState};
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;

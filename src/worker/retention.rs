@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::event::Timestamp;
 use crate::journal::{Journal, JournalError, Store, Write, Written};
+use crate::model::event::Timestamp;
 
 const EVERY: Duration = Duration::from_secs(3600);
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::event::Timestamp;
+use crate::model::event::Timestamp;
 
 /// When to try again after the `attempts`-th failed attempt (1-based), following `schedule`
 /// with ±10 % jitter (so a burst of failures does not retry in lockstep) and never sooner than

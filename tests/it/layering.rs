@@ -18,14 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
 ];
 
-/// Old paths kept compiling by re-exports in lib.rs; they name the layer they point to.
-const ALIASES: &[(&str, &str)] = &[("event", "model")];
-
 fn layer_of(module: &str) -> Option<usize> {
-    let module = ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == module)
-        .map_or(module, |(_, real)| real);
     LAYERS.iter().position(|layer| layer.contains(&module))
 }
 
@@ -166,5 +159,4 @@ fn the_checker_sees_an_upward_use() {
     );
     assert_eq!(names("let x = crate::plan::plan(e);"), ["plan"]);
     assert!(layer_of("rules") > layer_of("script"));
-    assert_eq!(layer_of("event"), layer_of("model"));
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use storeflow::event::{Event, Timestamp, DYNAMIC_PRODUCT_TOPIC};
+use storeflow::model::event::{Event, Timestamp, DYNAMIC_PRODUCT_TOPIC};
 use storeflow::plan::dynamic::{product, Answer};
 use storeflow::rules::{self, LoadOptions, RuleSet};
 

@@ -59,7 +59,7 @@ fn unknown_events_and_odd_shapes_are_accepted() {
     };
     let verified = source.verify(req).unwrap();
     let inc = source
-        .normalize(&verified, storeflow::event::Timestamp::now())
+        .normalize(&verified, storeflow::model::event::Timestamp::now())
         .unwrap();
     assert_eq!(inc.event.topic, "sellix/feedback:received");
     assert_eq!(inc.event.canonical, None);
@@ -77,7 +77,7 @@ fn unknown_events_and_odd_shapes_are_accepted() {
     let inc = source
         .normalize(
             &source.verify(req).unwrap(),
-            storeflow::event::Timestamp::now(),
+            storeflow::model::event::Timestamp::now(),
         )
         .unwrap();
     assert_eq!(inc.event.order.unwrap().total, Some(7.0));
@@ -98,7 +98,7 @@ fn selldone_webhooks_other_than_online_order_keep_their_type() {
     let inc = source
         .normalize(
             &source.verify(req).unwrap(),
-            storeflow::event::Timestamp::now(),
+            storeflow::model::event::Timestamp::now(),
         )
         .unwrap();
     assert_eq!(inc.event.kind, "Product/Created");

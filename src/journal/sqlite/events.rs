@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::event::{Event, Incoming, OrderView, Timestamp};
 use crate::journal::{Appended, EventStatus, EventSummary, JournalError, SecretCount, Unreadable};
+use crate::model::event::{Event, Incoming, OrderView, Timestamp};
 
 pub(super) fn append(
     tx: &Connection,

@@ -4,8 +4,8 @@
 
 use rusqlite::{params, Connection, Row};
 
-use crate::event::Timestamp;
 use crate::journal::{Flag, FlagFilter, JournalError};
+use crate::model::event::Timestamp;
 
 /// Adds the flag; 0 when this rule already flagged the order with that kind.
 pub(super) fn add(tx: &Connection, f: &Flag) -> Result<usize, JournalError> {

@@ -3,11 +3,11 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::event::Timestamp;
 use crate::journal::{
     Attempt, AttemptOutcome, Job, JobStatus, JournalError, NewJob, NextStep, Processed, Replan,
     Requeue,
 };
+use crate::model::event::Timestamp;
 
 /// Marks the event processed and stores its trace, jobs and script state; `false` (and no
 /// writes) when it was already processed.

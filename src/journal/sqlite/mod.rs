@@ -19,7 +19,7 @@ use super::{
     Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
     SecretCount, Store, Unreadable, Write, Written,
 };
-use crate::event::Timestamp;
+use crate::model::event::Timestamp;
 pub use checkpoint::Checkpointer;
 pub use identity::FileIdentity;
 

@@ -3,8 +3,8 @@
 
 use rusqlite::{params, Connection};
 
-use crate::event::Timestamp;
 use crate::journal::{JournalError, Release, Unreadable};
+use crate::model::event::Timestamp;
 
 /// Quarantines an unprocessed event: records the reason, stores it as the event's trace (so
 /// `events show` explains it) and marks the event processed, so the pipeline moves past it.
@@ -59,8 +59,8 @@ pub(super) fn release(tx: &Connection, which: &Release) -> Result<usize, Journal
 mod tests {
     use std::time::Duration;
 
-    use crate::event::{Event, Incoming, Timestamp};
     use crate::journal::{EventStatus, Release, SqliteStore, Store, Unreadable, Write};
+    use crate::model::event::{Event, Incoming, Timestamp};
 
     fn incoming(key: &str) -> Incoming {
         let body = bytes::Bytes::from_static(br#"{"event":"order:paid","data":{}}"#);

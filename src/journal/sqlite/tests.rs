@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::event::{Incoming, OrderView, Timestamp};
 use crate::journal::{Appended, NewJob, Processed};
+use crate::model::event::{Incoming, OrderView, Timestamp};
 
 fn incoming(key: &str, at: i64) -> Incoming {
     let body = bytes::Bytes::from_static(br#"{"event":"order:paid","data":{}}"#);

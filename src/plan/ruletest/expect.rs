@@ -4,8 +4,8 @@
 use serde_json::Value as J;
 
 use super::{Answer, Expect, ExpectAction, Outcome};
-use crate::rules::diag::suggest;
 use crate::rules::{actions, Evaluation};
+use crate::template::suggest::suggest;
 
 /// Every way `outcome` differs from `expect`, then every planned job that would fail live.
 /// `rule_names` are the rules that exist: a name in `expect` that is none of them fails.

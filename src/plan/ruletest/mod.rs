@@ -28,8 +28,8 @@ use serde::Deserialize;
 
 use super::Answer;
 use crate::config::Config;
-use crate::event::{Event, Timestamp};
 use crate::model::actions::ActionKind;
+use crate::model::event::{Event, Timestamp};
 use crate::rules::{Evaluation, PlannedAction, RuleSet};
 use crate::sources::{self, verify};
 pub use expect::{check, job_problems};
