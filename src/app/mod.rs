@@ -105,12 +105,9 @@ pub async fn run(
         tracing::info!(journal = %config.journal_path().display(), "listening on http://{addr}");
     }
     let token = shutdown.clone();
-    server::run(
-        listener,
-        serving.served,
-        limits,
-        async move { token.cancelled().await },
-    )
+    server::run(listener, serving.served, limits, async move {
+        token.cancelled().await
+    })
     .await;
     tracing::info!("stopped accepting; finishing pipeline and deliveries, closing the journal");
     drop(serving.watcher);

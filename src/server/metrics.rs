@@ -51,20 +51,33 @@ pub fn route(
         })
 }
 
-async fn scrape(m: &Metrics, headers: &HeaderMap, peer: Option<SocketAddr>) -> warp::reply::Response {
+async fn scrape(
+    m: &Metrics,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> warp::reply::Response {
     match check(m.token.as_deref(), headers, peer) {
         Ok(()) => {}
         Err(Refused::Token) => {
             tracing::warn!(peer = ?peer.map(|p| p.ip()), "/metrics refused: missing or wrong admin token");
-            return error_reply(StatusCode::UNAUTHORIZED, "missing or wrong admin token (Authorization: Bearer <admin.token>)");
+            return error_reply(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong admin token (Authorization: Bearer <admin.token>)",
+            );
         }
         Err(Refused::NotLocal) => {
             tracing::warn!(peer = ?peer.map(|p| p.ip()), "/metrics refused: no admin.token set, so loopback clients only");
-            return error_reply(StatusCode::FORBIDDEN, "no admin.token is set: /metrics answers clients on this machine only");
+            return error_reply(
+                StatusCode::FORBIDDEN,
+                "no admin.token is set: /metrics answers clients on this machine only",
+            );
         }
     }
     let Some(handle) = &m.handle else {
-        return error_reply(StatusCode::SERVICE_UNAVAILABLE, "the metrics recorder is not installed");
+        return error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the metrics recorder is not installed",
+        );
     };
     refresh(m).await;
     warp::reply::with_header(
@@ -79,14 +92,21 @@ async fn scrape(m: &Metrics, headers: &HeaderMap, peer: Option<SocketAddr>) -> w
 /// were (`/healthz` reports it).
 async fn refresh(m: &Metrics) {
     let status = m.rules.status();
-    metrics::rules_reload(status.last_reload_ok, status.last_reload_at.millis() as f64 / 1000.0);
+    metrics::rules_reload(
+        status.last_reload_ok,
+        status.last_reload_at.millis() as f64 / 1000.0,
+    );
     match m.reader.read(|store| store.gauges(Timestamp::now())).await {
         Ok(gauges) => metrics::journal_gauges(&gauges),
         Err(e) => tracing::warn!(error = %e, "/metrics: cannot read the journal's counts"),
     }
 }
 
-fn check(token: Option<&str>, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), Refused> {
+fn check(
+    token: Option<&str>,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<(), Refused> {
     match token {
         Some(expected) => {
             let given = headers
@@ -138,9 +158,18 @@ mod tests {
         let local = Some("127.0.0.1:9".parse().unwrap());
         let t = Some("s3cret");
         assert_eq!(check(t, &headers(None, None), local), Err(Refused::Token));
-        assert_eq!(check(t, &headers(Some("Bearer nope"), None), local), Err(Refused::Token));
-        assert_eq!(check(t, &headers(Some("s3cret"), None), local), Err(Refused::Token));
-        assert_eq!(check(t, &headers(Some("Bearer s3cret"), None), local), Ok(()));
+        assert_eq!(
+            check(t, &headers(Some("Bearer nope"), None), local),
+            Err(Refused::Token)
+        );
+        assert_eq!(
+            check(t, &headers(Some("s3cret"), None), local),
+            Err(Refused::Token)
+        );
+        assert_eq!(
+            check(t, &headers(Some("Bearer s3cret"), None), local),
+            Ok(())
+        );
     }
 
     #[test]
@@ -148,7 +177,10 @@ mod tests {
         let local = Some("127.0.0.1:9".parse().unwrap());
         let remote = Some("192.0.2.7:9".parse().unwrap());
         assert_eq!(check(None, &headers(None, None), local), Ok(()));
-        assert_eq!(check(None, &headers(None, None), remote), Err(Refused::NotLocal));
+        assert_eq!(
+            check(None, &headers(None, None), remote),
+            Err(Refused::NotLocal)
+        );
         assert_eq!(
             check(None, &headers(None, Some("203.0.113.9")), local),
             Err(Refused::NotLocal)

@@ -72,7 +72,10 @@ fn describe() {
     metrics::describe_gauge!(JOBS, "Jobs in the journal, by status.");
     metrics::describe_gauge!(FLAGS_OPEN, "Open flags.");
     metrics::describe_gauge!(RULES_RELOAD_SUCCESS, "1 when the last rules reload worked.");
-    metrics::describe_gauge!(RULES_RELOAD_TIMESTAMP_SECONDS, "Time of the last rules reload.");
+    metrics::describe_gauge!(
+        RULES_RELOAD_TIMESTAMP_SECONDS,
+        "Time of the last rules reload."
+    );
     metrics::describe_gauge!(JOURNAL_BYTES, "Size of the journal database.");
 }
 

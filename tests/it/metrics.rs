@@ -47,7 +47,9 @@ async fn send(url: &str, fixture_index: usize, signature: Option<&str>) -> u16 {
     let (file, event, good) = SELLIX_FIXTURES[fixture_index];
     let sig = signature.unwrap_or(good);
     let h = [("x-sellix-event", event), ("x-sellix-signature", sig)];
-    post(url, &h, fixture(&format!("sellix/{file}"))).await.status
+    post(url, &h, fixture(&format!("sellix/{file}")))
+        .await
+        .status
 }
 
 /// Two accepted, one duplicate, one unauthorized webhook; one rule fires and its job is delivered.
@@ -88,14 +90,24 @@ async fn metrics_count_known_traffic_exactly() {
     assert_eq!(webhooks("duplicate"), Some(1.0), "{text}");
     assert_eq!(webhooks("unauthorized"), Some(1.0), "{text}");
     assert_eq!(webhooks("forbidden"), None, "{text}");
-    let fired = sample(&text, "storeflow_rule_fired_total", &[("rule", "notify-sink")]);
+    let fired = sample(
+        &text,
+        "storeflow_rule_fired_total",
+        &[("rule", "notify-sink")],
+    );
     assert_eq!(fired, Some(1.0), "{text}");
     let intake = [("source", "sellix")];
     let timed = sample(&text, "storeflow_intake_duration_seconds_count", &intake);
     assert_eq!(timed, Some(4.0), "{text}");
-    assert_eq!(sample(&text, "storeflow_rules_reload_success", &[]), Some(1.0));
+    assert_eq!(
+        sample(&text, "storeflow_rules_reload_success", &[]),
+        Some(1.0)
+    );
     assert_eq!(sample(&text, "storeflow_flags_open", &[]), Some(0.0));
-    assert_eq!(sample(&text, "storeflow_pipeline_lag_seconds", &[]), Some(0.0));
+    assert_eq!(
+        sample(&text, "storeflow_pipeline_lag_seconds", &[]),
+        Some(0.0)
+    );
     assert!(sample(&text, "storeflow_journal_bytes", &[]).is_some_and(|b| b > 0.0));
     let reloaded = sample(&text, "storeflow_rules_reload_timestamp_seconds", &[]);
     assert!(reloaded.is_some_and(|t| t > 1.7e9), "{text}");

@@ -4,15 +4,37 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::JournalError;
+use super::{JobStatus, JournalError};
+
+const STATUSES: [JobStatus; 6] = [
+    JobStatus::Pending,
+    JobStatus::Running,
+    JobStatus::Done,
+    JobStatus::Dead,
+    JobStatus::Dismissed,
+    JobStatus::Replanned,
+];
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;
 
 pub(super) fn read(conn: &Connection, now: Timestamp) -> Result<JournalGauges, JournalError> {
     let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
-    let jobs = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+    let counted = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
+    // Every status, 0 when no job has it: a gauge that dropped to none must say 0.
+    let jobs = STATUSES
+        .iter()
+        .map(|s| {
+            let n = counted
+                .iter()
+                .find(|(c, _)| c == s.as_str())
+                .map_or(0, |c| c.1);
+            (s.as_str().to_string(), n)
+        })
+        .collect();
     let flags_open: i64 = conn.query_row(
         "SELECT COUNT(*) FROM flags WHERE resolved_at IS NULL",
         [],
