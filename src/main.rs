@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use storeflow::config::LogFormat;
 use tracing::Level;
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::prelude::*;
@@ -24,7 +25,7 @@ const CAPS: &[(&str, Level)] = &[
 
 fn main() -> ExitCode {
     let cli = storeflow::cli::Cli::parse();
-    init_logging(cli.default_log_filter());
+    init_logging(cli.default_log_filter(), cli.log_format());
     match storeflow::cli::run(cli) {
         Ok(code) => code,
         // `storeflow events | head -1`: the reader has what it wanted; not an error.
@@ -52,8 +53,8 @@ fn describe(e: &anyhow::Error) -> String {
     out
 }
 
-/// `RUST_LOG` (else `default`) to stderr, with [`CAPS`] applied on top.
-fn init_logging(default: &str) {
+/// `RUST_LOG` (else `default`) to stderr in `format`, with [`CAPS`] applied on top.
+fn init_logging(default: &str, format: LogFormat) {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let capped = filter_fn(|meta| {
         let target = meta.target();
@@ -65,9 +66,20 @@ fn init_logging(default: &str) {
             })
             .is_none_or(|(_, cap)| meta.level() <= cap)
     });
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(env.and(capped));
-    tracing_subscriber::registry().with(layer).init();
+    let filter = env.and(capped);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let layer = layer.with_ansi(std::io::stderr().is_terminal());
+            tracing_subscriber::registry()
+                .with(layer.with_filter(filter))
+                .init();
+        }
+        LogFormat::Json => {
+            let layer = layer.json().with_ansi(false);
+            tracing_subscriber::registry()
+                .with(layer.with_filter(filter))
+                .init();
+        }
+    }
 }

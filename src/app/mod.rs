@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::journal::{self, Journal, JournalError, Reader};
 use crate::rules::live::LiveRules;
 use crate::rules::LoadOptions;
-use crate::server::{self, Health, Intake};
+use crate::server::{self, Health, Intake, Metrics};
 use crate::sources;
 use crate::worker::dispatcher::Dispatcher;
 use crate::worker::pipeline::Pipeline;
@@ -105,13 +105,9 @@ pub async fn run(
         tracing::info!(journal = %config.journal_path().display(), "listening on http://{addr}");
     }
     let token = shutdown.clone();
-    server::run(
-        listener,
-        serving.intake,
-        serving.health,
-        limits,
-        async move { token.cancelled().await },
-    )
+    server::run(listener, serving.served, limits, async move {
+        token.cancelled().await
+    })
     .await;
     tracing::info!("stopped accepting; finishing pipeline and deliveries, closing the journal");
     drop(serving.watcher);
@@ -132,8 +128,7 @@ struct Parts {
 
 /// What the server needs while the workers run.
 struct Serving {
-    intake: Arc<Intake>,
-    health: Arc<Health>,
+    served: server::Served,
     watcher: reload::Watcher,
 }
 
@@ -222,12 +217,8 @@ fn start(
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
     tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
-    let (intake, health) = serving(config, sources, journal, intake_reader, rules);
-    Ok(Serving {
-        intake,
-        health,
-        watcher,
-    })
+    let served = serving(config, sources, journal, intake_reader, rules);
+    Ok(Serving { served, watcher })
 }
 
 /// The intake route's and `/healthz`'s shared state.
@@ -237,7 +228,7 @@ fn serving(
     journal: Journal,
     reader: Reader,
     rules: Arc<LiveRules>,
-) -> (Arc<Intake>, Arc<Health>) {
+) -> server::Served {
     let insecure = warn_insecure(&sources);
     let counts = Arc::new(secret_counts(&reader, &sources));
     let journal_health = journal.health();
@@ -249,6 +240,12 @@ fn serving(
         reader,
         counts: counts.clone(),
     });
+    let metrics = Arc::new(Metrics {
+        handle: crate::telemetry::metrics::install(),
+        reader: intake.reader.clone(),
+        rules: rules.clone(),
+        token: Some(config.admin.token.expose().to_string()).filter(|t| !t.is_empty()),
+    });
     let health = Arc::new(Health {
         version: env!("CARGO_PKG_VERSION"),
         insecure_sources: insecure,
@@ -256,7 +253,11 @@ fn serving(
         counts,
         journal: journal_health,
     });
-    (intake, health)
+    server::Served {
+        intake,
+        health,
+        metrics,
+    }
 }
 
 /// Waits for every task and thread of `tracker`: the pipeline finishes its round, deliveries in

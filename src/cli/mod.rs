@@ -68,6 +68,17 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// `log.format` of the configuration the command will load; text when it cannot be loaded
+    /// (the command then reports why).
+    pub fn log_format(&self) -> crate::config::LogFormat {
+        let path = self.config.clone().or_else(Config::default_path);
+        Config::load(path.as_deref())
+            .map(|c| c.log.format)
+            .unwrap_or_default()
+    }
+}
+
 /// Runs one command and returns its exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

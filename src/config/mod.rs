@@ -40,6 +40,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub scripts: ScriptsConfig,
     pub admin: AdminConfig,
+    pub log: LogConfig,
     /// How long events, traces and finished jobs are kept.
     #[serde(deserialize_with = "de_duration")]
     pub retention: Duration,
@@ -61,6 +62,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             scripts: ScriptsConfig::default(),
             admin: AdminConfig::default(),
+            log: LogConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -100,6 +102,22 @@ impl Default for ScriptsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     pub token: Secret,
+}
+
+/// `log:`: how log lines are written to stderr.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `log.format`: `text` (default, for people) or `json` (one object a line, for collectors).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Why a config file could not be used.

@@ -201,4 +201,11 @@ pub trait Store: Send + 'static {
         status: Option<JobStatus>,
         limit: usize,
     ) -> Result<Vec<Job>, JournalError>;
+
+    /// Jobs per status, open flags, the oldest unprocessed event's age and the file size, for
+    /// `/metrics`.
+    fn gauges(
+        &self,
+        now: Timestamp,
+    ) -> Result<crate::telemetry::metrics::JournalGauges, JournalError>;
 }

@@ -17,7 +17,7 @@ use crate::journal::{Journal, Reader};
 use crate::model::event::Timestamp;
 use crate::rules::live::LiveRules;
 use crate::sources::{IntakeRequest, Route, Source, Sources};
-use crate::telemetry;
+use crate::telemetry::{self, metrics, metrics::WebhookOutcome};
 
 /// What the intake route needs; shared by every request.
 pub struct Intake {
@@ -58,7 +58,7 @@ pub fn route(
 }
 
 /// The TCP peer: recorded by our own accept loop ([`super::conn`]), or by warp (`warp::test`).
-fn peer_addr(
+pub(super) fn peer_addr(
 ) -> impl Filter<Extract = (Option<SocketAddr>,), Error = std::convert::Infallible> + Clone {
     warp::addr::remote()
         .and(warp::ext::optional::<PeerAddr>())
@@ -103,19 +103,23 @@ async fn handle(
     query: TokenQuery,
     headers: HeaderMap,
     peer: Option<SocketAddr>,
-    body: Bytes,
+    body: Result<Bytes, ApiError>,
 ) -> Result<warp::reply::Response, Rejection> {
     let received_at = Timestamp::now();
+    let started = std::time::Instant::now();
+    let answered = |outcome| metrics::webhook_answered(source.name(), outcome, started.elapsed());
+    let shop = route.shop.clone();
+    let reject = |e: ApiError| {
+        let status = e.status().as_u16();
+        telemetry::webhook_refused(source.name(), &shop, status, &e);
+        answered(WebhookOutcome::of_status(status));
+        warp::reject::custom(e)
+    };
     let request = IntakeRequest {
         headers: &headers,
-        body,
+        body: body.map_err(reject)?,
         peer,
         token: route.token.or(query.token),
-    };
-    let shop = route.shop;
-    let reject = |e: ApiError| {
-        telemetry::webhook_refused(source.name(), &shop, e.status().as_u16(), &e);
-        warp::reject::custom(e)
     };
     let verified = source
         .verify_shop(&shop, request)
@@ -126,7 +130,14 @@ async fn handle(
         .map_err(|e| reject(e.into()))?;
     let topic = incoming.event.topic.clone();
     let dynamic = (topic == dynamic::TOPIC).then(|| incoming.event.clone());
-    let appended = journal_append(&intake, incoming).await?;
+    let appended = journal_append(&intake, incoming)
+        .await
+        .inspect_err(|_| answered(WebhookOutcome::Unavailable))?;
+    answered(if appended.duplicate {
+        WebhookOutcome::Duplicate
+    } else {
+        WebhookOutcome::Accepted
+    });
     telemetry::webhook_accepted(
         &appended.event_id,
         &topic,
@@ -199,21 +210,22 @@ async fn dynamic_reply(
 use warp::Reply;
 
 /// The request body, refused with 413 once it passes `max` bytes: at once when `Content-Length`
-/// says so, and while reading when the body is chunked.
-fn limited_body(max: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+/// says so, and while reading when the body is chunked. The refusal is handed to the handler,
+/// which knows the source to count it for.
+fn limited_body(
+    max: u64,
+) -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
-        .and_then(move |len: Option<u64>| async move {
+        .and(warp::body::stream())
+        .then(move |len: Option<u64>, stream| async move {
             match len {
-                Some(len) if len > max => Err(warp::reject::custom(ApiError::TooLarge { max })),
-                _ => Ok(()),
+                Some(len) if len > max => Err(ApiError::TooLarge { max }),
+                _ => collect_limited(stream, max).await,
             }
         })
-        .untuple_one()
-        .and(warp::body::stream())
-        .and_then(move |stream| collect_limited(stream, max))
 }
 
-async fn collect_limited<S, B>(stream: S, max: u64) -> Result<Bytes, Rejection>
+async fn collect_limited<S, B>(stream: S, max: u64) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -221,10 +233,9 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut body = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk =
-            chunk.map_err(|e| warp::reject::custom(ApiError::BodyRead(e.to_string())))?;
+        let mut chunk = chunk.map_err(|e| ApiError::BodyRead(e.to_string()))?;
         if (body.len() + chunk.remaining()) as u64 > max {
-            return Err(warp::reject::custom(ApiError::TooLarge { max }));
+            return Err(ApiError::TooLarge { max });
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod dynamic;
 pub mod health;
 pub mod intake;
+pub mod metrics;
 pub mod rejection;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ use warp::Filter;
 
 pub use health::Health;
 pub use intake::Intake;
+pub use metrics::Metrics;
 
 /// Connection limits (`intake.header_timeout`, `intake.max_connections`).
 #[derive(Debug, Clone, Copy)]
@@ -37,14 +39,28 @@ pub struct Limits {
 /// never spins.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// What the routes share.
+#[derive(Clone)]
+pub struct Served {
+    pub intake: Arc<Intake>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// All routes, with the one rejection handler.
 pub fn routes(
-    intake: Arc<Intake>,
-    health: Arc<Health>,
+    served: Served,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    let Served {
+        intake,
+        health,
+        metrics,
+    } = served;
     let known = Arc::new(intake.sources.routes());
     intake::route(intake)
         .or(health::route(health))
+        .unify()
+        .or(metrics::route(metrics))
         .unify()
         .recover(move |r| rejection::recover(r, known.clone()))
         .unify()
@@ -54,12 +70,11 @@ pub fn routes(
 /// requests in flight.
 pub async fn run(
     listener: TcpListener,
-    intake: Arc<Intake>,
-    health: Arc<Health>,
+    served: Served,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let service = warp::service(routes(intake, health));
+    let service = warp::service(routes(served));
     let registry = conn::Registry::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
     let mut http1 = hyper::server::conn::http1::Builder::new();

@@ -8,6 +8,7 @@
 //! [`Repeated`] limit kept next to their line. It uses nothing else in the crate, so every layer
 //! can call it.
 
+pub mod metrics;
 mod repeated;
 
 use std::fmt::Display;
@@ -46,6 +47,7 @@ pub fn intake_unavailable(problem: Result<&dyn Display, &dyn Display>) {
 /// A matched rule planned `jobs` jobs for an event.
 pub fn rule_matched(event_id: &str, rule: &str, jobs: usize) {
     tracing::info!(target: "storeflow::plan", %event_id, %rule, jobs, "rule matched");
+    metrics::rule_fired(rule);
 }
 
 /// A matched rule's script failed: that rule run is dropped.

@@ -27,7 +27,7 @@ use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
 use crate::journal::{AttemptOutcome, Job, Journal, NextStep, Reader, Write};
 use crate::model::event::Timestamp;
-use crate::telemetry;
+use crate::telemetry::{self, metrics::JobOutcome};
 
 /// The longest the loop sleeps without looking at the journal.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -302,6 +302,14 @@ impl Shared {
         let result = self.execute(&job, &ctx).await;
         let finished_at = Timestamp::now();
         let (next, error) = self.next_step(result, finished_at, ctx.attempt);
+        telemetry::metrics::job_finished(
+            &job.kind,
+            match next {
+                NextStep::Done => JobOutcome::Done,
+                NextStep::Retry(_) => JobOutcome::Retried,
+                NextStep::Dead => JobOutcome::Dead,
+            },
+        );
         let outcome = AttemptOutcome {
             job_id: job.id,
             attempt: ctx.attempt,

@@ -97,6 +97,7 @@ impl Pipeline {
         let jobs = planned.iter().any(|p| !p.jobs.is_empty());
         for result in self.journal.processed_many_blocking(planned) {
             result?;
+            crate::telemetry::metrics::events_processed(1);
         }
         self.quarantine(quarantined)?;
         if jobs {

@@ -15,6 +15,7 @@ mod end_to_end;
 mod helpers;
 mod intake;
 mod layering;
+mod metrics;
 mod receivers;
 mod regression_cli;
 mod regression_model;

@@ -6,6 +6,7 @@
 mod checkpoint;
 mod events;
 mod flags;
+mod gauges;
 mod identity;
 mod jobs;
 mod quarantine;
@@ -20,6 +21,7 @@ use super::{
     SecretCount, Store, Unreadable, Write, Written,
 };
 use crate::model::event::Timestamp;
+use crate::telemetry::metrics::JournalGauges;
 pub use checkpoint::Checkpointer;
 pub use identity::FileIdentity;
 
@@ -351,6 +353,10 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Job>, JournalError> {
         jobs::list(&self.conn, event_id, status, limit)
+    }
+
+    fn gauges(&self, now: Timestamp) -> Result<JournalGauges, JournalError> {
+        gauges::read(&self.conn, now)
     }
 }
 

@@ -1,0 +1,61 @@
+//! The counts `/metrics` reports, each an indexed or small query.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::{JobStatus, JournalError};
+
+const STATUSES: [JobStatus; 6] = [
+    JobStatus::Pending,
+    JobStatus::Running,
+    JobStatus::Done,
+    JobStatus::Dead,
+    JobStatus::Dismissed,
+    JobStatus::Replanned,
+];
+use crate::model::event::Timestamp;
+use crate::telemetry::metrics::JournalGauges;
+
+pub(super) fn read(conn: &Connection, now: Timestamp) -> Result<JournalGauges, JournalError> {
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+    let counted = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every status, 0 when no job has it: a gauge that dropped to none must say 0.
+    let jobs = STATUSES
+        .iter()
+        .map(|s| {
+            let n = counted
+                .iter()
+                .find(|(c, _)| c == s.as_str())
+                .map_or(0, |c| c.1);
+            (s.as_str().to_string(), n)
+        })
+        .collect();
+    let flags_open: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM flags WHERE resolved_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    let oldest: Option<i64> = conn.query_row(
+        "SELECT MIN(received_at) FROM (SELECT received_at FROM events \
+         WHERE processed_at IS NULL ORDER BY seq LIMIT 1)",
+        [],
+        |r| r.get(0),
+    )?;
+    let lag_ms = oldest.map_or(0, |t| (now.millis() - t).max(0));
+    let bytes: i64 = conn.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(JournalGauges {
+        jobs,
+        flags_open: flags_open.max(0) as u64,
+        pipeline_lag: Duration::from_millis(lag_ms as u64),
+        bytes: bytes.max(0) as u64,
+    })
+}
