@@ -55,7 +55,7 @@ pub fn error_reply(status: StatusCode, message: &str) -> warp::reply::Response {
 /// The 404 text: every route this daemon serves.
 fn not_found_message(routes: &[String]) -> String {
     format!(
-        "webhooks are POSTed to {}; GET /healthz for health",
+        "webhooks are POSTed to {}; GET /healthz for health, GET /metrics for metrics",
         routes.join(", ")
     )
 }

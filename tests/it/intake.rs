@@ -230,7 +230,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_error() {
     assert_eq!(
         a.json["error"],
         "no route /hooks/shopify; webhooks are POSTed to /hooks/sellix, \
-         /hooks/selldone/<token>; GET /healthz for health"
+         /hooks/selldone/<token>; GET /healthz for health, GET /metrics for metrics"
     );
 
     let resp = reqwest::get(d.url("/hooks/sellix")).await.unwrap();
