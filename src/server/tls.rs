@@ -129,3 +129,51 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_cert(dir: &Path) -> TlsConfig {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let files = TlsConfig {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn regression_broken_cert_on_reload_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_cert(dir.path());
+        let tls = Tls::load(&files).unwrap();
+        let before = tls.acceptor().config().clone();
+        std::fs::write(&files.cert, "garbage").unwrap();
+        let err = tls.reload().unwrap_err().to_string();
+        assert!(err.contains(&files.cert.display().to_string()), "{err}");
+        assert!(Arc::ptr_eq(&before, tls.acceptor().config()));
+        write_cert(dir.path());
+        tls.reload().unwrap();
+        assert!(!Arc::ptr_eq(&before, tls.acceptor().config()));
+    }
+
+    #[test]
+    fn a_key_that_does_not_parse_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_cert(dir.path());
+        std::fs::write(&files.key, "-----BEGIN PRIVATE KEY-----\nzz\n").unwrap();
+        let Err(err) = Tls::load(&files) else {
+            panic!("a broken key must fail")
+        };
+        let err = err.to_string();
+        assert!(err.starts_with("tls.key"), "{err}");
+        assert!(err.contains(&files.key.display().to_string()), "{err}");
+    }
+}
