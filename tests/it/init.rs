@@ -42,7 +42,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// `storeflow serve` in `dir` on the config `init` wrote (its `listen:` moved to port 0).
+/// `storeflow serve` in `dir` on the config `init` wrote, on port 0 through its `STOREFLOW_LISTEN`.
 struct Served {
     child: Child,
     base: String,
@@ -50,16 +50,13 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path) -> Served {
-        let config = dir.join("storeflow.yaml");
-        let yaml = std::fs::read_to_string(&config).unwrap();
-        let listen = "listen: 127.0.0.1:8080";
-        assert!(yaml.contains(listen), "init writes {listen}");
-        std::fs::write(&config, yaml.replace(listen, "listen: 127.0.0.1:0")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_storeflow"))
             .arg("serve")
             .current_dir(dir)
             .env("RUST_LOG", "info")
             .env("SELLDONE_WEBHOOK_TOKEN", TOKEN)
+            .env("STOREFLOW_LISTEN", "127.0.0.1:0")
+            .env_remove("STOREFLOW_DATA_DIR")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -110,9 +107,16 @@ async fn init_writes_a_project_that_checks_tests_and_serves() {
         assert!(said.contains(step), "next steps mention {step}: {said}");
     }
     for (path, bytes) in snapshot(&dir) {
-        assert!(!text(&bytes).contains("do-not-write-me"), "{path} holds a secret");
+        assert!(
+            !text(&bytes).contains("do-not-write-me"),
+            "{path} holds a secret"
+        );
     }
-    for f in ["rules/orders.yaml", "templates/shipped.html", "plugins/telegram.rhai"] {
+    for f in [
+        "rules/orders.yaml",
+        "templates/shipped.html",
+        "plugins/telegram.rhai",
+    ] {
         assert!(dir.join(f).is_file(), "init writes {f}");
     }
 
@@ -124,6 +128,7 @@ async fn init_writes_a_project_that_checks_tests_and_serves() {
     assert!(text(&test.stdout).contains("5 passed, 0 failed"));
 
     let served = Served::start(&dir);
+    assert!(!served.base.ends_with(":8080"), "STOREFLOW_LISTEN ignored");
     let health: serde_json::Value = reqwest::get(format!("{}/healthz", served.base))
         .await
         .unwrap()
@@ -154,6 +159,10 @@ fn init_refuses_to_overwrite_and_changes_nothing() {
     let err = text(&out.stderr);
     assert!(err.contains("storeflow.yaml"), "names the file: {err}");
     assert!(err.contains("nothing was written"), "{err}");
-    assert_eq!(snapshot(dir), before, "init changed files it refused to write");
+    assert_eq!(
+        snapshot(dir),
+        before,
+        "init changed files it refused to write"
+    );
     assert!(!dir.join("rules").exists());
 }

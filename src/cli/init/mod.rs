@@ -35,7 +35,10 @@ const FIXTURES: &str = "../fixtures/";
 /// (path inside DIR, content). Rule files get their fixture paths rewritten by [`contents`].
 const FILES: &[(&str, &str)] = &[
     ("storeflow.yaml", include_str!("storeflow.yaml")),
-    ("rules/orders.yaml", include_str!("../../../rules/orders.yaml")),
+    (
+        "rules/orders.yaml",
+        include_str!("../../../rules/orders.yaml"),
+    ),
     (
         "rules/disputes-and-stock.yaml",
         include_str!("../../../rules/disputes-and-stock.yaml"),
@@ -56,18 +59,35 @@ const FILES: &[(&str, &str)] = &[
         "fixtures/sellix/product_stock.json",
         include_str!("../../../tests/fixtures/sellix/product_stock.json"),
     ),
-    ("templates/shipped.html", include_str!("../../../templates/shipped.html")),
-    ("plugins/discord_plugin.rhai", include_str!("../../../plugins/discord_plugin.rhai")),
-    ("plugins/discord_plugin.yaml", include_str!("../../../plugins/discord_plugin.yaml")),
-    ("plugins/telegram.rhai", include_str!("../../../plugins/telegram.rhai")),
-    ("plugins/telegram.yaml", include_str!("../../../plugins/telegram.yaml")),
+    (
+        "templates/shipped.html",
+        include_str!("../../../templates/shipped.html"),
+    ),
+    (
+        "plugins/discord_plugin.rhai",
+        include_str!("../../../plugins/discord_plugin.rhai"),
+    ),
+    (
+        "plugins/discord_plugin.yaml",
+        include_str!("../../../plugins/discord_plugin.yaml"),
+    ),
+    (
+        "plugins/telegram.rhai",
+        include_str!("../../../plugins/telegram.rhai"),
+    ),
+    (
+        "plugins/telegram.yaml",
+        include_str!("../../../plugins/telegram.yaml"),
+    ),
 ];
 
 /// The text written for `path`: rule files with their fixture paths pointed at `fixtures/`.
 fn contents(path: &str, text: &str) -> String {
     if path.starts_with("rules/") {
-        text.replace(REPO_FIXTURES, FIXTURES)
-            .replace("storeflow simulate --source selldone tests/fixtures/", "storeflow simulate --source selldone fixtures/")
+        text.replace(REPO_FIXTURES, FIXTURES).replace(
+            "storeflow simulate --source selldone tests/fixtures/",
+            "storeflow simulate --source selldone fixtures/",
+        )
     } else {
         text.to_string()
     }
