@@ -4,6 +4,7 @@ mod check;
 mod event_show;
 mod events;
 mod flags;
+mod init;
 mod jobs;
 pub mod output;
 mod replan;
@@ -53,6 +54,8 @@ pub enum Command {
     Flags(flags::FlagsArgs),
     /// Print the Sellix signature (X-Sellix-Signature) of a file, to test with curl
     Sign(sign::SignArgs),
+    /// Create a project: a commented storeflow.yaml, example rules with tests, templates, plugins
+    Init(init::InitArgs),
 }
 
 impl Cli {
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs(args) => jobs::run(&load_config(cli.config)?, args),
         Command::Flags(args) => flags::run(&load_config(cli.config)?, args),
         Command::Sign(args) => sign::run(&load_config(cli.config)?, args),
+        Command::Init(args) => init::run(args),
     }
 }
 

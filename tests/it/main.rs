@@ -13,6 +13,7 @@ mod delivery;
 mod delivery_actions;
 mod end_to_end;
 mod helpers;
+mod init;
 mod intake;
 mod layering;
 mod metrics;

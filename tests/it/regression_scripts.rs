@@ -4,6 +4,8 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use storeflow::journal::Store;
+
 use crate::helpers::*;
 use crate::receivers::*;
 
@@ -193,4 +195,87 @@ fn regression_script_file_errors_name_the_rhai_file() {
         "{text}"
     );
     assert!(!text.contains("bad.yaml:5"), "{text}");
+}
+
+/// Issue 8 item 7: one event wrote 5,000 keys × 64 KiB into `kv`. Over a limit the whole run is
+/// dropped (no key of it reaches the journal, the trace says which limit), and other rules of the
+/// same event still plan their jobs.
+const HOARDER: &str = r#"rules:
+  - name: hoarder
+    on: order.paid
+    actions:
+      - script: |
+          let big = "x";
+          for i in 0..1000 { state_set("k" + i, big); }
+  - name: hoarder-bytes
+    on: order.paid
+    actions:
+      - script: |
+          let s = "y";
+          while s.len() < 2000 { s += s; }
+          for i in 0..3 { state_set("b" + i, s); }
+  - name: polite
+    on: order.paid
+    actions:
+      - script: |
+          state_set("seen", true);
+          log(#{message: "fine"});
+"#;
+
+#[tokio::test]
+async fn regression_script_state_writes_are_bounded_per_run() {
+    let d = Daemon::start_in(
+        dir_with_rules("r.yaml", HOARDER),
+        &format!("{SECURED}scripts:\n  max_state_keys: 50\n  max_state_bytes: 5KiB\n"),
+    )
+    .await;
+    let id = post_sellix_json(
+        &d,
+        r#"{"event":"order:paid","data":{"uniqid":"inv-hoard","total":5}}"#.into(),
+    )
+    .await;
+    let trace = d.trace(&id).await;
+    let rule = |name: &str| {
+        trace["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"] == name)
+            .unwrap_or_else(|| panic!("{name} in {trace}"))
+            .clone()
+    };
+    let keys = rule("hoarder")["script_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(keys.contains("at most 50 state keys"), "{keys}");
+    let bytes = rule("hoarder-bytes")["script_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(bytes.contains("scripts.max_state_bytes"), "{bytes}");
+    assert!(rule("polite")["script_error"].is_null());
+
+    let journal = d.journal();
+    assert_eq!(
+        journal.state("k0").unwrap(),
+        None,
+        "a dropped run writes nothing"
+    );
+    assert_eq!(
+        journal.state("b0").unwrap(),
+        None,
+        "a dropped run writes nothing"
+    );
+    assert_eq!(
+        journal.state("seen").unwrap(),
+        Some(serde_json::json!(true))
+    );
+    let jobs = journal.jobs(Some(&id), None, 10).unwrap();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "only the polite rule planned a job: {jobs:?}"
+    );
+    d.stop().await;
 }
