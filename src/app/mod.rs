@@ -111,7 +111,11 @@ pub async fn run(
         tls.reload_on_sighup(shutdown.clone());
     }
     if let Ok(addr) = listener.local_addr() {
-        let scheme = if listening.tls.is_some() { "https" } else { "http" };
+        let scheme = if listening.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(journal = %config.journal_path().display(), "listening on {scheme}://{addr}");
     }
     let token = shutdown.clone();

@@ -76,10 +76,19 @@ impl Tls {
         };
         let tls = self.clone();
         tokio::spawn(async move {
-            while stop.run_until_cancelled(hup.recv()).await.flatten().is_some() {
+            while stop
+                .run_until_cancelled(hup.recv())
+                .await
+                .flatten()
+                .is_some()
+            {
                 match tls.reload() {
-                    Ok(()) => tracing::info!(cert = %tls.files.cert.display(), "SIGHUP: TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the old one"),
+                    Ok(()) => {
+                        tracing::info!(cert = %tls.files.cert.display(), "SIGHUP: TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the old one")
+                    }
                 }
             }
         });
