@@ -42,6 +42,8 @@ pub enum AppError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Actions(#[from] ActionsError),
+    #[error(transparent)]
+    Tls(#[from] server::tls::TlsError),
     #[error("cannot start the {name} thread")]
     Thread {
         name: &'static str,
@@ -89,7 +91,11 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let sources = sources::registry(&config);
     refuse_unsigned_on_a_public_listener(&listener, &sources)?;
-    let limits = connection_limits(&config);
+    let tls = config.tls.as_ref().map(server::Tls::load).transpose()?;
+    let listening = server::Listening {
+        limits: connection_limits(&config),
+        tls,
+    };
     let tracker = TaskTracker::new();
     let started = build(&config, sources, &tracker)
         .and_then(|parts| start(&config, parts, &shutdown, &tracker));
@@ -101,11 +107,19 @@ pub async fn run(
             return Err(e);
         }
     };
+    if let Some(tls) = &listening.tls {
+        tls.reload_on_sighup(shutdown.clone());
+    }
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(journal = %config.journal_path().display(), "listening on http://{addr}");
+        let scheme = if listening.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(journal = %config.journal_path().display(), "listening on {scheme}://{addr}");
     }
     let token = shutdown.clone();
-    server::run(listener, serving.served, limits, async move {
+    server::run(listener, serving.served, listening, async move {
         token.cancelled().await
     })
     .await;

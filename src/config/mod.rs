@@ -41,6 +41,8 @@ pub struct Config {
     pub scripts: ScriptsConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    /// `tls: {cert, key}`: serve HTTPS on `listen` (reloaded on SIGHUP).
+    pub tls: Option<TlsConfig>,
     /// How long events, traces and finished jobs are kept.
     #[serde(deserialize_with = "de_duration")]
     pub retention: Duration,
@@ -63,6 +65,7 @@ impl Default for Config {
             scripts: ScriptsConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
+            tls: None,
             retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -102,6 +105,14 @@ impl Default for ScriptsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     pub token: Secret,
+}
+
+/// `tls:`: PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `log:`: how log lines are written to stderr.

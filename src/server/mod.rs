@@ -11,6 +11,7 @@ pub mod health;
 pub mod intake;
 pub mod metrics;
 pub mod rejection;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,12 +28,20 @@ use warp::Filter;
 pub use health::Health;
 pub use intake::Intake;
 pub use metrics::Metrics;
+pub use tls::Tls;
 
 /// Connection limits (`intake.header_timeout`, `intake.max_connections`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_timeout: Duration,
     pub max_connections: usize,
+}
+
+/// How connections are served: limits, and HTTPS when `tls` is set.
+#[derive(Clone)]
+pub struct Listening {
+    pub limits: Limits,
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// How long the accept loop pauses after an accept error (out of file descriptors), so that it
@@ -71,10 +80,11 @@ pub fn routes(
 pub async fn run(
     listener: TcpListener,
     served: Served,
-    limits: Limits,
+    listening: Listening,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let service = warp::service(routes(served));
+    let limits = listening.limits;
     let registry = conn::Registry::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
     let mut http1 = hyper::server::conn::http1::Builder::new();
@@ -107,10 +117,15 @@ pub async fn run(
                 response
             }
         });
-        let connection = graceful.watch(http1.serve_connection(TokioIo::new(stream), svc));
+        let connection = Connection {
+            http1: http1.clone(),
+            watcher: graceful.watcher(),
+            tls: listening.tls.as_ref().map(|t| t.acceptor()),
+            handshake_timeout: limits.header_timeout,
+        };
         tokio::spawn(async move {
             tokio::select! {
-                _ = connection => {}
+                () = connection.serve(stream, peer, svc) => {}
                 () = admitted.close.cancelled() => {}
             }
             drop(admitted);
@@ -118,6 +133,47 @@ pub async fn run(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// What one connection's task needs to serve it.
+struct Connection {
+    http1: hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The TLS handshake is bounded like the headers (`intake.header_timeout`).
+    handshake_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve<S>(self, stream: TcpStream, peer: SocketAddr, svc: S)
+    where
+        S: hyper::service::HttpService<Incoming> + Send + 'static,
+        S::Future: Send + 'static,
+        S::ResBody: Send + 'static,
+        <S::ResBody as hyper::body::Body>::Data: Send,
+        <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(acceptor) = self.tls else {
+            let conn = self.http1.serve_connection(TokioIo::new(stream), svc);
+            let _ = self.watcher.watch(conn).await;
+            return;
+        };
+        let stream =
+            match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let conn = self.http1.serve_connection(TokioIo::new(stream), svc);
+        let _ = self.watcher.watch(conn).await;
+    }
 }
 
 /// The next connection; `None` after an accept error (logged sparingly: the 1st, 2nd, 4th, 8th…

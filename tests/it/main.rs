@@ -31,3 +31,4 @@ mod regression_store;
 mod rules;
 mod scripts;
 mod sources;
+mod tls;
