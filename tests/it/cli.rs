@@ -1,20 +1,6 @@
 //! The `storeflow` command line: sign, events, events show.
 
-use std::process::{Command, Output};
-
 use crate::helpers::*;
-
-fn storeflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_storeflow"))
-        .args(args)
-        .env_remove("SELLIX_WEBHOOK_SECRET")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[test]
 fn sign_prints_the_documented_signature() {

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -186,6 +186,25 @@ pub fn sign(body: &[u8]) -> String {
     storeflow::sources::verify::sign_sha512_hex(SELLIX_SECRET.as_bytes(), body)
 }
 
+/// Runs the real binary with `args` (and no `RUST_LOG` or Sellix secret from the caller's
+/// environment, so its output does not depend on who runs the tests).
+pub fn storeflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_storeflow"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SELLIX_WEBHOOK_SECRET")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// A daemon running as a real `storeflow serve` process.
 pub struct Process {
     pub child: Child,
@@ -203,9 +222,15 @@ impl Process {
             format!("listen: 127.0.0.1:0\ndata_dir: {}\n{yaml}", data.display()),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_storeflow"))
-            .args(["serve", "-c"])
-            .arg(&config)
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_storeflow"));
+        serve.args(["serve", "-c"]).arg(&config);
+        Process::spawn(&mut serve)
+    }
+
+    /// Spawns `serve` (a `storeflow serve` command, set up by the caller) with its log at INFO on
+    /// a pipe, and waits until it logs the address it listens on.
+    pub fn spawn(serve: &mut Command) -> Process {
+        let mut child = serve
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

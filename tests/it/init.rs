@@ -1,11 +1,8 @@
 //! `storeflow init [DIR]` with the real binary: what it writes passes `check` and `test`, `serve`
 //! starts on it and acts on a webhook, and it never overwrites an existing project.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use crate::helpers::*;
 
@@ -43,45 +40,15 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// `storeflow serve` in `dir` on the config `init` wrote, on port 0 through its `STOREFLOW_LISTEN`.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Served {
-    fn start(dir: &Path) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_storeflow"))
+fn serve_in(dir: &Path) -> Process {
+    Process::spawn(
+        Command::new(env!("CARGO_BIN_EXE_storeflow"))
             .arg("serve")
             .current_dir(dir)
-            .env("RUST_LOG", "info")
             .env("SELLDONE_WEBHOOK_TOKEN", TOKEN)
             .env("STOREFLOW_LISTEN", "127.0.0.1:0")
-            .env_remove("STOREFLOW_DATA_DIR")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("daemon did not report its address within 30 s");
-        Served { child, base }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .env_remove("STOREFLOW_DATA_DIR"),
+    )
 }
 
 #[tokio::test]
@@ -127,7 +94,7 @@ async fn init_writes_a_project_that_checks_tests_and_serves() {
     assert_eq!(test.status.code(), Some(0), "{}", text(&test.stdout));
     assert!(text(&test.stdout).contains("5 passed, 0 failed"));
 
-    let served = Served::start(&dir);
+    let served = serve_in(&dir);
     assert!(!served.base.ends_with(":8080"), "STOREFLOW_LISTEN ignored");
     let health: serde_json::Value = reqwest::get(format!("{}/healthz", served.base))
         .await

@@ -2,25 +2,8 @@
 //! and the quiet-logs part of issue 8 item 8), through the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use crate::helpers::*;
-
-fn storeflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_storeflow"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A temp dir with `rules/r.yaml` and a config pointing at it; returns (dir, config path).
 fn setup(rules_yaml: &str) -> (tempfile::TempDir, String) {

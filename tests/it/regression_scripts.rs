@@ -1,24 +1,12 @@
 //! Regressions of scripts and rule reloading: reload storms, slow scripts stalling the pipeline,
 //! slow plugin `validate` at load.
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use storeflow::journal::Store;
 
 use crate::helpers::*;
 use crate::receivers::*;
-
-fn storeflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_storeflow"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 async fn reloads(d: &Daemon) -> u64 {
     d.health().await["rules"]["reloads"].as_u64().unwrap()
