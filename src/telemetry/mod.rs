@@ -20,6 +20,7 @@ static INTAKE_UNAVAILABLE: Repeated = Repeated::new(REPEAT_WINDOW);
 /// A failing journal fails every batch.
 static COMMIT_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static DISPATCH_READ_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
+static PIPELINE_ROUND_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static ATTEMPT_UNJOURNALED: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// A verified, journaled webhook (or a repeat of one: `duplicate`).
@@ -82,6 +83,12 @@ pub fn delivery_dead(error: &str) {
 }
 
 /// The dispatcher cannot read the journal and backs off.
+/// A pipeline round could not read or commit (the journal fails); it is retried every second,
+/// so the line is rate-limited like the journal's own.
+pub fn pipeline_round_failed(error: &dyn Display) {
+    crate::rate_limited_error!(PIPELINE_ROUND_FAILED, target: "storeflow::worker::pipeline", error = %error, "pipeline round failed; retrying");
+}
+
 pub fn dispatch_read_failed(error: &dyn Display) {
     crate::rate_limited_error!(DISPATCH_READ_FAILED, target: "storeflow::worker::dispatcher", error = %error, "dispatcher cannot read the journal; backing off");
 }

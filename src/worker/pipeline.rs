@@ -67,7 +67,7 @@ impl Pipeline {
         while !stop.is_cancelled() {
             let busy = match self.rules.current() {
                 Some(set) => self.round(&set).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "pipeline round failed; retrying");
+                    crate::telemetry::pipeline_round_failed(&e);
                     false
                 }),
                 None => false,
