@@ -109,6 +109,14 @@ impl Trace {
         self.rule(rule)?.script_error.as_deref()
     }
 
+    /// The rules that fired: matched, and their script (if any) did not fail.
+    pub fn fired(&self) -> impl Iterator<Item = &str> {
+        self.records()
+            .iter()
+            .filter(|r| r.verdict.matched && r.script_error.is_none())
+            .map(|r| r.verdict.rule.as_str())
+    }
+
     pub fn not_listening(&self) -> usize {
         self.rules.as_ref().map_or(0, |r| r.not_listening)
     }

@@ -48,7 +48,6 @@ pub fn intake_unavailable(problem: Result<&dyn Display, &dyn Display>) {
 /// A matched rule planned `jobs` jobs for an event.
 pub fn rule_matched(event_id: &str, rule: &str, jobs: usize) {
     tracing::info!(target: "storeflow::plan", %event_id, %rule, jobs, "rule matched");
-    metrics::rule_fired(rule);
 }
 
 /// A matched rule's script failed: that rule run is dropped.

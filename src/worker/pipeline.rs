@@ -94,10 +94,21 @@ impl Pipeline {
         if planned.is_empty() && quarantined.is_empty() {
             return Ok(false);
         }
-        let jobs = planned.iter().any(|p| !p.jobs.is_empty());
-        for result in self.journal.processed_many_blocking(planned) {
-            result?;
-            crate::telemetry::metrics::events_processed(1);
+        let jobs = planned.iter().any(|(p, _)| !p.jobs.is_empty());
+        let (planned, fired): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
+        for (result, fired) in self
+            .journal
+            .processed_many_blocking(planned)
+            .into_iter()
+            .zip(fired)
+        {
+            // Counted once the commit holds, and only by the commit that processed the event.
+            if result? {
+                crate::telemetry::metrics::events_processed(1);
+                fired
+                    .iter()
+                    .for_each(|rule| crate::telemetry::metrics::rule_fired(rule));
+            }
         }
         self.quarantine(quarantined)?;
         if jobs {
@@ -119,13 +130,13 @@ impl Pipeline {
     }
 }
 
-/// Plans a batch of read events in order; those that cannot be read back or planned are
-/// answered as [`Unreadable`] instead of failing the batch.
+/// Plans a batch of read events in order, each with the rules that fired; those that cannot be
+/// read back or planned are answered as [`Unreadable`] instead of failing the batch.
 fn plan_batch(
     pending: Vec<Result<Event, Unreadable>>,
     rules: &RuleSet,
     committed: &dyn State,
-) -> (Vec<Processed>, Vec<Unreadable>) {
+) -> (Vec<(Processed, Vec<String>)>, Vec<Unreadable>) {
     // Script state written by earlier events of this batch is not committed yet: later
     // events see it through these layers.
     let mut batch: Vec<BTreeMap<String, serde_json::Value>> = Vec::new();
@@ -134,16 +145,19 @@ fn plan_batch(
     for read in pending {
         let planned = read.and_then(|e| {
             try_plan(&e, rules, committed, &batch)
-                .and_then(|p| p.into_processed(&e.id))
+                .and_then(|p| {
+                    let fired = p.trace.fired().map(String::from).collect();
+                    Ok((p.into_processed(&e.id)?, fired))
+                })
                 .map_err(|reason| Unreadable {
                     event_id: e.id.clone(),
                     reason: reason.to_string(),
                 })
         });
         match planned {
-            Ok(p) => {
+            Ok((p, fired)) => {
                 batch.push(p.state.iter().cloned().collect());
-                processed.push(p);
+                processed.push((p, fired));
             }
             Err(unreadable) => quarantined.push(unreadable),
         }
