@@ -10,6 +10,7 @@
 //! reads run on a blocking thread), and sees the backend only as `dyn Store` and
 //! [`JournalError`]: this is where another backend (PostgreSQL) plugs in.
 
+mod handoff;
 mod health;
 mod key;
 mod open;
@@ -21,6 +22,7 @@ mod writer;
 use std::time::Duration;
 
 use crate::model::event::{Event, Incoming, Timestamp};
+pub use handoff::Handoff;
 pub use health::{JournalHealth, Problem};
 pub use key::JobKey;
 pub use open::{open_existing, open_reader, start_writer};
@@ -208,4 +210,8 @@ pub trait Store: Send + 'static {
         &self,
         now: Timestamp,
     ) -> Result<crate::telemetry::metrics::JournalGauges, JournalError>;
+
+    /// The ids of the events [`Store::unprocessed_events`] would answer, in the same order,
+    /// without reading their bodies (the pipeline takes those it was handed in memory).
+    fn unprocessed_ids(&self, limit: usize) -> Result<Vec<String>, JournalError>;
 }

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::journal::{Journal, JournalError, Processed, Reader, Unreadable, Write};
+use crate::journal::{Handoff, Journal, JournalError, Processed, Reader, Store, Unreadable, Write};
 use crate::model::event::Event;
 use crate::plan::{try_plan, JournalState};
 use crate::rules::live::LiveRules;
@@ -35,6 +35,9 @@ pub struct Pipeline {
     pub rules: Arc<LiveRules>,
     /// Rung after a commit that planned jobs, so the dispatcher starts at once.
     pub jobs_planned: Arc<Notify>,
+    /// The events intake parsed, handed over by the writer after their commit
+    /// ([`Journal::handoff`]).
+    pub handoff: Arc<Handoff>,
 }
 
 impl Pipeline {
@@ -86,7 +89,7 @@ impl Pipeline {
     /// back or planned is quarantined instead of failing the round, so it blocks no other event.
     fn round(&self, rules: &RuleSet) -> Result<bool, JournalError> {
         let (planned, quarantined, full) = self.reader.read_blocking(|store| {
-            let pending = store.unprocessed_events(BATCH)?;
+            let pending = pending(store, &self.handoff)?;
             let full = pending.len() == BATCH;
             let (processed, quarantined) = plan_batch(pending, rules, &JournalState(store));
             Ok::<_, JournalError>((processed, quarantined, full))
@@ -127,6 +130,22 @@ impl Pipeline {
             self.journal.write_blocking(Write::Quarantine(u))?;
         }
         Ok(())
+    }
+}
+
+/// The next unprocessed events, oldest first: as intake parsed them when the writer handed
+/// over every one of them, else read back from the journal (after a restart, while lagging).
+fn pending(
+    store: &dyn Store,
+    handoff: &Handoff,
+) -> Result<Vec<Result<Event, Unreadable>>, JournalError> {
+    let ids = store.unprocessed_ids(BATCH)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    match handoff.take(&ids) {
+        Some(events) => Ok(events.into_iter().map(Ok).collect()),
+        None => store.unprocessed_events(BATCH),
     }
 }
 

@@ -158,6 +158,14 @@ pub(super) fn unprocessed(
         .collect()
 }
 
+/// The ids of the unprocessed events, oldest first (the index and the start of each row only).
+pub(super) fn unprocessed_ids(conn: &Connection, limit: usize) -> Result<Vec<String>, JournalError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT ?1")?;
+    let rows = stmt.query_map([limit as i64], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A row before its JSON columns are parsed (parsing errors are not SQLite errors).
 struct RawEvent {
     event: Event,

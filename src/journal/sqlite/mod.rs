@@ -358,6 +358,10 @@ impl Store for SqliteStore {
     fn gauges(&self, now: Timestamp) -> Result<JournalGauges, JournalError> {
         gauges::read(&self.conn, now)
     }
+
+    fn unprocessed_ids(&self, limit: usize) -> Result<Vec<String>, JournalError> {
+        events::unprocessed_ids(&self.conn, limit)
+    }
 }
 
 #[cfg(test)]
