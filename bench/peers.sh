@@ -19,9 +19,10 @@
 # Knobs (environment): BODIES=40000 (passed on) SKIP_BUILD=1 KEEP=1 RUST_LOG (daemon log filter)
 #   PHASES="peers e2e" (which phases)  BASE=<path of an older storeflow binary>: also start it
 #   in both configurations (base-bare, base-rules), for before/after ratios from one run
-#   PEER_BENCH=<dir with run-peers.sh> (default ../shared/bench), SCRAPE=1 (scrape /metrics of
-#   every daemon once a second during the run), and every run-peers.sh knob (DURATION ROUNDS
-#   PEERS SETTLE_MAX ...).
+#   PEER_BENCH=<dir with run-peers.sh> (default ../shared/bench), SCRAPE=1 (also start
+#   sf-scraped, no rules like sf-bare, whose /metrics is scraped once a second during the whole
+#   run: the cost of scraping is sf-bare vs sf-scraped in the same run), and every run-peers.sh
+#   knob (DURATION ROUNDS PEERS SETTLE_MAX ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -74,7 +75,8 @@ sources:
 intake:
   dedupe_window: 1s
 YAML
-    "$2" serve -c "$dir/storeflow.yaml" 2>"$dir/daemon.log" &
+    : >"$dir/daemon.log"
+    "$2" serve -c "$dir/storeflow.yaml" 2>>"$dir/daemon.log" &
     PID[$name]=$!
     NAMES+=("$name")
     local port=
@@ -116,6 +118,7 @@ if [[ -n "${BASE:-}" ]]; then
 fi
 start sf-bare "$DAEMON" ""
 start sf-rules "$DAEMON" "$ROOT/rules"
+[[ -n "${SCRAPE:-}" ]] && start sf-scraped "$DAEMON" ""
 
 # WAL sampler: one line per second per daemon ("name bytes").
 (
@@ -130,9 +133,7 @@ SAMPLER=$!
 if [[ -n "${SCRAPE:-}" ]]; then
     (
         while :; do
-            for n in "${NAMES[@]}"; do
-                curl -s -o /dev/null "http://127.0.0.1:${PORT[$n]}/metrics" || true
-            done
+            curl -s -o /dev/null "http://127.0.0.1:${PORT[sf-scraped]}/metrics" || true
             sleep 1
         done
     ) &

@@ -6,6 +6,12 @@
 //! next start (at-least-once; the email Message-ID and the HTTP idempotency key let receivers
 //! recognise a repeat). Jobs in flight are tracked in memory so the loop never starts one twice.
 //!
+//! Jobs are claimed in batches: one look at the journal reads up to [`CLAIM_BATCH`] due jobs,
+//! which wait in memory (claimed, so never read twice) for one of the `concurrency` delivery
+//! permits; the journal is read again once fewer than [`REFILL_BELOW`] are left. Reading two or
+//! three jobs per look and looking again after every delivery made two blocking-pool reads per
+//! job, and those thread hand-offs cost more CPU than the deliveries themselves.
+//!
 //! When an attempt ran but its outcome cannot be journaled (the disk is full, the journal file
 //! is gone), the journal still says "pending, due now". Releasing the job then re-sent it at
 //! once, thousands of times a second. Instead the outcome is *held* in memory: the job is not
@@ -13,7 +19,7 @@
 //! exponential backoff, until it succeeds. A job that was delivered is then recorded done and
 //! never sent again; a retry keeps the time computed when it failed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,12 @@ use crate::journal::{AttemptOutcome, Job, Journal, NextStep, Reader, Write};
 use crate::model::event::Timestamp;
 use crate::telemetry::{self, metrics::JobOutcome};
 
+/// Due jobs read per look at the journal.
+const CLAIM_BATCH: usize = 256;
+/// The journal is read again for due jobs once fewer claimed jobs than this wait or run.
+const REFILL_BELOW: usize = 64;
+/// How many finished deliveries are remembered to refuse claims from lists read before them.
+const FINISHED_KEPT: usize = 4096;
 /// The longest the loop sleeps without looking at the journal.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// The shortest pause between looks when a job is due but in flight (a finished delivery wakes
@@ -38,15 +50,45 @@ const MIN_IDLE: Duration = Duration::from_millis(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
-/// Jobs being delivered, and how many deliveries have finished. A list of due jobs read before
-/// a delivery finished may still show that job as pending: claims from such a stale list are
-/// refused (the generation moved on), so a job is never delivered twice.
+/// Jobs claimed (waiting for a permit or being delivered), and how many deliveries have
+/// finished. A list of due jobs read before a delivery finished may still show that job as
+/// pending: a claim of a job that finished after the list was read is refused, so a job is never
+/// delivered twice.
 #[derive(Default)]
 struct InFlight {
     ids: HashSet<i64>,
     /// Attempts that ran but could not be journaled yet, by job id; never claimed again.
     held: HashMap<i64, AttemptOutcome>,
     generation: u64,
+    /// The last [`FINISHED_KEPT`] finished jobs with the generation they finished in.
+    finished: VecDeque<(u64, i64)>,
+}
+
+impl InFlight {
+    /// One more finished job (released after its attempt was journaled, or held, or a held
+    /// attempt journaled late).
+    fn finished(&mut self, id: i64) {
+        self.generation += 1;
+        self.finished.push_back((self.generation, id));
+        if self.finished.len() > FINISHED_KEPT {
+            self.finished.pop_front();
+        }
+    }
+
+    /// Whether a list read at generation `read_at` may be stale about `id`; `None` when the
+    /// list is older than what is remembered (then every claim from it is refused).
+    fn finished_since(&self, read_at: u64, id: i64) -> Option<bool> {
+        if read_at < self.generation && self.finished.front().is_none_or(|f| f.0 > read_at + 1) {
+            return None;
+        }
+        Some(
+            self.finished
+                .iter()
+                .rev()
+                .take_while(|f| f.0 > read_at)
+                .any(|f| f.1 == id),
+        )
+    }
 }
 
 /// What every delivery task shares.
@@ -57,6 +99,8 @@ struct Shared {
     in_flight: Mutex<InFlight>,
     /// Rung when jobs are planned or a delivery finishes.
     wake: Arc<Notify>,
+    /// Claimed jobs still waiting for a permit give up at shutdown (they stay pending).
+    stop: CancellationToken,
 }
 
 /// The journal failed a read or a write; the loop backs off.
@@ -100,6 +144,7 @@ impl Dispatcher {
             delivery: self.delivery,
             in_flight: Mutex::default(),
             wake: self.wake,
+            stop: stop.clone(),
         });
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() {
@@ -132,9 +177,10 @@ impl Dispatcher {
     }
 }
 
-/// How long to sleep: until the next retry falls due, at most [`MAX_IDLE`].
-async fn idle_time(reader: &Reader, free: usize) -> Result<Duration, JournalDown> {
-    if free == 0 {
+/// How long to sleep: until the next retry falls due, at most [`MAX_IDLE`]; with jobs claimed,
+/// their deliveries wake the loop.
+async fn idle_time(reader: &Reader, claimed: usize) -> Result<Duration, JournalDown> {
+    if claimed > 0 {
         return Ok(MAX_IDLE);
     }
     Ok(match logged(reader.next_due().await)? {
@@ -158,13 +204,14 @@ enum Claim {
     Taken,
     /// Already being delivered.
     Busy,
-    /// A delivery finished since the list was read: read again.
+    /// The list is older than the finished deliveries remembered: read again.
     Stale,
 }
 
 impl Shared {
-    /// One look at the journal: journal held outcomes first, then start the due jobs there are
-    /// permits for. Answers how long to sleep, or that the journal is failing.
+    /// One look at the journal: journal held outcomes first, then, when few claimed jobs are
+    /// left, claim a batch of due jobs, each a task that waits for a permit. Answers how long to
+    /// sleep, or that the journal is failing.
     async fn round(
         self: &Arc<Self>,
         reader: &Reader,
@@ -172,30 +219,47 @@ impl Shared {
         tracker: &TaskTracker,
     ) -> Result<Duration, JournalDown> {
         self.flush_held().await?;
-        let free = permits.available_permits();
+        let claimed = self.claimed();
+        if claimed >= REFILL_BELOW {
+            return Ok(MAX_IDLE);
+        }
         let generation = self.generation();
-        let due = if free > 0 {
-            logged(reader.due_jobs(Timestamp::now(), free * 2).await)?
-        } else {
-            Vec::new()
-        };
+        let due = logged(reader.due_jobs(Timestamp::now(), CLAIM_BATCH - claimed).await)?;
         for job in due {
             match self.claim(job.id, generation) {
                 Claim::Taken => {}
                 Claim::Busy => continue,
                 Claim::Stale => break,
             }
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                self.unclaim(job.id);
-                break;
-            };
-            let shared = self.clone();
-            tracker.spawn(async move {
-                shared.deliver(job).await;
-                drop(permit);
-            });
+            let (shared, permits) = (self.clone(), permits.clone());
+            tracker.spawn(async move { shared.queued(job, permits).await });
         }
-        idle_time(reader, permits.available_permits()).await
+        idle_time(reader, self.claimed()).await
+    }
+
+    /// A claimed job: waits for a delivery permit, then delivers; at shutdown it gives the
+    /// claim back unstarted.
+    async fn queued(self: Arc<Self>, job: Job, permits: Arc<Semaphore>) {
+        let permit = tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => None,
+            permit = permits.acquire_owned() => permit.ok(),
+        };
+        match permit {
+            Some(permit) if !self.stop.is_cancelled() => {
+                self.deliver(job).await;
+                drop(permit);
+            }
+            _ => {
+                self.unclaim(job.id);
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Jobs claimed: waiting for a permit or being delivered.
+    fn claimed(&self) -> usize {
+        self.in_flight.lock().map_or(0, |f| f.ids.len())
     }
 
     /// Waits until no delivery is in flight, at most `deadline`; false when some still are.
@@ -228,12 +292,11 @@ impl Shared {
         let Ok(mut f) = self.in_flight.lock() else {
             return Claim::Stale;
         };
-        if f.generation != read_at {
-            Claim::Stale
-        } else if f.held.contains_key(&id) || !f.ids.insert(id) {
-            Claim::Busy
-        } else {
-            Claim::Taken
+        match f.finished_since(read_at, id) {
+            None => Claim::Stale,
+            Some(true) => Claim::Busy,
+            Some(false) if f.held.contains_key(&id) || !f.ids.insert(id) => Claim::Busy,
+            Some(false) => Claim::Taken,
         }
     }
 
@@ -248,7 +311,7 @@ impl Shared {
     fn release(&self, id: i64) {
         if let Ok(mut f) = self.in_flight.lock() {
             f.ids.remove(&id);
-            f.generation += 1;
+            f.finished(id);
         }
     }
 
@@ -276,7 +339,7 @@ impl Shared {
             }
             if let Ok(mut f) = self.in_flight.lock() {
                 f.held.remove(&job_id);
-                f.generation += 1;
+                f.finished(job_id);
             }
             telemetry::attempt_journaled_late(job_id);
         }

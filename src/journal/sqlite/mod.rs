@@ -133,6 +133,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN secret TEXT;
     CREATE INDEX events_shop ON events (shop, seq);
     "#,
+    // Write-once events (issue 11): the body in a table of its own, written once, so marking an
+    // event processed rewrites its small row instead of the 4 KB one with the body. Events
+    // from before keep their body in `events.payload`; new ones store an empty one there.
+    r#"
+    CREATE TABLE event_bodies (
+        seq     INTEGER PRIMARY KEY,
+        payload BLOB NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteStore {
