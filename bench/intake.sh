@@ -27,7 +27,7 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
     cargo build --release --examples --bins
 fi
 BIN_DIR="${CARGO_TARGET_DIR:-target}/release"
-DAEMON="$BIN_DIR/storeflow"
+DAEMON=${DAEMON:-$BIN_DIR/storeflow}   # DAEMON=<path> measures another build
 LOADGEN="$BIN_DIR/examples/loadgen"
 [[ -x "$DAEMON" && -x "$LOADGEN" ]] || { echo "missing $DAEMON or $LOADGEN" >&2; exit 2; }
 

@@ -144,7 +144,9 @@ pub trait Store: Send + 'static {
         limit: usize,
     ) -> Result<Vec<EventSummary>, JournalError>;
 
-    /// Events per (source, shop, secret that matched), for retiring a rotated secret.
+    /// Events per (source, shop, secret that matched), for retiring a rotated secret. Counted
+    /// as events are appended (a small table, not a scan of every event); retention does not
+    /// lower the counts.
     fn secret_counts(&self) -> Result<Vec<SecretCount>, JournalError>;
 
     /// One event, whole.

@@ -56,6 +56,13 @@ pub(super) fn append(
     ])?;
     tx.prepare_cached("INSERT INTO event_bodies (seq, payload) VALUES (?1, ?2)")?
         .execute(params![tx.last_insert_rowid(), &inc.body[..]])?;
+    tx.prepare_cached(
+        "INSERT INTO secret_counts (source, shop, secret, events, last)
+         VALUES (?1, ?2, COALESCE(?3, 'unknown'), 1, ?4)
+         ON CONFLICT (source, shop, secret)
+         DO UPDATE SET events = events + 1, last = MAX(last, excluded.last)",
+    )?
+    .execute(params![e.source, e.shop, e.secret, e.received_at.millis()])?;
     Ok(Appended {
         event_id: e.id.clone(),
         duplicate: false,
@@ -107,11 +114,10 @@ pub(super) fn recent(
 }
 
 /// Events per source, shop and matched secret (`unknown` for events journaled before the
-/// secret was recorded).
+/// secret was recorded), counted as they were appended (retention does not lower them).
 pub(super) fn secret_counts(conn: &Connection) -> Result<Vec<SecretCount>, JournalError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT source, shop, COALESCE(secret, 'unknown'), COUNT(*), MAX(received_at)
-         FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "SELECT source, shop, secret, events, last FROM secret_counts ORDER BY 1, 2, 3",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(SecretCount {

@@ -142,6 +142,21 @@ const MIGRATIONS: &[&str] = &[
         payload BLOB NOT NULL
     );
     "#,
+    // Deliveries per (source, shop, secret), counted at append (issue 11): start-up read them
+    // with a GROUP BY over every event, a full scan that grew with the journal.
+    r#"
+    CREATE TABLE secret_counts (
+        source TEXT NOT NULL,
+        shop   TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        last   INTEGER NOT NULL,
+        PRIMARY KEY (source, shop, secret)
+    );
+    INSERT INTO secret_counts (source, shop, secret, events, last)
+        SELECT source, shop, COALESCE(secret, 'unknown'), COUNT(*), MAX(received_at)
+        FROM events GROUP BY 1, 2, 3;
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -375,6 +390,8 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bodies;
 
 /// SQLite's errors stay inside `journal/`: above it they are a [`JournalError::Db`].
 impl From<rusqlite::Error> for JournalError {
