@@ -5,13 +5,14 @@
 #
 # Writes N rules into a throw-away rules_dir (10 files of N/10 rules; a mix of the shapes a
 # shop uses: declarative `match` on order fields, `if` Rhai expressions, globs, slack / email /
-# flag / log actions with templates), then:
+# flag / log actions with templates; each rule about one product or customer, so an order
+# fires a few of them, and the first 10 fire on most orders), then:
 #   - `storeflow check` must accept them (exit 0);
 #   - cold start: time from exec of `storeflow serve` to its first 200 on /healthz, 5 times
 #     (a fresh data dir each time), median and max;
 #   - RSS (VmRSS and VmHWM from /proc) of the daemon after start, and after 2,000 signed
 #     webhooks (tests/fixtures/sellix/order_paid.json, unique bodies) went through the pipeline.
-# Knobs: SKIP_BUILD=1 KEEP=1 STARTS=5 POSTS=2000
+# Knobs: SKIP_BUILD=1 KEEP=1 STARTS=5 POSTS=2000 DAEMON=<storeflow binary> LOADGEN=<loadgen binary>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,8 +21,8 @@ STARTS=${STARTS:-5}
 POSTS=${POSTS:-2000}
 SECRET=whsec_test
 [[ -n "${SKIP_BUILD:-}" ]] || cargo build --release --bins --examples
-DAEMON="$ROOT/${CARGO_TARGET_DIR:-target}/release/storeflow"
-LOADGEN="$ROOT/${CARGO_TARGET_DIR:-target}/release/examples/loadgen"
+DAEMON=${DAEMON:-$ROOT/${CARGO_TARGET_DIR:-target}/release/storeflow}
+LOADGEN=${LOADGEN:-$ROOT/${CARGO_TARGET_DIR:-target}/release/examples/loadgen}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/storeflow-rules.XXXXXX")
 DAEMON_PID=
 cleanup() {
@@ -47,7 +48,14 @@ for f in range(0, n, per_file):
         lines.append(f"    description: generated rule {i}")
         lines.append(f"    on: {on}")
         lines.append("    match:")
-        lines.append(f"      order.total: {{ gte: {i % 200} }}")
+        # As a shop with many rules has them: each about one product (or customer), so an
+        # event fires a few rules, not hundreds; the first 10 rules look at every order.
+        if i < 10:
+            lines.append(f"      order.total: {{ gte: {i * 10} }}")
+        elif i % 2 == 0:
+            lines.append(f"      payload.data.product_id: prod-{i:04d}")
+        else:
+            lines.append(f"      order.customer.email: customer-{i:04d}@example.com")
         if i % 3 == 0:
             lines.append(f"      order.currency: {{ in: [USD, EUR, GBP] }}")
         if i % 4 == 0:

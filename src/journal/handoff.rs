@@ -102,7 +102,10 @@ mod tests {
         h.put(event("evt_1"));
         h.put(event("evt_2"));
         let got = h.take(&["evt_1".into(), "evt_2".into()]).unwrap();
-        assert_eq!(got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["evt_1", "evt_2"]);
+        assert_eq!(
+            got.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["evt_1", "evt_2"]
+        );
         assert!(h.is_empty());
         h.put(event("evt_3"));
         assert!(h.take(&["evt_3".into(), "evt_4".into()]).is_none());

@@ -19,7 +19,6 @@
 //! exponential backoff, until it succeeds. A job that was delivered is then recorded done and
 //! never sent again; a retry keeps the time computed when it failed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::claims::{Claim, InFlight};
 use super::retry;
 use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
@@ -39,8 +39,6 @@ use crate::telemetry::{self, metrics::JobOutcome};
 const CLAIM_BATCH: usize = 256;
 /// The journal is read again for due jobs once fewer claimed jobs than this wait or run.
 const REFILL_BELOW: usize = 64;
-/// How many finished deliveries are remembered to refuse claims from lists read before them.
-const FINISHED_KEPT: usize = 4096;
 /// The longest the loop sleeps without looking at the journal.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// The shortest pause between looks when a job is due but in flight (a finished delivery wakes
@@ -49,47 +47,6 @@ const MIN_IDLE: Duration = Duration::from_millis(10);
 /// The first pause after a journal read or write failed; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// Jobs claimed (waiting for a permit or being delivered), and how many deliveries have
-/// finished. A list of due jobs read before a delivery finished may still show that job as
-/// pending: a claim of a job that finished after the list was read is refused, so a job is never
-/// delivered twice.
-#[derive(Default)]
-struct InFlight {
-    ids: HashSet<i64>,
-    /// Attempts that ran but could not be journaled yet, by job id; never claimed again.
-    held: HashMap<i64, AttemptOutcome>,
-    generation: u64,
-    /// The last [`FINISHED_KEPT`] finished jobs with the generation they finished in.
-    finished: VecDeque<(u64, i64)>,
-}
-
-impl InFlight {
-    /// One more finished job (released after its attempt was journaled, or held, or a held
-    /// attempt journaled late).
-    fn finished(&mut self, id: i64) {
-        self.generation += 1;
-        self.finished.push_back((self.generation, id));
-        if self.finished.len() > FINISHED_KEPT {
-            self.finished.pop_front();
-        }
-    }
-
-    /// Whether a list read at generation `read_at` may be stale about `id`; `None` when the
-    /// list is older than what is remembered (then every claim from it is refused).
-    fn finished_since(&self, read_at: u64, id: i64) -> Option<bool> {
-        if read_at < self.generation && self.finished.front().is_none_or(|f| f.0 > read_at + 1) {
-            return None;
-        }
-        Some(
-            self.finished
-                .iter()
-                .rev()
-                .take_while(|f| f.0 > read_at)
-                .any(|f| f.1 == id),
-        )
-    }
-}
 
 /// What every delivery task shares.
 struct Shared {
@@ -200,14 +157,6 @@ fn logged<T>(read: Result<T, crate::journal::JournalError>) -> Result<T, Journal
     })
 }
 
-enum Claim {
-    Taken,
-    /// Already being delivered.
-    Busy,
-    /// The list is older than the finished deliveries remembered: read again.
-    Stale,
-}
-
 impl Shared {
     /// One look at the journal: journal held outcomes first, then, when few claimed jobs are
     /// left, claim a batch of due jobs, each a task that waits for a permit. Answers how long to
@@ -224,7 +173,11 @@ impl Shared {
             return Ok(MAX_IDLE);
         }
         let generation = self.generation();
-        let due = logged(reader.due_jobs(Timestamp::now(), CLAIM_BATCH - claimed).await)?;
+        let due = logged(
+            reader
+                .due_jobs(Timestamp::now(), CLAIM_BATCH - claimed)
+                .await,
+        )?;
         for job in due {
             match self.claim(job.id, generation) {
                 Claim::Taken => {}

@@ -74,7 +74,9 @@ fn delivered(data: &Path) -> HashMap<String, usize> {
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("a torn slack.jsonl line {line:?}: {e}"));
-        *keys.entry(v["key"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *keys
+            .entry(v["key"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     keys
 }
@@ -119,7 +121,10 @@ async fn regression_sigkill_under_load_with_rules_plans_once_and_delivers_every_
 
     // Planned exactly once: one trace and one job per journaled event, none for the rest.
     let journaled: HashSet<String> = journal_ids(&data).into_iter().collect();
-    assert!(acked.is_subset(&journaled), "an acknowledged event was lost");
+    assert!(
+        acked.is_subset(&journaled),
+        "an acknowledged event was lost"
+    );
     let mut per_event: HashMap<&str, usize> = HashMap::new();
     for j in &jobs {
         *per_event.entry(j.event_id.as_str()).or_insert(0) += 1;

@@ -158,9 +158,8 @@ pub(super) fn unprocessed(
     conn: &Connection,
     limit: usize,
 ) -> Result<Vec<Result<Event, Unreadable>>, JournalError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} WHERE e.processed_at IS NULL ORDER BY e.seq LIMIT ?1"
-    );
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} WHERE e.processed_at IS NULL ORDER BY e.seq LIMIT ?1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([limit as i64], |r| Ok(raw_event(r)))?;
     rows.map(|row| Ok(row?.and_then(RawEvent::decode)))
@@ -168,7 +167,10 @@ pub(super) fn unprocessed(
 }
 
 /// The ids of the unprocessed events, oldest first (the index and the start of each row only).
-pub(super) fn unprocessed_ids(conn: &Connection, limit: usize) -> Result<Vec<String>, JournalError> {
+pub(super) fn unprocessed_ids(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<String>, JournalError> {
     let mut stmt = conn
         .prepare_cached("SELECT id FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT ?1")?;
     let rows = stmt.query_map([limit as i64], |r| r.get(0))?;

@@ -53,7 +53,10 @@ fn regression_an_event_reads_back_exactly_as_intake_parsed_it() {
     let pending = store.unprocessed_events(10).unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].as_ref().unwrap(), &inc.event);
-    assert_eq!(store.unprocessed_ids(10).unwrap(), vec![inc.event.id.clone()]);
+    assert_eq!(
+        store.unprocessed_ids(10).unwrap(),
+        vec![inc.event.id.clone()]
+    );
     // Written once: the body is in event_bodies, byte for byte; the event row keeps none.
     let (row, body): (Vec<u8>, Vec<u8>) = store
         .conn
@@ -101,7 +104,11 @@ fn regression_a_journal_from_before_event_bodies_reads_prunes_and_counts_its_old
         assert_eq!(c.len(), 1, "{c:?}");
         (c[0].secret.clone(), c[0].events)
     };
-    assert_eq!(counted(&store), ("current".into(), 1), "seeded by the migration");
+    assert_eq!(
+        counted(&store),
+        ("current".into(), 1),
+        "seeded by the migration"
+    );
     let new = incoming("new-1");
     store
         .write_batch(&[Write::Append(Box::new(new.clone()))], Duration::ZERO)
