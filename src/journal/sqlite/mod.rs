@@ -3,6 +3,7 @@
 //! `synchronous = FULL` makes every commit durable against power loss, not only against a
 //! process crash; group commit in [`super::Journal`] pays for that fsync once per batch.
 
+mod backup;
 mod checkpoint;
 mod events;
 mod flags;
@@ -17,8 +18,8 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{
-    Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
-    SecretCount, Store, Unreadable, Write, Written,
+    Attempt, BackupSummary, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus,
+    JournalError, SecretCount, Store, Unreadable, Write, Written,
 };
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;
@@ -357,6 +358,10 @@ impl Store for SqliteStore {
 
     fn gauges(&self, now: Timestamp) -> Result<JournalGauges, JournalError> {
         gauges::read(&self.conn, now)
+    }
+
+    fn backup_into(&self, dest: &Path) -> Result<BackupSummary, JournalError> {
+        backup::vacuum_into(&self.conn, dest)
     }
 }
 
