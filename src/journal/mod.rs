@@ -13,6 +13,7 @@
 mod health;
 mod key;
 mod open;
+pub mod query;
 mod reader;
 mod records;
 pub mod sqlite;
@@ -210,6 +211,24 @@ pub trait Store: Send + 'static {
         &self,
         now: Timestamp,
     ) -> Result<crate::telemetry::metrics::JournalGauges, JournalError>;
+
+    /// One page of events, newest first, filtered (the admin API and console; see [`query`]).
+    fn event_page(&self, q: &query::EventQuery) -> Result<query::EventPage, JournalError>;
+
+    /// One page of jobs, newest first.
+    fn job_page(&self, q: &query::JobQuery) -> Result<query::JobPage, JournalError>;
+
+    /// One page of flags, newest first.
+    fn flag_page(&self, q: &query::FlagQuery) -> Result<query::FlagPage, JournalError>;
+
+    /// One flag, open or resolved.
+    fn flag(&self, id: i64) -> Result<Option<Flag>, JournalError>;
+
+    /// When each of `rules` last fired (rules that never fired are left out).
+    fn last_fired(&self, rules: &[String]) -> Result<Vec<query::LastFired>, JournalError>;
+
+    /// How many jobs are in `status`.
+    fn count_jobs(&self, status: JobStatus) -> Result<u64, JournalError>;
 
     /// Writes a consistent copy of the whole journal to the new file `dest` while writers go
     /// on (`storeflow backup`).
