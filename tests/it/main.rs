@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod delivery_actions;
+mod email_from;
 mod end_to_end;
 mod helpers;
 mod init;
