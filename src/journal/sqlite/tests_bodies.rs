@@ -132,6 +132,7 @@ fn regression_a_journal_from_before_event_bodies_reads_prunes_and_counts_its_old
             trace: serde_json::json!({}),
             jobs: vec![],
             state: vec![],
+            fired: vec![],
         })
     };
     store
