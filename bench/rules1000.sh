@@ -95,7 +95,8 @@ starts=()
 for s in $(seq "$STARTS"); do
     config "$WORK/data-$s" >"$WORK/storeflow.yaml"
     t0=$(now_ms)
-    "$DAEMON" serve -c "$WORK/storeflow.yaml" 2>"$WORK/daemon-$s.log" &
+    : >"$WORK/daemon-$s.log"
+    "$DAEMON" serve -c "$WORK/storeflow.yaml" 2>>"$WORK/daemon-$s.log" &
     DAEMON_PID=$!
     port=
     until [[ -n "$port" ]]; do
