@@ -199,7 +199,9 @@ impl Shared {
             permit = permits.acquire_owned() => permit.ok(),
         };
         match permit {
-            Some(permit) if !self.stop.is_cancelled() => {
+            // While an attempt is held (the journal fails), no new job starts: the claimed
+            // ones go back to the journal, pending, and are claimed again once it works.
+            Some(permit) if !self.stop.is_cancelled() && !self.holding() => {
                 self.deliver(job).await;
                 drop(permit);
             }
@@ -208,6 +210,11 @@ impl Shared {
                 self.wake.notify_one();
             }
         }
+    }
+
+    /// Whether an attempt that could not be journaled is held.
+    fn holding(&self) -> bool {
+        self.in_flight.lock().map_or(true, |f| !f.held.is_empty())
     }
 
     /// Jobs claimed: waiting for a permit or being delivered.

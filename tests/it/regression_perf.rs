@@ -147,3 +147,86 @@ async fn regression_sigkill_under_load_with_rules_plans_once_and_delivers_every_
         "{repeats} repeated deliveries (at most the {CONCURRENCY} in flight may repeat)"
     );
 }
+
+/// Jobs claimed in a batch wait in memory for a delivery permit; while an attempt that could not
+/// be journaled is held, none of them may start (each would be another delivery the journal
+/// does not know about, sent again after a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn regression_claimed_jobs_do_not_start_while_an_attempt_is_held() {
+    use crate::receivers::Receiver;
+    use crate::regression_resilience::Immutable;
+    use std::sync::mpsc;
+
+    let (arrived, arrivals) = mpsc::channel::<()>();
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let arrived = std::sync::Mutex::new(arrived);
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let mut receiver = Receiver::start(move |_| {
+        let _ = arrived.lock().unwrap().send(());
+        // The first delivery waits here until the journal has been made read-only.
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(20));
+        }
+        (200, Vec::new(), "ok".into())
+    })
+    .await;
+    let rules = format!(
+        "rules:\n  - name: erp\n    on: order.paid\n    actions:\n      - http: {{ url: \"{}\", json: {{ n: \"{{{{ order.id }}}}\" }} }}\n",
+        receiver.url("/hook")
+    );
+    let yaml = format!("{SECURED}delivery:\n  concurrency: 1\n  retry_schedule: [1s]\n");
+    let d = Daemon::start_in(dir_with_rules("erp.yaml", &rules), &yaml).await;
+    for n in 0..3 {
+        let body = order_body(900 + n);
+        let a = post(
+            &d.url("/hooks/sellix"),
+            &[("x-sellix-signature", &sign(&body))],
+            body,
+        )
+        .await;
+        assert_eq!(a.status, 200);
+    }
+    wait_for("three jobs planned", || {
+        let jobs = d.journal().jobs(None, None, 10).unwrap();
+        (jobs.len() == 3).then_some(())
+    })
+    .await;
+    let arrivals = tokio::task::spawn_blocking(move || {
+        arrivals
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the first delivery did not start");
+        arrivals
+    })
+    .await
+    .unwrap();
+    let data = d.dir.path().join("data");
+    let Some(immutable) = Immutable::set(vec![
+        data.join("storeflow.db-wal"),
+        data.join("storeflow.db"),
+    ]) else {
+        eprintln!("SKIPPED: `chattr +i` does not stop writes here (needs root on ext4/xfs/btrfs)");
+        let _ = release.send(());
+        d.stop().await;
+        return;
+    };
+    let _ = release.send(());
+    receiver.next().await; // the first delivery, now answered; its attempt cannot be journaled
+    tokio::time::sleep(Duration::from_secs(2)).await; // a window for a wrong start to show
+    assert!(
+        arrivals.try_recv().is_err(),
+        "a claimed job started while an attempt was held"
+    );
+    drop(immutable);
+    for _ in 0..2 {
+        receiver.next().await;
+    }
+    wait_for("every job done once", || {
+        let done = d.journal().jobs(None, Some(JobStatus::Done), 10).unwrap();
+        (done.len() == 3).then_some(done)
+    })
+    .await
+    .iter()
+    .for_each(|j| assert_eq!(j.attempts, 1, "{j:?}"));
+    d.stop().await;
+}
