@@ -225,13 +225,13 @@ fn start(
         journal: journal.clone(),
         actions: Arc::new(actions),
         delivery: config.delivery.clone(),
-        wake: jobs_planned,
+        wake: jobs_planned.clone(),
         drain: SHUTDOWN_DEADLINE,
     };
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
     tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
-    let served = serving(config, sources, journal, intake_reader, rules);
+    let served = serving(config, sources, journal, intake_reader, rules, jobs_planned);
     Ok(Serving { served, watcher })
 }
 
@@ -242,6 +242,7 @@ fn serving(
     journal: Journal,
     reader: Reader,
     rules: Arc<LiveRules>,
+    jobs_changed: Arc<Notify>,
 ) -> server::Served {
     let insecure = warn_insecure(&sources);
     let counts = Arc::new(secret_counts(&reader, &sources));
@@ -260,6 +261,16 @@ fn serving(
         rules: rules.clone(),
         token: Some(config.admin.token.expose().to_string()).filter(|t| !t.is_empty()),
     });
+    let api = Arc::new(server::api::Api {
+        reader: intake.reader.clone(),
+        journal: intake.journal.clone(),
+        rules: rules.clone(),
+        sources: intake.sources.clone(),
+        token: metrics.token.clone(),
+        max_body: config.intake.max_body,
+        body_timeout: config.intake.header_timeout,
+        jobs_changed,
+    });
     let health = Arc::new(Health {
         version: env!("CARGO_PKG_VERSION"),
         insecure_sources: insecure,
@@ -271,6 +282,7 @@ fn serving(
         intake,
         health,
         metrics,
+        api,
     }
 }
 

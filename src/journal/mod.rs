@@ -27,9 +27,9 @@ pub use key::JobKey;
 pub use open::{open_existing, open_reader, start_writer};
 pub use reader::Reader;
 pub use records::{
-    base_rule, replan_rule_key, Appended, Attempt, AttemptOutcome, EventStatus, EventSummary, Flag,
-    FlagFilter, Job, JobStatus, NewJob, NextStep, Processed, Release, Replan, Requeue, SecretCount,
-    Unreadable,
+    base_rule, replan_rule_key, replay_rule_key, Appended, Attempt, AttemptOutcome, EventStatus,
+    EventSummary, Flag, FlagFilter, Job, JobStatus, NewJob, NextStep, Processed, Release, Replan,
+    Requeue, SecretCount, Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
 pub use writer::{Journal, OnClose};

@@ -5,6 +5,7 @@
 //! finishes its headers is closed after `intake.header_timeout` and the number of connections
 //! held stays under `intake.max_connections` ([`conn`]).
 
+pub mod api;
 pub mod conn;
 pub mod dynamic;
 pub mod health;
@@ -54,6 +55,7 @@ pub struct Served {
     pub intake: Arc<Intake>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    pub api: Arc<api::Api>,
 }
 
 /// All routes, with the one rejection handler.
@@ -64,12 +66,15 @@ pub fn routes(
         intake,
         health,
         metrics,
+        api,
     } = served;
     let known = Arc::new(intake.sources.routes());
     intake::route(intake)
         .or(health::route(health))
         .unify()
         .or(metrics::route(metrics))
+        .unify()
+        .or(api::route(api))
         .unify()
         .recover(move |r| rejection::recover(r, known.clone()))
         .unify()
