@@ -302,3 +302,25 @@ fn every_filter_is_answered_from_an_index() {
         assert!(!plan.contains("TEMP B-TREE"), "{filter} sorts: {plan}");
     }
 }
+
+/// A name prefix matches many events in no seq order: the page's seqs are sorted from the index
+/// alone (covering), without reading a row.
+#[test]
+fn a_name_prefix_sorts_index_entries_not_rows() {
+    let (_dir, store, _) = journal(1);
+    let sql = format!(
+        "EXPLAIN QUERY PLAN SELECT e.seq FROM events e WHERE {NAME} >= 'a' AND {NAME} < 'b'
+         ORDER BY e.seq DESC LIMIT 5",
+        NAME = "lower(json_extract(e.order_view, '$.customer.name'))"
+    );
+    let plan: Vec<String> = store
+        .conn
+        .prepare(&sql)
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let plan = plan.join(" | ");
+    assert!(plan.contains("COVERING INDEX events_name"), "{plan}");
+}
