@@ -324,3 +324,48 @@ fn a_name_prefix_sorts_index_entries_not_rows() {
     let plan = plan.join(" | ");
     assert!(plan.contains("COVERING INDEX events_name"), "{plan}");
 }
+
+/// A journal written before the admin migration: the rules that fired are read from its traces.
+#[test]
+fn the_admin_migration_backfills_the_rules_fired_from_stored_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let before = MIGRATIONS
+        .iter()
+        .position(|m| *m == admin::MIGRATION)
+        .unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before).unwrap();
+        conn.execute(
+            "INSERT INTO events (id, source, kind, topic, received_at, dedupe_key, payload)
+             VALUES ('evt_old', 'sellix', 'k', 't', 1, 'd', x'7b7d')",
+            [],
+        )
+        .unwrap();
+        let trace = serde_json::json!({"rules": [
+            {"rule": "fired", "file": "f.yaml", "matched": true},
+            {"rule": "missed", "file": "f.yaml", "matched": false},
+            {"rule": "script-failed", "file": "f.yaml", "matched": true, "script_error": "boom"}
+        ], "not_listening": 0});
+        conn.execute(
+            "INSERT INTO traces (event_id, trace, created_at) VALUES ('evt_old', ?1, 1)",
+            [trace.to_string()],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    for (rule, found) in [("fired", 1), ("missed", 0), ("script-failed", 0)] {
+        let page = store
+            .event_page(&EventQuery {
+                rule: Some(rule.into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.items.len(), found, "{rule}");
+    }
+}
