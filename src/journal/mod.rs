@@ -94,6 +94,8 @@ pub enum JournalError {
     Closed,
     #[error("journal holds an unreadable record {id}: {reason}")]
     Corrupt { id: String, reason: String },
+    #[error("backup to {path} failed: {reason}")]
+    Backup { path: String, reason: String },
     #[error("journal file {path} was removed or replaced while open ({reason}); nothing is written to it any more: restore it and restart storeflow")]
     Replaced { path: String, reason: String },
 }
@@ -227,4 +229,15 @@ pub trait Store: Send + 'static {
 
     /// How many jobs are in `status`.
     fn count_jobs(&self, status: JobStatus) -> Result<u64, JournalError>;
+
+    /// Writes a consistent copy of the whole journal to the new file `dest` while writers go
+    /// on (`storeflow backup`).
+    fn backup_into(&self, dest: &std::path::Path) -> Result<BackupSummary, JournalError>;
+}
+
+/// What `storeflow backup` copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupSummary {
+    pub events: u64,
+    pub bytes: u64,
 }

@@ -4,6 +4,7 @@
 //! process crash; group commit in [`super::Journal`] pays for that fsync once per batch.
 
 mod admin;
+mod backup;
 mod checkpoint;
 mod events;
 mod flags;
@@ -19,8 +20,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::query::{EventPage, EventQuery, FlagPage, FlagQuery, JobPage, JobQuery, LastFired};
 use super::{
-    Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
-    SecretCount, Store, Unreadable, Write, Written,
+    Attempt, BackupSummary, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus,
+    JournalError, SecretCount, Store, Unreadable, Write, Written,
 };
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;
@@ -385,6 +386,10 @@ impl Store for SqliteStore {
 
     fn count_jobs(&self, status: JobStatus) -> Result<u64, JournalError> {
         admin::count_jobs(&self.conn, status)
+    }
+
+    fn backup_into(&self, dest: &Path) -> Result<BackupSummary, JournalError> {
+        backup::vacuum_into(&self.conn, dest)
     }
 }
 
