@@ -369,3 +369,28 @@ fn the_admin_migration_backfills_the_rules_fired_from_stored_traces() {
         assert_eq!(page.items.len(), found, "{rule}");
     }
 }
+
+/// `jobs(Some(event), …)` (the event page, replay, replan, `events show`) read every job of the
+/// journal: `(?1 IS NULL OR event_id = ?1)` kept SQLite from using the event index.
+#[test]
+fn regression_the_jobs_of_one_event_are_read_from_the_event_index() {
+    let (_dir, store, _) = journal(1);
+    let plan = |sql: String| -> String {
+        let rows: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params!["e", "dead", 10], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.join(" | ")
+    };
+    let by_event = plan(super::jobs::list_statement(true, false));
+    assert!(by_event.contains("INDEX jobs_event"), "{by_event}");
+    let by_status = plan(super::jobs::list_statement(false, true));
+    assert!(by_status.contains("INDEX jobs_status_id"), "{by_status}");
+    assert_eq!(store.jobs(Some("e"), None, 10).unwrap(), Vec::new());
+}
