@@ -11,6 +11,9 @@
 //! trace; `notify-paid` fired on paid orders (a done `http` job with one attempt each), 0.05 %
 //! of those jobs dead; `flag-disputes` fired on disputes (a flag each). Customers: 50,000
 //! emails, names from 400 first × last name pairs. Payloads are about 1 KB.
+//!
+//! `WITHOUT_ADMIN_INDEXES=1` drops the admin API's event indexes first (to measure their write
+//! cost: fill twice and compare).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -112,6 +115,14 @@ fn main() {
     let mut conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "synchronous", "OFF").unwrap();
     conn.pragma_update(None, "cache_size", -200_000).unwrap();
+    // For an A/B of the write cost of the admin API's indexes: the same fill without them.
+    if std::env::var_os("WITHOUT_ADMIN_INDEXES").is_some() {
+        conn.execute_batch(
+            "DROP INDEX events_source; DROP INDEX events_topic; DROP INDEX events_canonical;
+             DROP INDEX events_order; DROP INDEX events_email; DROP INDEX events_name;",
+        )
+        .unwrap();
+    }
     let start = Instant::now();
     let first_at = Timestamp::now().millis() - total as i64 * 1000;
     let mut done = 0;
