@@ -236,3 +236,34 @@ async fn rules_show_files_errors_and_when_each_rule_last_fired() {
     assert_eq!(rules["loaded"], 1, "the previous rules keep running");
     d.stop().await;
 }
+
+/// A POST body is bounded like a webhook's: `intake.max_body` (413), and
+/// `intake.header_timeout` for the whole body to arrive (408).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_body_over_max_body_or_too_slow_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let yaml = format!(
+        "{}intake:\n  max_body: 1KiB\n  header_timeout: 1s\n",
+        config()
+    );
+    let d = start(super::VIP_RULES, &yaml).await;
+    let big = json!({"source": "sellix", "payload": {"pad": "x".repeat(2000)}});
+    let (status, e) = post_api(&d, "/api/simulate", Some(big)).await;
+    assert_eq!(status, 413, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("max_body"), "{e}");
+
+    let addr = d.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/simulate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"source\"",
+        super::TOKEN
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer));
+    read.await.expect("no answer to a stalled body").unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    d.stop().await;
+}
