@@ -208,4 +208,7 @@ pub trait Store: Send + 'static {
         &self,
         now: Timestamp,
     ) -> Result<crate::telemetry::metrics::JournalGauges, JournalError>;
+
+    /// Events journaled per source since `since`, by source name (the console's overview).
+    fn events_per_source(&self, since: Timestamp) -> Result<Vec<(String, u64)>, JournalError>;
 }

@@ -12,6 +12,7 @@ pub mod intake;
 pub mod metrics;
 pub mod rejection;
 pub mod tls;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +55,7 @@ pub struct Served {
     pub intake: Arc<Intake>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    pub console: Arc<ui::Console>,
 }
 
 /// All routes, with the one rejection handler.
@@ -64,12 +66,15 @@ pub fn routes(
         intake,
         health,
         metrics,
+        console,
     } = served;
     let known = Arc::new(intake.sources.routes());
     intake::route(intake)
         .or(health::route(health))
         .unify()
         .or(metrics::route(metrics))
+        .unify()
+        .or(ui::route(console))
         .unify()
         .recover(move |r| rejection::recover(r, known.clone()))
         .unify()
