@@ -3,6 +3,7 @@
 //! value (from the stored trace), script errors with file:line, and the jobs with every
 //! attempt and where each message went.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -28,10 +29,12 @@ pub fn route(
     let page_c = c.clone();
     warp::path!("events" / String)
         .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
         .and(auth::session(c))
-        .then(move |id: String, s: Session| {
+        .then(move |id: String, q: HashMap<String, String>, s: Session| {
             let c = page_c.clone();
-            async move { either(page(&c, &s, id).await) }
+            let notice = q.get("notice").map(|n| super::jobs::notice(n));
+            async move { either(page(&c, &s, id, notice).await) }
         })
 }
 
@@ -47,6 +50,7 @@ async fn page(
     c: &Console,
     s: &Session,
     id: String,
+    notice: Option<String>,
 ) -> Result<warp::reply::Response, warp::reply::Response> {
     let read = c.reader.read(move |store| {
         let Some(event) = store.event(&id)? else {
@@ -82,7 +86,8 @@ async fn page(
             "The journal has no event with this id (retention may have pruned it). Search the events list instead.",
         ));
     };
-    Ok(view::page(c, Some(s), StatusCode::OK, ("event.html", "events"), context(c, stored)))
+    let ctx = minijinja::context! { notice => notice, ..context(c, stored) };
+    Ok(view::page(c, Some(s), StatusCode::OK, ("event.html", "events"), ctx))
 }
 
 fn context(c: &Console, stored: Stored) -> minijinja::Value {
