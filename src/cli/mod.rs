@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand. Errors surface here as `anyhow` with context.
 
+mod backup;
 mod check;
 mod event_show;
 mod events;
@@ -54,6 +55,8 @@ pub enum Command {
     Flags(flags::FlagsArgs),
     /// Print the Sellix signature (X-Sellix-Signature) of a file, to test with curl
     Sign(sign::SignArgs),
+    /// Copy the journal to a new file, consistently, while `serve` runs (a backup)
+    Backup(backup::BackupArgs),
     /// Create a project: a commented storeflow.yaml, example rules with tests, templates, plugins
     Init(init::InitArgs),
 }
@@ -94,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flags(args) => flags::run(&load_config(cli.config)?, args),
         Command::Sign(args) => sign::run(&load_config(cli.config)?, args),
         Command::Init(args) => init::run(args),
+        Command::Backup(args) => backup::run(&load_config(cli.config)?, args),
     }
 }
 

@@ -7,6 +7,7 @@
 mod actions_email;
 mod actions_http;
 mod actions_slack;
+mod backup;
 mod cli;
 mod crash;
 mod delivery;
