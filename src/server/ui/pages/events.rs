@@ -11,6 +11,7 @@ use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Session};
 use super::super::{either, or_unavailable, view, Console};
+use crate::journal::query::{CustomerQuery, EventOutcome, EventQuery};
 use crate::journal::EventSummary;
 
 /// Events on one page.
@@ -66,12 +67,59 @@ async fn page(
         *v = v.trim().to_string();
         !v.is_empty() && (FIELDS.contains(&k.as_str()) || k == "before")
     });
-    let before = q.get("before").and_then(|b| b.parse::<i64>().ok());
-    let read = c.reader.read(move |store| store.recent_events(PAGE)).await;
-    let events = or_unavailable(c, s, read)?;
-    let rows: Vec<Row> = events.into_iter().map(|e| Row::of(e, None)).collect();
-    let next: Option<i64> = None;
-    let base = link(&q);
+    let query = match event_query(&q) {
+        Ok(query) => query,
+        Err(error) => {
+            return Ok(render(c, s, &q, Vec::new(), None, Some(error)));
+        }
+    };
+    let read = c.reader.read(move |store| store.event_page(&query)).await;
+    let page = or_unavailable(c, s, read)?;
+    let rows = page
+        .items
+        .into_iter()
+        .map(|e| {
+            let customer = match (e.customer_name, e.customer_email) {
+                (Some(n), Some(m)) if !n.is_empty() && !m.is_empty() => Some(format!("{n} · {m}")),
+                (n, m) => n.filter(|n| !n.is_empty()).or(m.filter(|m| !m.is_empty())),
+            };
+            Row::of(e.summary, customer)
+        })
+        .collect();
+    Ok(render(c, s, &q, rows, page.next, None))
+}
+
+/// The journal query of the form's fields; an unknown outcome is an error to show.
+fn event_query(q: &HashMap<String, String>) -> Result<EventQuery, String> {
+    let outcome = match q.get("outcome") {
+        Some(o) => Some(EventOutcome::parse(o).ok_or_else(|| {
+            format!("unknown outcome {o:?}; use processed, unprocessed, quarantined or dead")
+        })?),
+        None => None,
+    };
+    Ok(EventQuery {
+        source: q.get("source").cloned(),
+        topic: q.get("topic").cloned(),
+        canonical: None,
+        order: q.get("order").cloned(),
+        customer: q.get("q").and_then(|v| CustomerQuery::parse(v)),
+        rule: q.get("rule").cloned(),
+        outcome,
+        before: q.get("before").and_then(|b| b.parse::<i64>().ok()),
+        limit: PAGE,
+    })
+}
+
+fn render(
+    c: &Console,
+    s: &Session,
+    q: &HashMap<String, String>,
+    rows: Vec<Row>,
+    next: Option<i64>,
+    error: Option<String>,
+) -> warp::reply::Response {
+    let before = q.get("before");
+    let base = link(q);
     let (first_page, next_page) = super::pager(&base, next, before.is_some());
     let filters: HashMap<&str, &str> = FIELDS
         .iter()
@@ -86,8 +134,9 @@ async fn page(
         items => Serde(rows),
         first_page => first_page,
         next_page => next_page,
+        error => error,
     };
-    Ok(view::page(c, Some(s), StatusCode::OK, ("events.html", "events"), ctx))
+    view::page(c, Some(s), StatusCode::OK, ("events.html", "events"), ctx)
 }
 
 /// The running rules' names, for the "rule fired" filter.

@@ -8,7 +8,8 @@ use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Form, Session};
 use super::super::{either, or_unavailable, view, Console};
-use crate::journal::{Flag, FlagFilter, Write, Written};
+use crate::journal::query::FlagQuery;
+use crate::journal::{Flag, Write, Written};
 
 /// Flags on one page.
 const PAGE: usize = 50;
@@ -48,12 +49,14 @@ async fn list(
 ) -> Result<warp::reply::Response, warp::reply::Response> {
     let all = q.get("all").is_some_and(|v| v == "true");
     let before = q.get("before").and_then(|b| b.parse::<i64>().ok());
-    let filter = if all { FlagFilter::All } else { FlagFilter::Open };
-    let read = c.reader.read(move |store| store.flags(None, filter, 1000)).await;
-    let mut flags: Vec<Flag> = or_unavailable(c, s, read)?;
-    flags.retain(|f| before.is_none_or(|b| f.id < b));
-    let next = (flags.len() > PAGE).then(|| flags[PAGE - 1].id);
-    flags.truncate(PAGE);
+    let query = FlagQuery {
+        open: !all,
+        before,
+        limit: PAGE,
+    };
+    let read = c.reader.read(move |store| store.flag_page(&query)).await;
+    let page = or_unavailable(c, s, read)?;
+    let (flags, next): (Vec<Flag>, _) = (page.items, page.next);
     let base = if all { "/ui/flags?all=true" } else { "/ui/flags" };
     let (first_page, next_page) = super::pager(base, next, before.is_some());
     let items: Vec<_> = flags

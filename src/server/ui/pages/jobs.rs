@@ -12,6 +12,7 @@ use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Form, Session};
 use super::super::{either, or_unavailable, view, Console};
+use crate::journal::query::JobQuery;
 use crate::journal::{Job, JobStatus, Requeue, Write, Written};
 
 /// Jobs on one page.
@@ -92,22 +93,18 @@ async fn list(
         .and_then(|s| JobStatus::parse(s))
         .unwrap_or(JobStatus::Dead);
     let before = q.get("before").and_then(|b| b.parse::<i64>().ok());
+    let query = JobQuery {
+        status: Some(status),
+        event: None,
+        before,
+        limit: PAGE,
+    };
     let read = c
         .reader
-        .read(move |store| {
-            let mut jobs = store.jobs(None, Some(status), 1000)?;
-            jobs.retain(|j| before.is_none_or(|b| j.id < b));
-            let count = store.gauges(crate::model::event::Timestamp::now())?.jobs;
-            Ok((jobs, count))
-        })
+        .read(move |store| Ok((store.job_page(&query)?, store.count_jobs(status)?)))
         .await;
-    let (mut jobs, counts) = or_unavailable(c, s, read)?;
-    let count = counts
-        .iter()
-        .find(|(k, _)| k == status.as_str())
-        .map_or(0, |(_, n)| *n);
-    let next = (jobs.len() > PAGE).then(|| jobs[PAGE - 1].id);
-    jobs.truncate(PAGE);
+    let (page, count) = or_unavailable(c, s, read)?;
+    let (jobs, next) = (page.items, page.next);
     let base = format!("/ui/jobs?status={}", status.as_str());
     let (first_page, next_page) = super::pager(&base, next, before.is_some());
     let ctx = minijinja::context! {

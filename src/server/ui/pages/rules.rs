@@ -50,6 +50,13 @@ struct RuleView {
     description: String,
     on: Vec<String>,
     enabled: bool,
+    last_fired: Option<Fired>,
+}
+
+#[derive(Serialize)]
+struct Fired {
+    event_id: String,
+    received_at: String,
 }
 
 #[derive(Serialize)]
@@ -106,14 +113,27 @@ fn on_disk(c: &Console) -> OnDisk {
     let Some(set) = &loaded.rules else {
         return disk;
     };
+    let names: Vec<String> = set.rules().iter().map(|r| r.name.clone()).collect();
+    let fired = c
+        .reader
+        .read_blocking(|store| store.last_fired(&names))
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "console: cannot read when rules last fired");
+            Vec::new()
+        });
     let mut files: BTreeMap<String, Vec<RuleView>> = BTreeMap::new();
     for r in set.rules() {
+        let last_fired = fired.iter().find(|f| f.rule == r.name).map(|f| Fired {
+            event_id: f.event_id.clone(),
+            received_at: view::ts(f.received_at),
+        });
         let file = r.file.strip_prefix(dir).unwrap_or(&r.file).display().to_string();
         files.entry(file).or_default().push(RuleView {
             name: r.name.clone(),
             description: r.description.clone(),
             on: r.on.clone(),
             enabled: r.enabled,
+            last_fired,
         });
     }
     disk.files = files
