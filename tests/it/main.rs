@@ -9,6 +9,7 @@ mod actions_http;
 mod actions_slack;
 mod backup;
 mod cli;
+mod console;
 mod crash;
 mod delivery;
 mod delivery_actions;

@@ -107,7 +107,7 @@ pub fn route(
 /// A refusal as a page; any other rejection goes on to the daemon's rejection handler.
 fn refusal(c: &Console, r: Rejection) -> Result<warp::reply::Response, Rejection> {
     let Some(refusal) = r.find::<Refusal>() else {
-        return Err(r);
+        return bad_form(c, &r).ok_or(r);
     };
     Ok(match refusal {
         Refusal::SignIn => pages::login::form_page(c, StatusCode::UNAUTHORIZED, None),
@@ -128,6 +128,26 @@ fn refusal(c: &Console, r: Rejection) -> Result<warp::reply::Response, Rejection
              page older than your session. Go back, reload the page and try again.",
         ),
     })
+}
+
+/// A form the console could not read (no length, not a form, too large) as a page.
+fn bad_form(c: &Console, r: &Rejection) -> Option<warp::reply::Response> {
+    let too_large = r.find::<warp::reject::PayloadTooLarge>().is_some();
+    let unreadable = r.find::<warp::reject::LengthRequired>().is_some()
+        || r.find::<warp::reject::UnsupportedMediaType>().is_some()
+        || r.find::<warp::filters::body::BodyDeserializeError>().is_some();
+    let (status, message) = match (too_large, unreadable) {
+        (true, _) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is larger than the console takes (2 MiB).",
+        ),
+        (false, true) => (
+            StatusCode::BAD_REQUEST,
+            "The request did not carry a form the console can read. Go back and send the form again.",
+        ),
+        (false, false) => return None,
+    };
+    Some(view::refused(c, None, status, "This form could not be read", message))
 }
 
 /// A page's answer when the journal cannot be read: used by the page handlers.
