@@ -101,13 +101,17 @@ async fn screenshots(c: &Client, name: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     for (label, width) in [("desktop", 1280), ("phone", 390)] {
         c.set_window_size(width, 900).await.unwrap();
+        // The page's height plus what the window takes around the viewport.
         let height = c
-            .execute("return document.documentElement.scrollHeight", vec![])
+            .execute(
+                "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight",
+                vec![],
+            )
             .await
             .unwrap()
             .as_u64()
             .unwrap_or(900)
-            .clamp(600, 5000) as u32;
+            .clamp(600, 6000) as u32;
         c.set_window_size(width, height).await.unwrap();
         let png = c.screenshot().await.unwrap();
         std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
@@ -162,7 +166,10 @@ rules:
   - name: flag-disputes
     on: sellix/order:disputed
     actions:
-      - flag: {{ kind: dispute, note: "{{{{ payload.data.status }}}}" }}
+      - flag:
+          kind: dispute
+          # A long value without spaces: the pages must wrap it, also 390 px wide.
+          note: "{{{{ payload.data.status }}}}: https://support.example.com/disputes/{{{{ payload.data.uniqid }}}}/evidence?include=messages,attachments,timeline,refunds"
 tests:
   - name: paid orders reach the ERP
     source: sellix
@@ -272,7 +279,7 @@ async fn find_the_order_and_see_the_failing_condition(c: &Client, d: &Daemon) {
 
 async fn retry_the_dead_letter_and_see_it_done(c: &Client, d: &Daemon, receiver: &mut Receiver) {
     c.goto(&d.url("/ui/jobs?status=dead")).await.unwrap();
-    wait_text(c, "Retry all 1").await;
+    wait_text(c, "Retry all 1 dead letter").await;
     screenshots(c, "dead-letters").await;
     click(c, "tr form.inline button").await;
     wait_text(c, "queued again").await;
