@@ -50,7 +50,10 @@ pub fn route() -> impl Filter<Extract = (warp::reply::Response,), Error = Reject
             let mut r = warp::reply::Response::new((*body).into());
             let h = r.headers_mut();
             h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
-            h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static(cache));
+            h.insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static(cache),
+            );
             Ok::<_, Rejection>(r.into_response())
         })
 }

@@ -195,9 +195,7 @@ pub type Form = HashMap<String, String>;
 const MAX_FORM: u64 = 2 * 1024 * 1024;
 
 /// The session of a POST and its form, refused (403) without the session's CSRF token.
-pub fn form(
-    c: Arc<Console>,
-) -> impl Filter<Extract = (Session, Form), Error = Rejection> + Clone {
+pub fn form(c: Arc<Console>) -> impl Filter<Extract = (Session, Form), Error = Rejection> + Clone {
     session(c)
         .and(warp::body::content_length_limit(MAX_FORM))
         .and(warp::body::form::<Form>())
@@ -215,7 +213,10 @@ pub fn form(
 pub fn cookie(session: Option<&Session>, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     match session {
-        Some(s) => format!("{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict{secure}", s.id),
+        Some(s) => format!(
+            "{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict{secure}",
+            s.id
+        ),
         None => format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     }
 }

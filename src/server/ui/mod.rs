@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use minijinja::Environment;
 use warp::http::StatusCode;
-use warp::{Filter, Rejection, Reply};
+use warp::{Filter, Rejection};
 
 use crate::config::Config;
 use crate::journal::{Journal, Reader};
@@ -135,7 +135,8 @@ fn bad_form(c: &Console, r: &Rejection) -> Option<warp::reply::Response> {
     let too_large = r.find::<warp::reject::PayloadTooLarge>().is_some();
     let unreadable = r.find::<warp::reject::LengthRequired>().is_some()
         || r.find::<warp::reject::UnsupportedMediaType>().is_some()
-        || r.find::<warp::filters::body::BodyDeserializeError>().is_some();
+        || r.find::<warp::filters::body::BodyDeserializeError>()
+            .is_some();
     let (status, message) = match (too_large, unreadable) {
         (true, _) => (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -147,21 +148,31 @@ fn bad_form(c: &Console, r: &Rejection) -> Option<warp::reply::Response> {
         ),
         (false, false) => return None,
     };
-    Some(view::refused(c, None, status, "This form could not be read", message))
+    Some(view::refused(
+        c,
+        None,
+        status,
+        "This form could not be read",
+        message,
+    ))
 }
+
+/// A page handler's early answer (an error page), boxed: a response is large.
+pub(crate) type Early = Box<warp::reply::Response>;
 
 /// A page's answer when the journal cannot be read: used by the page handlers.
 pub(crate) fn or_unavailable<T, E: std::fmt::Display>(
     c: &Console,
     session: &auth::Session,
     read: Result<T, E>,
-) -> Result<T, warp::reply::Response> {
-    read.map_err(|e| view::unavailable(c, session, e))
+) -> Result<T, Early> {
+    read.map_err(|e| Box::new(view::unavailable(c, session, e)))
 }
 
 /// A response from either branch of a page handler.
-pub(crate) fn either(r: Result<warp::reply::Response, warp::reply::Response>) -> warp::reply::Response {
+pub(crate) fn either(r: Result<warp::reply::Response, Early>) -> warp::reply::Response {
     match r {
-        Ok(r) | Err(r) => r.into_response(),
+        Ok(r) => r,
+        Err(r) => *r,
     }
 }

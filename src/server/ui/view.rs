@@ -95,10 +95,9 @@ pub fn page(
         nav,
         version: env!("CARGO_PKG_VERSION"),
     };
-    let rendered = c
-        .views
-        .get_template(template)
-        .and_then(|t| t.render(minijinja::context! { frame => minijinja::value::Serde(frame), ..ctx }));
+    let rendered = c.views.get_template(template).and_then(|t| {
+        t.render(minijinja::context! { frame => minijinja::value::Serde(frame), ..ctx })
+    });
     let mut response = match rendered {
         Ok(html) => warp::reply::with_status(warp::reply::html(html), status).into_response(),
         Err(e) => {
@@ -110,7 +109,10 @@ pub fn page(
         }
     };
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     if let Some(s) = session.filter(|s| s.fresh) {
         if let Ok(v) = auth::cookie(Some(s), c.tls).parse() {
             headers.insert(header::SET_COOKIE, v);
@@ -146,7 +148,11 @@ pub fn refused(
 }
 
 /// The page for a journal that could not be read.
-pub fn unavailable(c: &Console, session: &Session, error: impl std::fmt::Display) -> warp::reply::Response {
+pub fn unavailable(
+    c: &Console,
+    session: &Session,
+    error: impl std::fmt::Display,
+) -> warp::reply::Response {
     tracing::warn!(error = %error, "console: cannot read the journal");
     refused(
         c,

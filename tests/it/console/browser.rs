@@ -71,7 +71,12 @@ async fn driver() -> Option<Driver> {
     let status = format!("{url}/status");
     wait_for_async("chromedriver to answer", || {
         let status = status.clone();
-        async move { reqwest::get(&status).await.ok().filter(|r| r.status() == 200) }
+        async move {
+            reqwest::get(&status)
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        }
     })
     .await;
     Some(Driver { child, url })
@@ -262,17 +267,25 @@ async fn find_the_order_and_see_the_failing_condition(c: &Client, d: &Daemon) {
     click(c, "form.search button").await;
     let listed = wait_text(c, "clear").await;
     assert!(listed.contains("sellix/order:paid"), "{listed}");
-    assert!(!listed.contains("order:disputed"), "only the order searched for");
+    assert!(
+        !listed.contains("order:disputed"),
+        "only the order searched for"
+    );
     click(c, "td a[href^='/ui/events/evt_']").await;
     let page = wait_text(c, "did not fire").await;
     assert!(page.contains("vip-order"), "{page}");
-    assert!(page.contains("order.total"), "the failing condition's path: {page}");
+    assert!(
+        page.contains("order.total"),
+        "the failing condition's path: {page}"
+    );
     assert!(page.contains("gte 1000"), "what the rule expected: {page}");
     assert!(page.contains("49.98"), "the actual value: {page}");
     assert!(page.contains("notify-erp") && page.contains("fired"));
     screenshots(c, "event").await;
 
-    c.goto(&d.url("/ui/events?q=nobody@example.org")).await.unwrap();
+    c.goto(&d.url("/ui/events?q=nobody@example.org"))
+        .await
+        .unwrap();
     wait_text(c, "No event matches this search").await;
     screenshots(c, "events-empty-search").await;
 }
@@ -301,11 +314,17 @@ async fn retry_the_dead_letter_and_see_it_done(c: &Client, d: &Daemon, receiver:
         if tag == "done" {
             break;
         }
-        assert!(Instant::now() < deadline, "the retried job never showed done");
+        assert!(
+            Instant::now() < deadline,
+            "the retried job never showed done"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let page = wait_text(c, "finished").await;
-    assert!(page.contains("400"), "the failed first attempt stays in the history: {page}");
+    assert!(
+        page.contains("400"),
+        "the failed first attempt stays in the history: {page}"
+    );
     screenshots(c, "event-retried").await;
     c.goto(&d.url("/ui/jobs?status=dead")).await.unwrap();
     wait_text(c, "No dead letters").await;
@@ -336,13 +355,23 @@ async fn try_a_payload(c: &Client, d: &Daemon, receiver: &mut Receiver) {
     c.goto(&d.url("/ui/try")).await.unwrap();
     wait_text(c, "Show the plan").await;
     screenshots(c, "try").await;
-    click(c, "select[name=fixture] option[value$='paid orders reach the ERP']").await;
+    click(
+        c,
+        "select[name=fixture] option[value$='paid orders reach the ERP']",
+    )
+    .await;
     click(c, "form[action='/ui/try'] button").await;
     let page = wait_text(c, "Plan for sellix/order:paid").await;
-    assert!(page.contains("would fire") && page.contains("would not fire"), "{page}");
+    assert!(
+        page.contains("would fire") && page.contains("would not fire"),
+        "{page}"
+    );
     assert!(page.contains("gte 1000"));
     assert!(page.contains("nothing was sent"));
     screenshots(c, "try-plan").await;
-    assert!(receiver.try_next().is_none(), "trying a payload sends nothing");
+    assert!(
+        receiver.try_next().is_none(),
+        "trying a payload sends nothing"
+    );
     assert_eq!(d.journal().recent_events(100).unwrap().len(), events_before);
 }

@@ -2,7 +2,8 @@
 //! session expiry, sign-out, 401 without a session, loopback only without a token.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use super::{client, csrf_of, session_cookie, FormExt, TOKEN};
@@ -62,7 +63,10 @@ async fn console_sign_in_sets_an_http_only_strict_cookie_and_sign_out_ends_the_s
     assert!(header.contains("HttpOnly"), "{header}");
     assert!(header.contains("SameSite=Strict"), "{header}");
     assert!(header.contains("Path=/ui"), "{header}");
-    assert!(!header.contains("Secure"), "plain HTTP: no Secure flag: {header}");
+    assert!(
+        !header.contains("Secure"),
+        "plain HTTP: no Secure flag: {header}"
+    );
 
     let (cookie, csrf) = sign_in(&d).await;
     assert_eq!(get(&d, "/ui/events", Some(&cookie)).await.0, 200);
@@ -93,7 +97,12 @@ async fn every_console_page_answers_401_with_the_sign_in_form_without_a_session(
         let (status, _) = get(&d, path, Some("storeflow_session=forged")).await;
         assert_eq!(status, 401, "{path} with a made-up session id");
     }
-    for path in ["/ui/jobs/retry", "/ui/jobs/1/retry", "/ui/flags/1/resolve", "/ui/try"] {
+    for path in [
+        "/ui/jobs/retry",
+        "/ui/jobs/1/retry",
+        "/ui/flags/1/resolve",
+        "/ui/try",
+    ] {
         let (status, _) = post(&d, path, "storeflow_session=forged", &[("csrf", "x")]).await;
         assert_eq!(status, 401, "POST {path}");
     }
@@ -163,26 +172,26 @@ async fn without_an_admin_token_the_console_answers_local_clients_only_and_still
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await.unwrap().contains("admin.token"));
     assert_eq!(
-        client().get(d.url("/ui/login")).send().await.unwrap().status(),
+        client()
+            .get(d.url("/ui/login"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         303,
         "no sign-in page without a token"
     );
     d.stop().await;
 }
 
-/// The real binary: a wrong token gets the 401 sign-in page (no hint of the token) and one log
-/// line that names the refusal but not what was typed.
-#[tokio::test]
-async fn a_wrong_console_token_is_refused_with_401_and_logged_without_the_token() {
+/// The real binary on `yaml`, with its log lines on a channel; answers its base URL too.
+fn serve_with_log(yaml: &str) -> (Child, String, Receiver<String>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("storeflow.yaml");
+    let data = dir.path().join("data");
     std::fs::write(
         &config,
-        format!(
-            "listen: 127.0.0.1:0\ndata_dir: {}\n{}",
-            dir.path().join("data").display(),
-            with_token("")
-        ),
+        format!("listen: 127.0.0.1:0\ndata_dir: {}\n{yaml}", data.display()),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_storeflow"))
@@ -201,11 +210,21 @@ async fn a_wrong_console_token_is_refused_with_401_and_logged_without_the_token(
         }
     });
     let base = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("daemon started");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("daemon started");
         if let Some(addr) = line.split("listening on ").nth(1) {
             break addr.split_whitespace().next().unwrap().to_string();
         }
     };
+    (child, base, rx, dir)
+}
+
+/// The real binary: a wrong token gets the 401 sign-in page (no hint of the token) and one log
+/// line that names the refusal but not what was typed.
+#[tokio::test]
+async fn a_wrong_console_token_is_refused_with_401_and_logged_without_the_token() {
+    let (mut child, base, log, _dir) = serve_with_log(&with_token(""));
     let typed = "console-test-token-5f1d-typo";
     let resp = client()
         .post(format!("{base}/ui/login"))
@@ -219,14 +238,84 @@ async fn a_wrong_console_token_is_refused_with_401_and_logged_without_the_token(
     assert!(body.contains("not the admin token"), "{body}");
     assert!(!body.contains(TOKEN) && !body.contains(typed));
     let logged = loop {
-        let line = rx
+        let line = log
             .recv_timeout(Duration::from_secs(20))
             .expect("a log line about the refused sign-in");
         if line.contains("sign-in refused") {
             break line;
         }
     };
-    assert!(!logged.contains(typed) && !logged.contains(TOKEN), "{logged}");
+    assert!(
+        !logged.contains(typed) && !logged.contains(TOKEN),
+        "{logged}"
+    );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Posts `n` distinct Sellix paid orders (order ids `ord-0` …) and waits until all are
+/// processed.
+async fn paid_orders(d: &Daemon, n: usize) {
+    let template = crate::helpers::fixture("sellix/order_paid.json");
+    let template: serde_json::Value = serde_json::from_slice(&template).unwrap();
+    for i in 0..n {
+        let mut body = template.clone();
+        body["data"]["uniqid"] = format!("ord-{i}").into();
+        body["data"]["customer_email"] = format!("buyer{}@example.com", i % 2).into();
+        let body = serde_json::to_vec(&body).unwrap();
+        let sig = crate::helpers::sign(&body);
+        let headers = [
+            ("x-sellix-event", "order:paid"),
+            ("x-sellix-signature", &sig),
+        ];
+        let answer = crate::helpers::post(&d.url("/hooks/sellix"), &headers, body).await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        d.trace(answer.json["event_id"].as_str().unwrap()).await;
+    }
+}
+
+/// The `older »` link of a page, unescaped.
+fn next_link(html: &str) -> Option<String> {
+    let anchor = &html[..html.find("rel=\"next\"")?];
+    let href = &anchor[anchor.rfind("href=\"")? + 6..];
+    let href = &href[..href.find('"')?];
+    Some(href.replace("&#x2f;", "/").replace("&amp;", "&"))
+}
+
+fn rows(html: &str) -> usize {
+    html.matches("href=\"/ui/events/evt_").count()
+}
+
+#[tokio::test]
+async fn console_event_search_filters_and_pages_with_a_keyset_cursor() {
+    let d = Daemon::start(&with_token("")).await;
+    d.write_rules(
+        "r.yaml",
+        "rules:\n  - name: big\n    on: order.paid\n    match:\n      order.total: { gte: 1000 }\n    actions:\n      - log: { message: x }\n",
+    );
+    paid_orders(&d, 55).await;
+    let (cookie, _) = sign_in(&d).await;
+    let (status, first) = get(&d, "/ui/events", Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&first), 50, "50 a page");
+    assert!(first.contains("ord-54") && !first.contains("ord-4<"));
+    let link = next_link(&first).expect("a link to older events");
+    assert!(link.starts_with("/ui/events?before="), "{link}");
+    let (_, second) = get(&d, &link, Some(&cookie)).await;
+    assert_eq!(rows(&second), 5, "the 5 oldest on the second page");
+    assert!(second.contains("ord-0<") && !second.contains("ord-54"));
+
+    let (_, one) = get(&d, "/ui/events?order=ord-7", Some(&cookie)).await;
+    assert_eq!(rows(&one), 1);
+    let (_, by_email) = get(&d, "/ui/events?q=BUYER1%40example.com", Some(&cookie)).await;
+    assert_eq!(rows(&by_email), 27, "every odd order, case ignored");
+    let (_, none) = get(&d, "/ui/events?rule=big", Some(&cookie)).await;
+    assert_eq!(rows(&none), 0);
+    assert!(none.contains("No event matches this search"));
+    let (_, bad) = get(&d, "/ui/events?outcome=sideways", Some(&cookie)).await;
+    assert!(
+        bad.contains("unknown outcome"),
+        "a bad filter is said, not a 500"
+    );
+    d.stop().await;
 }

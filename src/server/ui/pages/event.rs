@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use minijinja::value::Serde;
+use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Session};
-use super::super::{either, or_unavailable, view, Console};
+use super::super::{either, or_unavailable, view, Console, Early};
 use super::verdict::Verdict;
 use crate::actions::destination;
 use crate::journal::{Attempt, EventStatus, Job};
@@ -51,7 +51,7 @@ async fn page(
     s: &Session,
     id: String,
     notice: Option<String>,
-) -> Result<warp::reply::Response, warp::reply::Response> {
+) -> Result<warp::reply::Response, Early> {
     let read = c.reader.read(move |store| {
         let Some(event) = store.event(&id)? else {
             return Ok(None);
@@ -78,16 +78,22 @@ async fn page(
         }))
     });
     let Some(stored) = or_unavailable(c, s, read.await)? else {
-        return Err(view::refused(
+        return Err(Box::new(view::refused(
             c,
             Some(s),
             StatusCode::NOT_FOUND,
             "No such event",
             "The journal has no event with this id (retention may have pruned it). Search the events list instead.",
-        ));
+        )));
     };
     let ctx = minijinja::context! { notice => notice, ..context(c, stored) };
-    Ok(view::page(c, Some(s), StatusCode::OK, ("event.html", "events"), ctx))
+    Ok(view::page(
+        c,
+        Some(s),
+        StatusCode::OK,
+        ("event.html", "events"),
+        ctx,
+    ))
 }
 
 fn context(c: &Console, stored: Stored) -> minijinja::Value {
@@ -99,7 +105,10 @@ fn context(c: &Console, stored: Stored) -> minijinja::Value {
     } = stored;
     let payload = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
     let processed = trace.is_some();
-    let trace = trace.as_ref().and_then(Trace::from_json).unwrap_or_default();
+    let trace = trace
+        .as_ref()
+        .and_then(Trace::from_json)
+        .unwrap_or_default();
     let quarantined = quarantined.or_else(|| trace.quarantined.as_ref().map(|q| q.reason.clone()));
     let rules: Vec<Verdict> = trace
         .records()

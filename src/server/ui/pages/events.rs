@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use minijinja::value::Serde;
+use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Session};
-use super::super::{either, or_unavailable, view, Console};
+use super::super::{either, or_unavailable, view, Console, Early};
 use crate::journal::query::{CustomerQuery, EventOutcome, EventQuery};
 use crate::journal::EventSummary;
 
@@ -62,7 +62,7 @@ async fn page(
     c: &Console,
     s: &Session,
     mut q: HashMap<String, String>,
-) -> Result<warp::reply::Response, warp::reply::Response> {
+) -> Result<warp::reply::Response, Early> {
     q.retain(|k, v| {
         *v = v.trim().to_string();
         !v.is_empty() && (FIELDS.contains(&k.as_str()) || k == "before")

@@ -7,7 +7,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Form, Session};
-use super::super::{either, or_unavailable, view, Console};
+use super::super::{either, or_unavailable, view, Console, Early};
 use crate::journal::query::FlagQuery;
 use crate::journal::{Flag, Write, Written};
 
@@ -46,7 +46,7 @@ async fn list(
     c: &Console,
     s: &Session,
     q: &HashMap<String, String>,
-) -> Result<warp::reply::Response, warp::reply::Response> {
+) -> Result<warp::reply::Response, Early> {
     let all = q.get("all").is_some_and(|v| v == "true");
     let before = q.get("before").and_then(|b| b.parse::<i64>().ok());
     let query = FlagQuery {
@@ -57,7 +57,11 @@ async fn list(
     let read = c.reader.read(move |store| store.flag_page(&query)).await;
     let page = or_unavailable(c, s, read)?;
     let (flags, next): (Vec<Flag>, _) = (page.items, page.next);
-    let base = if all { "/ui/flags?all=true" } else { "/ui/flags" };
+    let base = if all {
+        "/ui/flags?all=true"
+    } else {
+        "/ui/flags"
+    };
     let (first_page, next_page) = super::pager(base, next, before.is_some());
     let items: Vec<_> = flags
         .into_iter()
@@ -78,7 +82,13 @@ async fn list(
         first_page => first_page,
         next_page => next_page,
     };
-    Ok(view::page(c, Some(s), StatusCode::OK, ("flags.html", "flags"), ctx))
+    Ok(view::page(
+        c,
+        Some(s),
+        StatusCode::OK,
+        ("flags.html", "flags"),
+        ctx,
+    ))
 }
 
 async fn resolve(c: &Console, s: &Session, id: i64) -> warp::reply::Response {

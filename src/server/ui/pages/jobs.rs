@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use minijinja::value::Serde;
+use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Form, Session};
-use super::super::{either, or_unavailable, view, Console};
+use super::super::{either, or_unavailable, view, Console, Early};
 use crate::journal::query::JobQuery;
 use crate::journal::{Job, JobStatus, Requeue, Write, Written};
 
@@ -87,7 +87,7 @@ async fn list(
     c: &Console,
     s: &Session,
     q: &HashMap<String, String>,
-) -> Result<warp::reply::Response, warp::reply::Response> {
+) -> Result<warp::reply::Response, Early> {
     let status = q
         .get("status")
         .and_then(|s| JobStatus::parse(s))
@@ -116,7 +116,13 @@ async fn list(
         first_page => first_page,
         next_page => next_page,
     };
-    Ok(view::page(c, Some(s), StatusCode::OK, ("jobs.html", "jobs"), ctx))
+    Ok(view::page(
+        c,
+        Some(s),
+        StatusCode::OK,
+        ("jobs.html", "jobs"),
+        ctx,
+    ))
 }
 
 /// The message shown after a retry (`?notice=`), from a fixed set: nothing a link can inject.

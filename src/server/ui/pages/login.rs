@@ -34,9 +34,11 @@ pub fn route(
             .and(warp::body::content_length_limit(MAX_LOGIN_FORM))
             .and(warp::body::form::<HashMap<String, String>>())
             .and(super::super::super::intake::peer_addr())
-            .map(move |form: HashMap<String, String>, peer: Option<SocketAddr>| {
-                sign_in(&c, form.get("token").map_or("", String::as_str), peer)
-            })
+            .map(
+                move |form: HashMap<String, String>, peer: Option<SocketAddr>| {
+                    sign_in(&c, form.get("token").map_or("", String::as_str), peer)
+                },
+            )
     };
     let sign_out = {
         let c2 = c.clone();
@@ -83,12 +85,19 @@ fn sign_in(c: &Console, given: &str, peer: Option<SocketAddr>) -> warp::reply::R
         }
     };
     tracing::info!(peer = ?peer.map(|p| p.ip()), "console: signed in");
-    with_cookie(view::see_other("/ui/"), &auth::cookie(Some(&session), c.tls))
+    with_cookie(
+        view::see_other("/ui/"),
+        &auth::cookie(Some(&session), c.tls),
+    )
 }
 
 fn sign_out(c: &Console, s: &Session) -> warp::reply::Response {
     c.sessions.remove(&s.id);
-    let to = if c.token.is_some() { "/ui/login" } else { "/ui/" };
+    let to = if c.token.is_some() {
+        "/ui/login"
+    } else {
+        "/ui/"
+    };
     with_cookie(view::see_other(to), &auth::cookie(None, c.tls))
 }
 

@@ -36,7 +36,11 @@ pub fn routes(
 }
 
 /// `?before=` links of a keyset-paged list: the first page and the next one.
-pub(super) fn pager(base: &str, next: Option<i64>, paged: bool) -> (Option<String>, Option<String>) {
+pub(super) fn pager(
+    base: &str,
+    next: Option<i64>,
+    paged: bool,
+) -> (Option<String>, Option<String>) {
     let sep = if base.contains('?') { '&' } else { '?' };
     let first = paged.then(|| base.to_string());
     let next = next.map(|n| format!("{base}{sep}before={n}"));

@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Session};
-use super::super::{either, or_unavailable, view, Console};
+use super::super::{either, or_unavailable, view, Console, Early};
 use crate::model::event::Timestamp;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -27,7 +27,7 @@ pub fn route(
         })
 }
 
-async fn page(c: &Console, s: &Session) -> Result<warp::reply::Response, warp::reply::Response> {
+async fn page(c: &Console, s: &Session) -> Result<warp::reply::Response, Early> {
     let now = Timestamp::now();
     let since = Timestamp(now.millis() - DAY_MS);
     let read = c
@@ -60,7 +60,13 @@ async fn page(c: &Console, s: &Session) -> Result<warp::reply::Response, warp::r
             reloads => status.reloads,
         },
     };
-    Ok(view::page(c, Some(s), StatusCode::OK, ("overview.html", "overview"), ctx))
+    Ok(view::page(
+        c,
+        Some(s),
+        StatusCode::OK,
+        ("overview.html", "overview"),
+        ctx,
+    ))
 }
 
 /// The lag in words: `0 s`, `42 s`, `3 min`, `2 h`.

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use minijinja::value::{Serde, Value};
+use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Session};
-use super::super::{either, view, Console};
+use super::super::{either, view, Console, Early};
 use crate::plan::ruletest::{self, outcome};
 use crate::rules::{self, Severity};
 
@@ -66,10 +66,7 @@ struct TestView {
     failures: Vec<String>,
 }
 
-async fn page(
-    c: Arc<Console>,
-    s: &Session,
-) -> Result<warp::reply::Response, warp::reply::Response> {
+async fn page(c: Arc<Console>, s: &Session) -> Result<warp::reply::Response, Early> {
     let loader = c.clone();
     let disk = tokio::task::spawn_blocking(move || on_disk(&loader))
         .await
@@ -90,7 +87,13 @@ async fn page(
         failed => disk.tests.len() - passed,
         ..Value::from(Serde(&disk))
     };
-    Ok(view::page(&c, Some(s), StatusCode::OK, ("rules.html", "rules"), ctx))
+    Ok(view::page(
+        &c,
+        Some(s),
+        StatusCode::OK,
+        ("rules.html", "rules"),
+        ctx,
+    ))
 }
 
 /// Loads the rules directory and runs its tests (blocking: files and scripts).
@@ -127,7 +130,12 @@ fn on_disk(c: &Console) -> OnDisk {
             event_id: f.event_id.clone(),
             received_at: view::ts(f.received_at),
         });
-        let file = r.file.strip_prefix(dir).unwrap_or(&r.file).display().to_string();
+        let file = r
+            .file
+            .strip_prefix(dir)
+            .unwrap_or(&r.file)
+            .display()
+            .to_string();
         files.entry(file).or_default().push(RuleView {
             name: r.name.clone(),
             description: r.description.clone(),

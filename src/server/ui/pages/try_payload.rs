@@ -114,7 +114,9 @@ fn body_of(
     let picked = form.get("fixture").filter(|f| !f.is_empty()).cloned();
     if let Some(label) = picked {
         let Some((_, (file, test))) = fixtures.iter().find(|(k, _)| *k == label) else {
-            return Err(format!("no rule test is called {label:?} any more; reload the page"));
+            return Err(format!(
+                "no rule test is called {label:?} any more; reload the page"
+            ));
         };
         let body = match (&test.fixture, &test.payload) {
             (Some(f), _) => {
@@ -125,7 +127,10 @@ fn body_of(
             (None, Some(p)) => serde_json::to_vec_pretty(p).unwrap_or_default(),
             (None, None) => return Err(format!("the rule test {label:?} has no payload")),
         };
-        form.insert("payload".into(), String::from_utf8_lossy(&body).into_owned());
+        form.insert(
+            "payload".into(),
+            String::from_utf8_lossy(&body).into_owned(),
+        );
         form.insert("source".into(), test.source.clone());
         form.insert("event".into(), test.event.clone().unwrap_or_default());
         form.insert("fixture".into(), String::new());
@@ -136,7 +141,10 @@ fn body_of(
         return Err("Paste a webhook body (JSON) or pick a rule test's payload.".into());
     }
     let source = form.get("source").cloned().unwrap_or_default();
-    let event = form.get("event").filter(|e| !e.trim().is_empty()).map(|e| e.trim().to_string());
+    let event = form
+        .get("event")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| e.trim().to_string());
     Ok((payload.into_bytes(), source, event))
 }
 
@@ -148,7 +156,10 @@ fn plan(
 ) -> Result<minijinja::Value, String> {
     let (body, source, event_name) = body_of(fixtures, form)?;
     let Some(adapter) = c.sources.get(&source) else {
-        return Err(format!("unknown source {source:?}; use one of: {}", c.sources.names().join(", ")));
+        return Err(format!(
+            "unknown source {source:?}; use one of: {}",
+            c.sources.names().join(", ")
+        ));
     };
     let verified = verify::local_file(body.into(), event_name);
     let event = adapter
@@ -156,7 +167,9 @@ fn plan(
         .map_err(|e| format!("This is not a {source} webhook: {e}"))?
         .event;
     let Some(rules) = c.rules.current() else {
-        return Err("No rules are running (the rule files have errors); see the Rules page.".into());
+        return Err(
+            "No rules are running (the rule files have errors); see the Rules page.".into(),
+        );
     };
     let planned = outcome(&rules, &event);
     let verdicts: Vec<Verdict> = planned

@@ -48,7 +48,12 @@ impl Verdict {
         };
         Verdict {
             name: r.rule.clone(),
-            file: r.file.strip_prefix(rules_dir).unwrap_or(&r.file).display().to_string(),
+            file: r
+                .file
+                .strip_prefix(rules_dir)
+                .unwrap_or(&r.file)
+                .display()
+                .to_string(),
             state,
             miss: r.miss.as_ref().map(condition),
             script_error: script_error.map(str::to_string),
@@ -74,7 +79,13 @@ fn condition(m: &Miss) -> Condition {
                 v => v.to_string(),
             },
         ),
-        Miss::IfFalse { expr } => (None, Some(expr.clone()), "if", "true".into(), "false".into()),
+        Miss::IfFalse { expr } => (
+            None,
+            Some(expr.clone()),
+            "if",
+            "true".into(),
+            "false".into(),
+        ),
         Miss::IfError { expr, error } => (
             None,
             Some(expr.clone()),
