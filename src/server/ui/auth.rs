@@ -243,6 +243,22 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_is_http_only_strict_and_secure_only_over_tls() {
+        let s = Session {
+            id: "abc".into(),
+            csrf: "x".into(),
+            fresh: true,
+        };
+        let plain = cookie(Some(&s), false);
+        assert_eq!(
+            plain,
+            "storeflow_session=abc; Path=/ui; HttpOnly; SameSite=Strict"
+        );
+        assert!(cookie(Some(&s), true).ends_with("; Secure"));
+        assert!(cookie(None, true).contains("Max-Age=0"));
+    }
+
+    #[test]
     fn session_ids_are_random_and_long() {
         let sessions = Sessions::new(Duration::from_secs(60));
         let (a, b) = (sessions.create().unwrap(), sessions.create().unwrap());
