@@ -420,3 +420,17 @@ fn regression_templated_chat_webhook_host_is_refused() {
         "{all:#?}"
     );
 }
+
+#[test]
+fn email_from_in_a_rule_is_a_literal_mailbox() {
+    let rule = |from: &str| {
+        format!("rules:\n  - name: r\n    on: order.paid\n    actions:\n      - email: {{ to: a@example.com, subject: s, body: b, from: \"{from}\" }}\n")
+    };
+    assert!(diags(&[("a.yaml", &rule("Outlet <outlet@example.com>"))]).is_empty());
+    let (file, line, _, msg, hint) = one(&[("a.yaml", &rule("{{ order.customer.email }}"))]);
+    assert_eq!((file.as_str(), line), ("a.yaml", 5));
+    assert!(msg.contains("comes from a template"), "{msg}");
+    assert!(hint.unwrap().contains("email.from"));
+    let (_, _, _, msg, _) = one(&[("a.yaml", &rule("not a mailbox"))]);
+    assert!(msg.contains("not one mailbox"), "{msg}");
+}

@@ -148,6 +148,26 @@ pub fn check_param(
     if let ("slack" | "discord", "webhook_url", Some(url)) = (kind, name, value.value.as_str()) {
         check_webhook_host(kind, url, value, d);
     }
+    if let ("email", "from", Some(from)) = (kind, name, value.value.as_str()) {
+        if from.contains("{{") || from.contains("{%") {
+            d.error(
+                pos(value),
+                "the sender (`from`) comes from a template: the event's data would choose who \
+                 the mail claims to be from",
+                Some(
+                    "write the sender literally (one rule per sender if shops mail from \
+                     different addresses), or leave `from` out to use `email.from`"
+                        .into(),
+                ),
+            );
+        } else if from.parse::<lettre::message::Mailbox>().is_err() {
+            d.error(
+                pos(value),
+                format!("`from` is not one mailbox: `{from}`"),
+                Some("write `shop@example.com` or `Example Store <shop@example.com>`".into()),
+            );
+        }
+    }
     if let ("http", "sign_secret", Some(s)) = (kind, name, value.value.as_str()) {
         if env_refs(s).is_empty() && !s.trim().is_empty() {
             d.warning(

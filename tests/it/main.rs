@@ -13,6 +13,7 @@ mod console;
 mod crash;
 mod delivery;
 mod delivery_actions;
+mod email_from;
 mod end_to_end;
 mod helpers;
 mod init;
