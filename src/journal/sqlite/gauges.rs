@@ -66,7 +66,10 @@ pub(super) fn events_per_source(
     since: Timestamp,
 ) -> Result<Vec<(String, u64)>, JournalError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT source, COUNT(*) FROM events WHERE received_at >= ?1 GROUP BY source ORDER BY source",
+        // Named: without it the planner scans all of `events_dedupe` (it starts with `source`,
+        // so it saves the GROUP BY's sort) instead of the last day's range.
+        "SELECT source, COUNT(*) FROM events INDEXED BY events_received \
+         WHERE received_at >= ?1 GROUP BY source ORDER BY source",
     )?;
     let rows = stmt
         .query_map([since.millis()], |r| {

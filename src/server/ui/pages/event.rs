@@ -15,7 +15,8 @@ use super::super::auth::{self, Session};
 use super::super::{either, or_unavailable, view, Console, Early};
 use super::verdict::Verdict;
 use crate::actions::destination;
-use crate::journal::{Attempt, EventStatus, Job};
+use crate::journal::query::JobQuery;
+use crate::journal::{Attempt, Job};
 use crate::model::actions::ActionKind;
 use crate::model::event::Event;
 use crate::plan::Trace;
@@ -43,7 +44,6 @@ struct Stored {
     event: Event,
     trace: Option<serde_json::Value>,
     jobs: Vec<(Job, Vec<Attempt>)>,
-    quarantined: Option<String>,
 }
 
 async fn page(
@@ -58,23 +58,21 @@ async fn page(
         };
         let trace = store.trace(&id)?;
         let mut jobs = Vec::new();
-        for job in store.jobs(Some(&id), None, MAX_JOBS)?.into_iter().rev() {
+        // Indexed by event (the plain `jobs` listing scans the whole table for one event).
+        let query = JobQuery {
+            status: None,
+            event: Some(id.clone()),
+            before: None,
+            limit: MAX_JOBS,
+        };
+        for job in store.job_page(&query)?.items.into_iter().rev() {
             let attempts = store.attempts(job.id)?;
             jobs.push((job, attempts));
         }
-        let quarantined = match trace {
-            Some(_) => None,
-            None => store
-                .events_with_status(EventStatus::Quarantined, 10_000)?
-                .into_iter()
-                .find(|e| e.id == id)
-                .map(|e| e.reason.unwrap_or_default()),
-        };
         Ok(Some(Stored {
             event,
             trace,
             jobs,
-            quarantined,
         }))
     });
     let Some(stored) = or_unavailable(c, s, read.await)? else {
@@ -101,7 +99,6 @@ fn context(c: &Console, stored: Stored) -> minijinja::Value {
         event,
         trace,
         jobs,
-        quarantined,
     } = stored;
     let payload = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
     let processed = trace.is_some();
@@ -109,7 +106,8 @@ fn context(c: &Console, stored: Stored) -> minijinja::Value {
         .as_ref()
         .and_then(Trace::from_json)
         .unwrap_or_default();
-    let quarantined = quarantined.or_else(|| trace.quarantined.as_ref().map(|q| q.reason.clone()));
+    // The journal writes a quarantined event's reason as its trace.
+    let quarantined = trace.quarantined.as_ref().map(|q| q.reason.clone());
     let rules: Vec<Verdict> = trace
         .records()
         .iter()
