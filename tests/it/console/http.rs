@@ -319,3 +319,43 @@ async fn console_event_search_filters_and_pages_with_a_keyset_cursor() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn the_event_page_shows_a_failed_script_with_its_position_and_where_the_email_went() {
+    let d = Daemon::start(&with_token("")).await;
+    d.write_rules(
+        "r.yaml",
+        "rules:\n  - name: thanks\n    on: order.paid\n    actions:\n      - email: { to: \"{{ order.customer.email }}\", subject: Thanks, body: hi }\n  - name: broken\n    on: order.paid\n    actions:\n      - script: |\n          let x = 1;\n          throw \"no stock service\";\n",
+    );
+    wait_for_rules(&d, 2).await;
+    paid_orders(&d, 1).await;
+    let (cookie, _) = sign_in(&d).await;
+    let (_, list) = get(&d, "/ui/events", Some(&cookie)).await;
+    let at = list.find("href=\"/ui/events/evt_").unwrap() + 6;
+    let link = &list[at..];
+    let link = &link[..link.find('"').unwrap()];
+    let (status, page) = get(&d, link, Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("script failed"), "{page}");
+    assert!(page.contains("no stock service"), "the script's error");
+    assert!(
+        page.contains("r.yaml:11:"),
+        "file and line, relative to the rules: {page}"
+    );
+    assert!(
+        page.contains("to buyer0@example.com"),
+        "where the email went"
+    );
+    assert!(
+        page.contains(".eml"),
+        "the mail drop file (no SMTP configured)"
+    );
+    d.stop().await;
+}
+
+async fn wait_for_rules(d: &Daemon, n: u64) {
+    crate::helpers::wait_for_async("the rules to load", || async {
+        (d.health().await["rules"]["loaded"] == n).then_some(())
+    })
+    .await;
+}

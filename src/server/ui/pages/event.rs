@@ -69,11 +69,7 @@ async fn page(
             let attempts = store.attempts(job.id)?;
             jobs.push((job, attempts));
         }
-        Ok(Some(Stored {
-            event,
-            trace,
-            jobs,
-        }))
+        Ok(Some(Stored { event, trace, jobs }))
     });
     let Some(stored) = or_unavailable(c, s, read.await)? else {
         return Err(Box::new(view::refused(
@@ -95,11 +91,7 @@ async fn page(
 }
 
 fn context(c: &Console, stored: Stored) -> minijinja::Value {
-    let Stored {
-        event,
-        trace,
-        jobs,
-    } = stored;
+    let Stored { event, trace, jobs } = stored;
     let payload = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
     let processed = trace.is_some();
     let trace = trace

@@ -56,7 +56,11 @@ impl Verdict {
                 .to_string(),
             state,
             miss: r.miss.as_ref().map(condition),
-            script_error: script_error.map(str::to_string),
+            // `file:line:col: reason`, the file shown as the rules page shows it.
+            script_error: script_error.map(|e| {
+                let prefix = format!("{}/", rules_dir.display());
+                e.strip_prefix(&prefix).unwrap_or(e).to_string()
+            }),
             actions: r.actions.iter().map(action).collect(),
         }
     }
