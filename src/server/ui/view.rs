@@ -113,6 +113,23 @@ pub fn page(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
     );
+    // No other site may frame the console (its buttons retry jobs) or learn its URLs.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
     if let Some(s) = session.filter(|s| s.fresh) {
         if let Ok(v) = auth::cookie(Some(s), c.tls).parse() {
             headers.insert(header::SET_COOKIE, v);

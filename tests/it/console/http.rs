@@ -69,7 +69,19 @@ async fn console_sign_in_sets_an_http_only_strict_cookie_and_sign_out_ends_the_s
     );
 
     let (cookie, csrf) = sign_in(&d).await;
-    assert_eq!(get(&d, "/ui/events", Some(&cookie)).await.0, 200);
+    let page = client()
+        .get(d.url("/ui/events"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["x-frame-options"],
+        "DENY",
+        "no framing by other sites"
+    );
+    assert_eq!(page.headers()["cache-control"], "no-store");
     let (status, _) = post(&d, "/ui/logout", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     let (status, body) = get(&d, "/ui/events", Some(&cookie)).await;
