@@ -150,11 +150,11 @@ async fn console_forms_without_the_sessions_csrf_token_are_refused_with_403() {
 
 #[tokio::test]
 async fn console_sessions_expire_after_the_configured_idle_time() {
-    let d = Daemon::start(&with_token("  session_idle: 1s\n")).await;
+    let d = Daemon::start(&with_token("  session_idle: 2s\n")).await;
     let (cookie, _) = sign_in(&d).await;
     assert_eq!(get(&d, "/ui/flags", Some(&cookie)).await.0, 200);
     // The idle time itself is what is tested: nothing to poll for.
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, body) = get(&d, "/ui/flags", Some(&cookie)).await;
     assert_eq!(status, 401);
     assert!(body.contains("name=\"token\""));
@@ -370,4 +370,37 @@ async fn wait_for_rules(d: &Daemon, n: u64) {
         (d.health().await["rules"]["loaded"] == n).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn trying_a_broken_payload_says_what_is_wrong_instead_of_failing() {
+    let d = Daemon::start(&with_token("")).await;
+    let (cookie, csrf) = sign_in(&d).await;
+    let cases = [
+        ("sellix", "{not json", "not a sellix webhook"),
+        ("nowhere", "{}", "unknown source"),
+        ("sellix", "   ", "Paste a webhook body"),
+    ];
+    for (source, payload, said) in cases {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("source", source),
+            ("payload", payload),
+        ];
+        let (status, page) = post(&d, "/ui/try", &cookie, &form).await;
+        assert_eq!(status, 422, "{source} {payload:?}");
+        assert!(page.contains(said), "{said:?} in {page}");
+        assert!(
+            page.contains(payload.trim()),
+            "the form keeps what was pasted"
+        );
+    }
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("fixture", "gone.yaml: no such test"),
+    ];
+    let (status, page) = post(&d, "/ui/try", &cookie, &form).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("reload the page"), "{page}");
+    d.stop().await;
 }
