@@ -5,7 +5,8 @@
 //! (desktop and 390 px wide) under `target/ui-screens/`.
 //!
 //! Without chromedriver this test FAILS (CI installs it through `scripts/test`); set
-//! `STOREFLOW_SKIP_BROWSER_TESTS=1` to skip it on a development machine without a browser.
+//! `STOREFLOW_SKIP_BROWSER_TESTS=1` to skip it on a development machine without a browser
+//! (ignored when `CI=true`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -47,7 +48,9 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// Starts chromedriver; `None` (skip) only when the developer asked for it.
 async fn driver() -> Option<Driver> {
     let Some(bin) = on_path("chromedriver") else {
-        if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
+        // CI never skips: its run must prove the console works in a browser.
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") && !in_ci {
             eprintln!("chromedriver not found and {SKIP_VAR}=1: skipping the browser test");
             return None;
         }
