@@ -8,6 +8,7 @@
 //! `STOREFLOW_SKIP_BROWSER_TESTS=1` to skip it on a development machine without a browser
 //! (ignored when `CI=true`).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,8 +31,12 @@ struct Driver {
     url: String,
 }
 
+/// Stops chromedriver and the Chromium it started (its own process group), also when the test
+/// failed half-way and never closed its session.
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -66,6 +71,7 @@ async fn driver() -> Option<Driver> {
         .port();
     let child = Command::new(bin)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
