@@ -231,7 +231,7 @@ fn start(
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
     tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
-    let served = serving(config, sources, journal, intake_reader, rules, jobs_planned);
+    let served = serving(config, sources, journal, intake_reader, rules, jobs_planned)?;
     Ok(Serving { served, watcher })
 }
 
@@ -243,8 +243,18 @@ fn serving(
     reader: Reader,
     rules: Arc<LiveRules>,
     jobs_changed: Arc<Notify>,
-) -> server::Served {
+) -> Result<server::Served, AppError> {
     let insecure = warn_insecure(&sources);
+    let console = Arc::new(server::ui::Console::new(
+        Arc::new(config.clone()),
+        server::ui::ConsoleParts {
+            reader: journal::open_reader(&config.journal_path())?,
+            journal: journal.clone(),
+            rules: rules.clone(),
+            load_options: load_options(config),
+            insecure_sources: insecure.clone(),
+        },
+    ));
     let counts = Arc::new(secret_counts(&reader, &sources));
     let journal_health = journal.health();
     let intake = Arc::new(Intake {
@@ -278,12 +288,13 @@ fn serving(
         counts,
         journal: journal_health,
     });
-    server::Served {
+    Ok(server::Served {
         intake,
         health,
         metrics,
         api,
-    }
+        console,
+    })
 }
 
 /// Waits for every task and thread of `tracker`: the pipeline finishes its round, deliveries in

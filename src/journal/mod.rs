@@ -233,6 +233,9 @@ pub trait Store: Send + 'static {
     /// Writes a consistent copy of the whole journal to the new file `dest` while writers go
     /// on (`storeflow backup`).
     fn backup_into(&self, dest: &std::path::Path) -> Result<BackupSummary, JournalError>;
+
+    /// Events journaled per source since `since`, by source name (the console's overview).
+    fn events_per_source(&self, since: Timestamp) -> Result<Vec<(String, u64)>, JournalError>;
 }
 
 /// What `storeflow backup` copied.

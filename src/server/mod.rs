@@ -13,6 +13,7 @@ pub mod intake;
 pub mod metrics;
 pub mod rejection;
 pub mod tls;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ pub struct Served {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub api: Arc<api::Api>,
+    pub console: Arc<ui::Console>,
 }
 
 /// All routes, with the one rejection handler.
@@ -67,6 +69,7 @@ pub fn routes(
         health,
         metrics,
         api,
+        console,
     } = served;
     let known = Arc::new(intake.sources.routes());
     intake::route(intake)
@@ -75,6 +78,8 @@ pub fn routes(
         .or(metrics::route(metrics))
         .unify()
         .or(api::route(api))
+        .unify()
+        .or(ui::route(console))
         .unify()
         .recover(move |r| rejection::recover(r, known.clone()))
         .unify()

@@ -10,6 +10,7 @@ mod actions_slack;
 mod api;
 mod backup;
 mod cli;
+mod console;
 mod crash;
 mod delivery;
 mod delivery_actions;
