@@ -226,13 +226,13 @@ fn start(
         journal: journal.clone(),
         actions: Arc::new(actions),
         delivery: config.delivery.clone(),
-        wake: jobs_planned,
+        wake: jobs_planned.clone(),
         drain: SHUTDOWN_DEADLINE,
     };
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
     tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
-    let served = serving(config, sources, journal, intake_reader, rules);
+    let served = serving(config, sources, journal, intake_reader, rules, jobs_planned)?;
     Ok(Serving { served, watcher })
 }
 
@@ -243,8 +243,19 @@ fn serving(
     journal: Journal,
     reader: Reader,
     rules: Arc<LiveRules>,
-) -> server::Served {
+    jobs_changed: Arc<Notify>,
+) -> Result<server::Served, AppError> {
     let insecure = warn_insecure(&sources);
+    let console = Arc::new(server::ui::Console::new(
+        Arc::new(config.clone()),
+        server::ui::ConsoleParts {
+            reader: journal::open_reader(&config.journal_path())?,
+            journal: journal.clone(),
+            rules: rules.clone(),
+            load_options: load_options(config),
+            insecure_sources: insecure.clone(),
+        },
+    ));
     let counts = Arc::new(secret_counts(&reader, &sources));
     let journal_health = journal.health();
     let intake = Arc::new(Intake {
@@ -261,6 +272,16 @@ fn serving(
         rules: rules.clone(),
         token: Some(config.admin.token.expose().to_string()).filter(|t| !t.is_empty()),
     });
+    let api = Arc::new(server::api::Api {
+        reader: intake.reader.clone(),
+        journal: intake.journal.clone(),
+        rules: rules.clone(),
+        sources: intake.sources.clone(),
+        token: metrics.token.clone(),
+        max_body: config.intake.max_body,
+        body_timeout: config.intake.header_timeout,
+        jobs_changed,
+    });
     let health = Arc::new(Health {
         version: env!("CARGO_PKG_VERSION"),
         insecure_sources: insecure,
@@ -268,11 +289,13 @@ fn serving(
         counts,
         journal: journal_health,
     });
-    server::Served {
+    Ok(server::Served {
         intake,
         health,
         metrics,
-    }
+        api,
+        console,
+    })
 }
 
 /// Waits for every task and thread of `tracker`: the pipeline finishes its round, deliveries in

@@ -138,6 +138,10 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // The admin API's lists (DESIGN.md §11): an index per filter, the rules fired per event.
     admin::MIGRATION,
+    // The console's overview: events per source in the last 24 h, from the index alone.
+    r#"
+    CREATE INDEX events_received ON events (received_at, source);
+    "#,
     // Write-once events (issue 11): the body in a table of its own, written once, so marking an
     // event processed rewrites its small row instead of the 4 KB one with the body. Events
     // from before keep their body in `events.payload`; new ones store an empty one there.
@@ -414,6 +418,10 @@ impl Store for SqliteStore {
 
     fn backup_into(&self, dest: &Path) -> Result<BackupSummary, JournalError> {
         backup::vacuum_into(&self.conn, dest)
+    }
+
+    fn events_per_source(&self, since: Timestamp) -> Result<Vec<(String, u64)>, JournalError> {
+        gauges::events_per_source(&self.conn, since)
     }
 
     fn unprocessed_ids(&self, limit: usize) -> Result<Vec<String>, JournalError> {
