@@ -33,6 +33,7 @@ mod regression_scripts;
 mod regression_secure;
 mod regression_shops;
 mod regression_store;
+mod regression_traces;
 mod rules;
 mod scripts;
 mod sources;

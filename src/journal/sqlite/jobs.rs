@@ -24,7 +24,11 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
     tx.prepare_cached(
         "INSERT OR REPLACE INTO traces (event_id, trace, created_at) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![p.event_id, p.trace.to_string(), now])?;
+    .execute(params![
+        p.event_id,
+        super::trace_codec::compact(&p.trace),
+        now
+    ])?;
     for (key, value) in &p.state {
         set_state(tx, key, value)?;
     }
@@ -156,10 +160,12 @@ pub(super) fn trace(
         .query_row([event_id], |r| r.get(0))
         .optional()?;
     text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| JournalError::Corrupt {
-            id: event_id.to_string(),
-            reason: e.to_string(),
-        })
+        serde_json::from_str(&t)
+            .map(super::trace_codec::restore)
+            .map_err(|e| JournalError::Corrupt {
+                id: event_id.to_string(),
+                reason: e.to_string(),
+            })
     })
     .transpose()
 }

@@ -12,6 +12,7 @@ mod gauges;
 mod identity;
 mod jobs;
 mod quarantine;
+mod trace_codec;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
