@@ -11,7 +11,8 @@
 #   - cold start: time from exec of `storeflow serve` to its first 200 on /healthz, 5 times
 #     (a fresh data dir each time), median and max;
 #   - RSS (VmRSS and VmHWM from /proc) of the daemon after start, and after 2,000 signed
-#     webhooks (tests/fixtures/sellix/order_paid.json, unique bodies) went through the pipeline.
+#     webhooks (tests/fixtures/sellix/order_paid.json, unique bodies) went through the pipeline;
+#   - the stored trace bytes per event (sqlite3, if installed).
 # Knobs: SKIP_BUILD=1 KEEP=1 STARTS=5 POSTS=2000 DAEMON=<storeflow binary> LOADGEN=<loadgen binary>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -125,3 +126,7 @@ for _ in $(seq 600); do
     sleep 0.1
 done
 echo "RSS after $POSTS webhooks through $N rules: $(rss)"
+if command -v sqlite3 >/dev/null; then
+    sqlite3 "$WORK/data-$STARTS/storeflow.db" \
+        "SELECT 'stored trace bytes per event: ' || CAST(AVG(LENGTH(trace)) AS INT) || ' (' || COUNT(*) || ' traces, ' || (SELECT page_count * page_size / 1024 / 1024 FROM pragma_page_count(), pragma_page_size()) || ' MiB db)' FROM traces"
+fi
