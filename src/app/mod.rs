@@ -26,6 +26,7 @@ use crate::server::{self, Health, Intake, Metrics};
 use crate::sources;
 use crate::worker::dispatcher::Dispatcher;
 use crate::worker::pipeline::Pipeline;
+use crate::worker::timers::TimerWorker;
 use crate::worker::{reload, retention};
 
 mod checks;
@@ -134,7 +135,7 @@ struct Parts {
     sources: sources::Sources,
     journal: Journal,
     /// A read connection each for the pipeline, the dispatcher (and `flag`), and intake.
-    readers: [Reader; 3],
+    readers: [Reader; 4],
     doorbell: (SyncSender<()>, Receiver<()>),
     actions: Actions,
     rules: Arc<LiveRules>,
@@ -161,6 +162,7 @@ fn build(
         tracker,
     )?;
     let readers = [
+        journal::open_reader(&path)?,
         journal::open_reader(&path)?,
         journal::open_reader(&path)?,
         journal::open_reader(&path)?,
@@ -196,7 +198,7 @@ fn start(
     let Parts {
         sources,
         journal,
-        readers: [pipeline_reader, dispatcher_reader, intake_reader],
+        readers: [pipeline_reader, dispatcher_reader, intake_reader, timers_reader],
         doorbell,
         actions,
         rules,
@@ -220,6 +222,13 @@ fn start(
         bell,
         (shutdown.clone(), tracker),
     );
+    let timers = TimerWorker {
+        reader: timers_reader,
+        journal: journal.clone(),
+        rules: rules.clone(),
+        jobs_planned: jobs_planned.clone(),
+    };
+    tracker.spawn(timers.run(shutdown.clone()));
     let dispatcher = Dispatcher {
         reader: dispatcher_reader,
         journal: journal.clone(),

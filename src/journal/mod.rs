@@ -16,6 +16,7 @@ mod open;
 mod reader;
 mod records;
 pub mod sqlite;
+mod timers;
 mod writer;
 
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use records::{
     Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
+pub use timers::{Firing, NewTimer, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites};
 pub use writer::{Journal, OnClose};
 
 /// One write in a group commit.
@@ -64,6 +66,10 @@ pub enum Write {
     Prune {
         before: Timestamp,
     },
+    /// Settles due timers: fired (creating their jobs) or skipped (DESIGN.md §12).
+    FireTimers(Vec<Firing>),
+    /// Cancels one pending timer (`storeflow timers cancel`).
+    CancelTimer(i64),
 }
 
 /// The answer to one [`Write`].
@@ -208,4 +214,35 @@ pub trait Store: Send + 'static {
         &self,
         now: Timestamp,
     ) -> Result<crate::telemetry::metrics::JournalGauges, JournalError>;
+
+    /// Timers, as `storeflow timers` and `events show` list them (DESIGN.md §12).
+    fn timers(&self, _filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
+        Ok(Vec::new())
+    }
+
+    /// Pending timers due at `now`, soonest first.
+    fn due_timers(&self, _now: Timestamp, _limit: usize) -> Result<Vec<Timer>, JournalError> {
+        Ok(Vec::new())
+    }
+
+    /// When the next pending timer falls due, if any.
+    fn next_timer_due(&self) -> Result<Option<Timestamp>, JournalError> {
+        Ok(None)
+    }
+
+    /// How many timers are pending (`/healthz`, `storeflow_timers_pending`).
+    fn timers_pending(&self) -> Result<u64, JournalError> {
+        Ok(0)
+    }
+
+    /// One order's events, oldest first (its timeline: what `unless` and `if_still` look at,
+    /// and `storeflow orders show`), of one source when given.
+    fn order_events(
+        &self,
+        _source: Option<&str>,
+        _order_id: &str,
+        _limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        Ok(Vec::new())
+    }
 }

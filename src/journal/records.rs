@@ -100,6 +100,8 @@ pub struct Processed {
     pub jobs: Vec<NewJob>,
     /// Script state written while processing this event (`state_set`, `state_incr`).
     pub state: Vec<(String, serde_json::Value)>,
+    /// Timers created and cancelled by this event (DESIGN.md §12).
+    pub timers: super::TimerWrites,
 }
 
 /// A job to create. Its key is (event id, rule, action index).

@@ -26,6 +26,9 @@ pub struct Trace {
     /// Set when the pipeline quarantined the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<Quarantined>,
+    /// What waits, delays, limits, digests and quiet hours did (DESIGN.md §12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time: Vec<super::time::TimeNote>,
 }
 
 /// Every candidate rule's verdict, in load order.

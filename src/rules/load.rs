@@ -180,6 +180,21 @@ impl RuleSet {
         r.actions.get(index)?.script.as_deref()
     }
 
+    /// The rule named `name`.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The hardened engine the rules' expressions run in.
+    pub fn engine(&self) -> &rhai::Engine {
+        &self.engine
+    }
+
+    /// The rules' compiled templates.
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
     /// Whether `kind` is a plugin action (run by the pipeline into intents).
     pub fn is_plugin(&self, kind: &str) -> bool {
         self.runner.plugins().get(kind).is_some()
@@ -337,6 +352,8 @@ fn evaluate_rule(set: &RuleSet, r: &Rule, view: &EventView<'_>) -> RuleTrace {
     };
     let actions = match miss {
         Some(_) => Vec::new(),
+        // A digest's actions are rendered when its window closes, over all its events.
+        None if r.time.digest.is_some() => Vec::new(),
         None => plan_actions(set, r, view),
     };
     RuleTrace {
@@ -380,6 +397,10 @@ fn run_if(set: &RuleSet, c: &compile::IfExpr, view: &EventView<'_>) -> Option<Mi
 
 fn plan_actions(set: &RuleSet, r: &Rule, view: &EventView<'_>) -> Vec<PlannedAction> {
     let ctx = template::sparse_context(view.scope(), &r.template_paths, &r.name, &r.description);
+    let ctx = match &r.time.wait {
+        Some(w) => minijinja::context! { waited => w.text.clone(), ..ctx },
+        None => ctx,
+    };
     r.actions
         .iter()
         .enumerate()

@@ -21,6 +21,7 @@ static INTAKE_UNAVAILABLE: Repeated = Repeated::new(REPEAT_WINDOW);
 static COMMIT_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static DISPATCH_READ_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static PIPELINE_ROUND_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
+static TIMERS_ROUND_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static ATTEMPT_UNJOURNALED: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// A verified, journaled webhook (or a repeat of one: `duplicate`).
@@ -124,4 +125,14 @@ pub fn journal_commit_failed(error: &dyn Display, writes: usize, first: bool) {
 pub fn journal_recovered(failing_since: &str) {
     let held = COMMIT_FAILED.reset();
     tracing::info!(target: "storeflow::journal::writer", %failing_since, unlogged_failures = held.count, "journal commits work again");
+}
+
+/// A timer round could not read or commit; it is retried every second.
+pub fn timers_round_failed(error: &dyn Display) {
+    crate::rate_limited_error!(TIMERS_ROUND_FAILED, target: "storeflow::worker::timers", error = %error, "timer round failed; retrying");
+}
+
+/// Due timers were fired or skipped.
+pub fn timers_settled(n: usize) {
+    tracing::debug!(target: "storeflow::worker::timers", timers = n, "timers settled");
 }

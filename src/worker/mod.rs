@@ -6,3 +6,4 @@ pub mod pipeline;
 pub mod reload;
 pub mod retention;
 pub mod retry;
+pub mod timers;

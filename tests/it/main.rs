@@ -31,4 +31,5 @@ mod regression_store;
 mod rules;
 mod scripts;
 mod sources;
+mod timers;
 mod tls;

@@ -29,12 +29,13 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
         set_state(tx, key, value)?;
     }
     insert_jobs(tx, &p.event_id, &p.jobs, now)?;
+    super::timers::apply(tx, &p.event_id, &p.timers, now)?;
     Ok(true)
 }
 
 /// Creates jobs (pending, or dead when they cannot run); a key that exists is left alone.
 /// Returns how many were created.
-fn insert_jobs(
+pub(super) fn insert_jobs(
     tx: &Connection,
     event_id: &str,
     jobs: &[NewJob],

@@ -10,6 +10,7 @@ mod gauges;
 mod identity;
 mod jobs;
 mod quarantine;
+mod timers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::{
     Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
-    SecretCount, Store, Unreadable, Write, Written,
+    SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
 };
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;
@@ -133,6 +134,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN secret TEXT;
     CREATE INDEX events_shop ON events (shop, seq);
     "#,
+    // Timers (DESIGN.md §12): waits, delayed actions and digest windows.
+    timers::MIGRATION,
 ];
 
 pub struct SqliteStore {
@@ -251,6 +254,8 @@ impl Store for SqliteStore {
                 Write::ResolveFlag(id) => Written::Changed(flags::resolve(&tx, *id)?),
                 Write::DeleteFlag(id) => Written::Changed(flags::delete(&tx, *id)?),
                 Write::DeleteState(keys) => Written::Changed(jobs::delete_state(&tx, keys)?),
+                Write::FireTimers(f) => Written::Changed(timers::fire(&tx, f)?),
+                Write::CancelTimer(id) => Written::Changed(timers::cancel(&tx, *id)?),
             });
         }
         tx.commit()?;
@@ -357,6 +362,31 @@ impl Store for SqliteStore {
 
     fn gauges(&self, now: Timestamp) -> Result<JournalGauges, JournalError> {
         gauges::read(&self.conn, now)
+    }
+
+    fn timers(&self, filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
+        timers::list(&self.conn, filter)
+    }
+
+    fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<Timer>, JournalError> {
+        timers::due(&self.conn, now, limit)
+    }
+
+    fn next_timer_due(&self) -> Result<Option<Timestamp>, JournalError> {
+        timers::next_due(&self.conn)
+    }
+
+    fn timers_pending(&self) -> Result<u64, JournalError> {
+        timers::pending_count(&self.conn)
+    }
+
+    fn order_events(
+        &self,
+        source: Option<&str>,
+        order_id: &str,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        timers::order_events(&self.conn, source, order_id, limit)
     }
 }
 

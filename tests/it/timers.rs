@@ -1,0 +1,186 @@
+//! Time in rules end to end (DESIGN.md §12), with the real daemon and durations of seconds:
+//! waits that fire or are cancelled by a later event of the same order, timers surviving
+//! SIGKILL, `max_late`, delays with `if_still`, limits, digests and quiet hours on an injected
+//! clock.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use storeflow::journal::{SqliteStore, Store, Timer, TimerFilter, TimerStatus};
+
+use crate::helpers::*;
+use crate::receivers::*;
+
+/// Posts a Selldone fixture for order `order` (its `updated_at` set to `stamp`, so each post is
+/// a distinct delivery); answers the event id.
+pub async fn selldone(base: &str, fixture_name: &str, order: u64, stamp: &str) -> String {
+    selldone_with(base, fixture_name, order, stamp, |_| {}).await
+}
+
+pub async fn selldone_with(
+    base: &str,
+    fixture_name: &str,
+    order: u64,
+    stamp: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&fixture(&format!("selldone/{fixture_name}.json"))).unwrap();
+    body["basket"]["id"] = serde_json::json!(order);
+    body["basket"]["updated_at"] = serde_json::json!(stamp);
+    edit(&mut body);
+    let url = format!("{base}/hooks/selldone/{SELLDONE_TOKEN}");
+    let answer = post(&url, &[], serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    answer.json["event_id"].as_str().unwrap().to_string()
+}
+
+fn config(slack: &Receiver) -> String {
+    format!(
+        "{SECURED}slack:\n  webhook_url: {}\n",
+        slack.url("/services/T0/B0/x")
+    )
+}
+
+pub fn timers_in(data: &Path) -> Vec<Timer> {
+    let store = SqliteStore::open_existing(&data.join("storeflow.db")).unwrap();
+    store.timers(&TimerFilter::default()).unwrap()
+}
+
+fn text(r: &Recorded) -> String {
+    r.json()["text"].as_str().unwrap_or_default().to_string()
+}
+
+const WAIT_RULE: &str = r#"
+rules:
+  - name: paid-not-shipped
+    on: order.paid
+    wait: { for: 2s, unless: [order.shipped, order.cancelled] }
+    actions:
+      - slack: { text: "order {{ order.id }} not shipped after {{ waited }}" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_fires_after_its_duration_unless_the_order_ships() {
+    let mut slack = Receiver::answering(200, "ok").await;
+    let d = Daemon::start_in(dir_with_rules("wait.yaml", WAIT_RULE), &config(&slack)).await;
+    let posted = Instant::now();
+    // Order 2 ships before its wait ends: cancelled. Order 1 does not: it fires.
+    let paid2 = selldone(&d.base, "PaymentOrder", 2, "2026-01-01 10:00:00").await;
+    let paid1 = selldone(&d.base, "PaymentOrder", 1, "2026-01-01 10:00:00").await;
+    let shipped2 = selldone(&d.base, "SentOrder", 2, "2026-01-01 10:00:01").await;
+    let trace = d.trace(&shipped2).await;
+    assert_eq!(trace["time"][0]["what"], "cancels", "{trace}");
+
+    let message = slack.next().await;
+    assert_eq!(text(&message), "order 1 not shipped after 2s");
+    assert!(
+        posted.elapsed() >= Duration::from_millis(1900),
+        "fired early"
+    );
+
+    let timers = d.journal().timers(&TimerFilter::default()).unwrap();
+    let of = |e: &str| timers.iter().find(|t| t.event_id == e).unwrap().clone();
+    assert_eq!(of(&paid1).status, TimerStatus::Fired);
+    let cancelled = of(&paid2);
+    assert_eq!(cancelled.status, TimerStatus::Cancelled);
+    let reason = cancelled.outcome.unwrap();
+    assert!(
+        reason.contains("selldone/SentOrder") && reason.contains(&shipped2),
+        "{reason}"
+    );
+    // Order 2's due time passed before order 1's: nothing else was sent.
+    assert!(slack.try_next().is_none());
+    let trace = d.trace(&paid1).await;
+    assert_eq!(trace["time"][0]["what"], "wait", "{trace}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unless_event_journaled_before_the_wait_started_cancels_it() {
+    let mut slack = Receiver::answering(200, "ok").await;
+    let d = Daemon::start_in(dir_with_rules("wait.yaml", WAIT_RULE), &config(&slack)).await;
+    // The shipment's webhook overtook the payment's.
+    selldone(&d.base, "SentOrder", 7, "2026-01-01 10:00:01").await;
+    let paid = selldone(&d.base, "PaymentOrder", 7, "2026-01-01 10:00:00").await;
+    let trace = d.trace(&paid).await;
+    assert_eq!(trace["time"][0]["what"], "cancelled", "{trace}");
+    let timers = d.journal().timers(&TimerFilter::default()).unwrap();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(timers[0].status, TimerStatus::Cancelled);
+    // Another order's wait still fires (and proves the worker ran past order 7's due time).
+    selldone(&d.base, "PaymentOrder", 8, "2026-01-01 10:00:00").await;
+    assert_eq!(text(&slack.next().await), "order 8 not shipped after 2s");
+    assert!(slack.try_next().is_none());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_pending_at_sigkill_fire_once_after_restart_unless_too_late() {
+    let mut slack = Receiver::answering(200, "ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = format!(
+        "{WAIT_RULE}
+  - name: stale-check
+    on: order.paid
+    max_late: 1s
+    wait: {{ for: 2s }}
+    actions:
+      - slack: {{ text: \"stale {{{{ order.id }}}}\" }}
+"
+    );
+    write_rules(dir.path(), "wait.yaml", &rules);
+    let yaml = format!(
+        "rules_dir: {}\n{}",
+        dir.path().join("rules").display(),
+        config(&slack)
+    );
+    let daemon = Process::start(dir.path(), &yaml);
+    for order in 1..=3 {
+        selldone(&daemon.base, "PaymentOrder", order, "2026-01-01 10:00:00").await;
+    }
+    let data = dir.path().join("data");
+    wait_for("six pending timers", || {
+        let t = timers_in(&data);
+        (t.len() == 6 && t.iter().all(|t| t.status == TimerStatus::Pending)).then_some(())
+    })
+    .await;
+    daemon.kill9();
+    // Down for longer than the waits and than `max_late` after them.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let daemon = Process::start(dir.path(), &yaml);
+
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        got.push(text(&slack.next().await));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        (1..=3)
+            .map(|o| format!("order {o} not shipped after 2s"))
+            .collect::<Vec<_>>()
+    );
+    let timers = wait_for("every timer settled", || {
+        let t = timers_in(&data);
+        t.iter()
+            .all(|t| t.status != TimerStatus::Pending)
+            .then_some(t)
+    })
+    .await;
+    for t in &timers {
+        match t.rule.as_str() {
+            "paid-not-shipped" => assert_eq!(t.status, TimerStatus::Fired),
+            _ => {
+                assert_eq!(t.status, TimerStatus::Skipped, "{t:?}");
+                let why = t.outcome.clone().unwrap();
+                assert!(why.contains("late (max_late 1s)"), "{why}");
+            }
+        }
+    }
+    // Exactly once: three jobs, and nothing more reaches Slack.
+    let store = SqliteStore::open_existing(&data.join("storeflow.db")).unwrap();
+    assert_eq!(store.jobs(None, None, 100).unwrap().len(), 3);
+    drop(daemon);
+    assert!(slack.try_next().is_none());
+}
