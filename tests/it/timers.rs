@@ -184,3 +184,180 @@ async fn timers_pending_at_sigkill_fire_once_after_restart_unless_too_late() {
     drop(daemon);
     assert!(slack.try_next().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_action_is_skipped_when_if_still_is_false_at_fire_time() {
+    let rules = r#"
+rules:
+  - name: review-request
+    on: order.delivered
+    actions:
+      - slack: { text: "how was order {{ order.id }}?" }
+        delay: 2s
+        if_still: 'event.canonical != "order.returned"'
+"#;
+    let mut slack = Receiver::answering(200, "ok").await;
+    let d = Daemon::start_in(dir_with_rules("review.yaml", rules), &config(&slack)).await;
+    let returned = selldone(&d.base, "ToCustomer", 11, "2026-01-01 10:00:00").await;
+    selldone(&d.base, "ReturnOrder", 11, "2026-01-01 10:00:01").await;
+    let kept = selldone(&d.base, "ToCustomer", 12, "2026-01-01 10:00:00").await;
+    let trace = d.trace(&kept).await;
+    assert_eq!(trace["time"][0]["what"], "delayed", "{trace}");
+    assert_eq!(trace["time"][0]["action"], 0, "{trace}");
+
+    assert_eq!(text(&slack.next().await), "how was order 12?");
+    let timers = d.journal().timers(&TimerFilter::default()).unwrap();
+    let skipped = timers.iter().find(|t| t.event_id == returned).unwrap();
+    assert_eq!(skipped.status, TimerStatus::Skipped);
+    let why = skipped.outcome.clone().unwrap();
+    assert!(why.starts_with("skipped: if_still false"), "{why}");
+    assert!(slack.try_next().is_none());
+    d.stop().await;
+}
+
+fn customer(email: &'static str) -> impl FnOnce(&mut serde_json::Value) {
+    move |body| {
+        body["customer"]["email"] = serde_json::json!(email);
+        body["user"]["email"] = serde_json::json!(email);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_skips_runs_over_it_and_holds_across_restarts() {
+    let rules = r#"
+rules:
+  - name: vip-ping
+    on: order.paid
+    limit: { key: "{{ order.customer.email }}", max: 1, per: 1h }
+    actions:
+      - slack: { text: "{{ order.customer.email }} ordered ({{ order.id }})" }
+"#;
+    let mut slack = Receiver::answering(200, "ok").await;
+    let yaml = config(&slack);
+    let d = Daemon::start_in(dir_with_rules("vip.yaml", rules), &yaml).await;
+    let stamp = "2026-01-01 10:00:00";
+    selldone_with(
+        &d.base,
+        "PaymentOrder",
+        21,
+        stamp,
+        customer("ann@example.com"),
+    )
+    .await;
+    assert_eq!(text(&slack.next().await), "ann@example.com ordered (21)");
+    let second = selldone_with(
+        &d.base,
+        "PaymentOrder",
+        22,
+        stamp,
+        customer("ann@example.com"),
+    )
+    .await;
+    let trace = d.trace(&second).await;
+    assert_eq!(trace["time"][0]["what"], "limited", "{trace}");
+    let detail = trace["time"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("ann@example.com"), "{detail}");
+
+    let d = Daemon::start_in(d.stop().await, &yaml).await;
+    let third = selldone_with(
+        &d.base,
+        "PaymentOrder",
+        23,
+        stamp,
+        customer("ann@example.com"),
+    )
+    .await;
+    assert_eq!(d.trace(&third).await["time"][0]["what"], "limited");
+    // Another key has its own budget.
+    selldone_with(
+        &d.base,
+        "PaymentOrder",
+        24,
+        stamp,
+        customer("bob@example.com"),
+    )
+    .await;
+    assert_eq!(text(&slack.next().await), "bob@example.com ordered (24)");
+    assert!(slack.try_next().is_none());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_sends_one_message_listing_its_events() {
+    let rules = r#"
+rules:
+  - name: paid-digest
+    on: order.paid
+    digest: { every: 1h, max: 5 }
+    actions:
+      - slack: { text: "{{ events | length }} paid:{% for e in events %} {{ e.order.id }}{% endfor %}" }
+  - name: paid-window
+    on: order.paid
+    digest: { every: 2s }
+    actions:
+      - slack: { text: "window of {{ events | length }}" }
+"#;
+    let mut slack = Receiver::answering(200, "ok").await;
+    let d = Daemon::start_in(dir_with_rules("digest.yaml", rules), &config(&slack)).await;
+    for order in 31..=35 {
+        selldone(&d.base, "PaymentOrder", order, "2026-01-01 10:00:00").await;
+    }
+    // `max: 5` closes the first window at once; the second closes after 2 s.
+    let mut got = vec![text(&slack.next().await), text(&slack.next().await)];
+    got.sort();
+    assert_eq!(got, vec!["5 paid: 31 32 33 34 35", "window of 5"]);
+    let timers = d.journal().timers(&TimerFilter::default()).unwrap();
+    assert_eq!(timers.len(), 2, "{timers:?}");
+    assert!(timers
+        .iter()
+        .all(|t| t.status == TimerStatus::Fired && t.events.len() == 5));
+    assert!(slack.try_next().is_none());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_postpone_actions_to_their_end_on_the_injected_clock() {
+    let rules = r#"
+rules:
+  - name: night-ping
+    on: order.paid
+    quiet_hours: { from: "22:00", to: "07:00", tz: Europe/Berlin }
+    actions:
+      - slack: { text: "paid {{ order.id }}" }
+"#;
+    let mut slack = Receiver::answering(200, "ok").await;
+    let dir = dir_with_rules("night.yaml", rules);
+    let config_path = dir.path().join("storeflow.yaml");
+    let yaml = format!(
+        "listen: 127.0.0.1:0\ndata_dir: {}\nrules_dir: {}\n{}",
+        dir.path().join("data").display(),
+        dir.path().join("rules").display(),
+        config(&slack)
+    );
+    std::fs::write(&config_path, yaml).unwrap();
+    // 06:59:57 in Berlin (CET, UTC+1) on 15 January 2026.
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_storeflow"));
+    serve
+        .args(["serve", "-c"])
+        .arg(&config_path)
+        .env("STOREFLOW_TEST_CLOCK", "2026-01-15T05:59:57Z");
+    let daemon = Process::spawn(&mut serve);
+    let posted = Instant::now();
+    let event = selldone(&daemon.base, "PaymentOrder", 41, "2026-01-01 10:00:00").await;
+    assert_eq!(text(&slack.next().await), "paid 41");
+    assert!(
+        posted.elapsed() >= Duration::from_millis(1500),
+        "not postponed"
+    );
+    let timers = timers_in(&dir.path().join("data"));
+    assert_eq!(timers.len(), 1);
+    let t = &timers[0];
+    assert_eq!(t.event_id, event);
+    assert_eq!(t.due_at.to_rfc3339(), "2026-01-15T06:00:00.000Z");
+    let why = t.outcome.clone().unwrap();
+    assert!(
+        why.contains("quiet hours 22:00-07:00 Europe/Berlin"),
+        "{why}"
+    );
+    assert_eq!(t.status, TimerStatus::Fired);
+}
