@@ -26,7 +26,7 @@ use crate::server::{self, Health, Intake, Metrics};
 use crate::sources;
 use crate::worker::dispatcher::Dispatcher;
 use crate::worker::pipeline::Pipeline;
-use crate::worker::timers::TimerWorker;
+use crate::worker::timers::{TimerCounts, TimerWorker};
 use crate::worker::{reload, retention};
 
 mod checks;
@@ -205,6 +205,7 @@ fn start(
     } = parts;
     let bell = doorbell.0.clone();
     let jobs_planned = Arc::new(Notify::new());
+    let timer_counts = Arc::new(TimerCounts::default());
     Pipeline {
         reader: pipeline_reader,
         journal: journal.clone(),
@@ -227,6 +228,7 @@ fn start(
         journal: journal.clone(),
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
+        counts: timer_counts.clone(),
     };
     tracker.spawn(timers.run(shutdown.clone()));
     let dispatcher = Dispatcher {
@@ -240,7 +242,13 @@ fn start(
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
     tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
-    let served = serving(config, sources, journal, intake_reader, rules);
+    let served = serving(
+        config,
+        sources,
+        journal,
+        intake_reader,
+        (rules, timer_counts),
+    );
     Ok(Serving { served, watcher })
 }
 
@@ -250,7 +258,7 @@ fn serving(
     sources: sources::Sources,
     journal: Journal,
     reader: Reader,
-    rules: Arc<LiveRules>,
+    (rules, timers): (Arc<LiveRules>, Arc<TimerCounts>),
 ) -> server::Served {
     let insecure = warn_insecure(&sources);
     let counts = Arc::new(secret_counts(&reader, &sources));
@@ -275,6 +283,7 @@ fn serving(
         rules,
         counts,
         journal: journal_health,
+        timers,
     });
     server::Served {
         intake,

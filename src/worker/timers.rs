@@ -5,6 +5,7 @@
 //! timer fires exactly once even if the daemon dies between reading and committing. Timers
 //! that fell due while the daemon was down are simply due at start-up.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,27 @@ const BATCH: usize = 2000;
 const POLL: Duration = Duration::from_millis(200);
 /// Events of one order read to find its latest (`if_still`).
 const TIMELINE_LIMIT: usize = 10_000;
+/// How often the `/healthz` counts are refreshed.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+
+/// Pending timers as `/healthz` shows them (refreshed by the worker about once a second, so
+/// the endpoint stays answered from memory).
+#[derive(Debug, Default)]
+pub struct TimerCounts {
+    pending: AtomicU64,
+    /// When the next one is due (ms since the epoch; 0: none).
+    next_due: AtomicI64,
+}
+
+impl TimerCounts {
+    pub fn snapshot(&self) -> serde_json::Value {
+        let next = self.next_due.load(Ordering::Relaxed);
+        serde_json::json!({
+            "pending": self.pending.load(Ordering::Relaxed),
+            "next_due": (next > 0).then(|| Timestamp(next)),
+        })
+    }
+}
 
 pub struct TimerWorker {
     /// A connection of its own.
@@ -35,12 +57,19 @@ pub struct TimerWorker {
     pub rules: Arc<LiveRules>,
     /// Rung after a round that created jobs, so the dispatcher starts at once.
     pub jobs_planned: Arc<Notify>,
+    /// What `/healthz` reports.
+    pub counts: Arc<TimerCounts>,
 }
 
 impl TimerWorker {
     /// Fires due timers until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
+        let mut counted = std::time::Instant::now() - COUNT_EVERY;
         while !stop.is_cancelled() {
+            if counted.elapsed() >= COUNT_EVERY {
+                counted = std::time::Instant::now();
+                self.count().await;
+            }
             let pause = match self.round().await {
                 Ok(n) if n >= BATCH => Duration::ZERO,
                 Ok(_) => self.pause().await,
@@ -56,6 +85,19 @@ impl TimerWorker {
                 _ = stop.cancelled() => {}
                 _ = tokio::time::sleep(pause) => {}
             }
+        }
+    }
+
+    /// Refreshes [`TimerCounts`] (a failed read keeps the last numbers).
+    async fn count(&self) {
+        let read = self
+            .reader
+            .read(|s| Ok((s.timers_pending()?, s.next_timer_due()?)))
+            .await;
+        if let Ok((pending, next)) = read {
+            self.counts.pending.store(pending, Ordering::Relaxed);
+            let next = next.map_or(0, Timestamp::millis);
+            self.counts.next_due.store(next, Ordering::Relaxed);
         }
     }
 

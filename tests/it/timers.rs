@@ -361,3 +361,73 @@ rules:
     );
     assert_eq!(t.status, TimerStatus::Fired);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_are_listed_cancelled_and_shown_by_the_cli_healthz_and_metrics() {
+    let rules = WAIT_RULE.replace("for: 2s", "for: 1h");
+    let slack = Receiver::answering(200, "ok").await;
+    let dir = dir_with_rules("wait.yaml", &rules);
+    let yaml = format!(
+        "rules_dir: {}\n{}",
+        dir.path().join("rules").display(),
+        config(&slack)
+    );
+    let daemon = Process::start(dir.path(), &yaml);
+    let event = selldone(&daemon.base, "PaymentOrder", 51, "2026-01-01 10:00:00").await;
+    let cfg = dir.path().join("storeflow.yaml");
+    let cfg = cfg.to_str().unwrap();
+
+    let listed = wait_for("the timer in `storeflow timers`", || {
+        let out = stdout(&storeflow(&[
+            "timers", "--json", "--order", "51", "-c", cfg,
+        ]));
+        (!out.is_empty()).then_some(out)
+    })
+    .await;
+    let timer: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(timer["status"], "pending");
+    assert_eq!(timer["kind"], "wait");
+    assert_eq!(timer["rule"], "paid-not-shipped");
+    assert_eq!(timer["event_id"], event.as_str());
+    let id = timer["id"].as_i64().unwrap().to_string();
+
+    let health_url = daemon.url("/healthz");
+    wait_for_async("/healthz to count the pending timer", || async {
+        let h: serde_json::Value = reqwest::get(&health_url).await.ok()?.json().await.ok()?;
+        (h["timers"]["pending"] == 1).then_some(())
+    })
+    .await;
+    let metrics = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("storeflow_timers_pending 1"), "{metrics}");
+
+    let shown = stdout(&storeflow(&["events", "show", &event, "-c", cfg]));
+    assert!(shown.contains("wait of paid-not-shipped due"), "{shown}");
+    assert!(shown.contains("waiting 1h until"), "{shown}");
+
+    let cancelled = storeflow(&["timers", "cancel", &id, "-c", cfg]);
+    assert_eq!(stdout(&cancelled), format!("timer {id} cancelled\n"));
+    let again = storeflow(&["timers", "cancel", &id, "-c", cfg]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("no pending timer with id"));
+    let none = stdout(&storeflow(&["timers", "-c", cfg]));
+    assert!(none.contains("no pending timers"), "{none}");
+
+    selldone(&daemon.base, "SentOrder", 51, "2026-01-01 11:00:00").await;
+    let timeline = wait_for("the shipment in the order's timeline", || {
+        let out = stdout(&storeflow(&["orders", "show", "51", "-c", cfg]));
+        out.contains("order.shipped").then_some(out)
+    })
+    .await;
+    assert!(timeline.contains("order.paid"), "{timeline}");
+    assert!(timeline.contains("fired: paid-not-shipped"), "{timeline}");
+    assert!(
+        timeline.contains("cancelled — cancelled by hand"),
+        "{timeline}"
+    );
+    assert!(timeline.find("order.paid") < timeline.find("order.shipped"));
+}

@@ -106,6 +106,17 @@ pub fn compile(entries: &[(Node, Node)], c: &mut Compiler<'_>, d: &mut FileDiags
             _ => Vec::new(),
         },
     };
+    if let (Some(_), Some(n)) = (&time.wait, get("wait")) {
+        if time.actions.iter().any(|a| a.delay.is_some()) {
+            let hint =
+                Some("the wait holds all the rule's actions: lengthen `wait.for` instead".into());
+            d.error(
+                pos(n),
+                "an action of a rule with `wait` cannot have its own `delay`",
+                hint,
+            );
+        }
+    }
     if let (Some(_), Some(n)) = (&time.digest, get("wait")) {
         let hint = Some("a digest collects events; a wait holds one: use one of them".into());
         d.error(pos(n), "`wait` and `digest` cannot be combined", hint);
