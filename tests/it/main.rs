@@ -32,4 +32,5 @@ mod rules;
 mod scripts;
 mod sources;
 mod timers;
+mod timers_ruletest;
 mod tls;
