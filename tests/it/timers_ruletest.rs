@@ -144,3 +144,28 @@ fn check_reports_bad_durations_keys_and_time_zones_with_positions() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+#[test]
+fn simulate_prints_the_timers_an_event_would_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("r.yaml"), RULES).unwrap();
+    let config = dir.path().join("storeflow.yaml");
+    std::fs::write(&config, format!("rules_dir: {}\n", rules.display())).unwrap();
+    let c = config.to_str().unwrap();
+    let body = fixture_path("selldone/PaymentOrder.json");
+    let body = body.to_str().unwrap();
+    let out = storeflow(&["simulate", "--source", "selldone", body, "-c", c]);
+    let text = stdout(&out);
+    assert!(text.contains("timers this event would create:"), "{text}");
+    assert!(text.contains("⏱ paid-not-shipped: waiting 48h until"), "{text}");
+    assert!(text.contains("runs log: {\"message\":\"late 48213 after 48h\"}"), "{text}");
+
+    let out = storeflow(&["simulate", "--json", "--source", "selldone", body, "-c", c]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["timers"][0]["rule"], "paid-not-shipped");
+    assert_eq!(json["timers"][0]["kind"], "wait");
+    assert_eq!(json["timers"][0]["jobs"][0]["kind"], "log");
+    assert_eq!(json["time"][0]["what"], "wait");
+}
