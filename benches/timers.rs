@@ -27,7 +27,10 @@ fn main() {
         .build()
         .expect("runtime");
     let (startup, firing) = rt.block_on(fire_pending());
-    println!("start-up with {TIMERS} pending timers: {:.0} ms", startup.as_secs_f64() * 1e3);
+    println!(
+        "start-up with {TIMERS} pending timers: {:.0} ms",
+        startup.as_secs_f64() * 1e3
+    );
     println!(
         "fired {TIMERS} timers in {:.2} s: {:.0} timers/s",
         firing.as_secs_f64(),
@@ -68,7 +71,12 @@ fn seed_timers(db: &Path) {
         let jobs = r#"[{"rule":"r","action_index":0,"kind":"log","params":{"message":"late"}}]"#;
         for i in 0..TIMERS {
             insert
-                .execute(rusqlite::params![format!("evt_{i:08}"), i.to_string(), due, jobs])
+                .execute(rusqlite::params![
+                    format!("evt_{i:08}"),
+                    i.to_string(),
+                    due,
+                    jobs
+                ])
                 .expect("insert");
         }
     }
@@ -87,12 +95,17 @@ async fn fire_pending() -> (Duration, Duration) {
         dir.path().join("rules").display()
     );
     let config = Config::parse(&yaml, Path::new("bench.yaml"), |_| None).expect("config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let health = format!("http://{}/healthz", listener.local_addr().expect("addr"));
     let stop = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(storeflow::app::run(config, listener, stop.clone()));
-    while !reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+    while !reqwest::get(&health)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let startup = started.elapsed();
@@ -113,7 +126,9 @@ fn per_event(rules: &str) -> f64 {
     let rules_dir = dir.path().join("rules");
     std::fs::create_dir_all(&rules_dir).expect("rules dir");
     std::fs::write(rules_dir.join("r.yaml"), rules).expect("rules");
-    let set = load_dir(&rules_dir, &LoadOptions::default()).rules.expect("rules load");
+    let set = load_dir(&rules_dir, &LoadOptions::default())
+        .rules
+        .expect("rules load");
     let mut store = SqliteStore::open(&dir.path().join("storeflow.db")).expect("journal");
     append_events(&mut store);
     let started = Instant::now();
@@ -136,7 +151,8 @@ fn per_event(rules: &str) -> f64 {
 }
 
 fn append_events(store: &mut SqliteStore) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sellix/order_paid.json");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sellix/order_paid.json");
     let body: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture).expect("fixture")).expect("json");
     let sources = registry(&Config::default());
@@ -148,7 +164,9 @@ fn append_events(store: &mut SqliteStore) {
                 let mut b = body.clone();
                 b["data"]["uniqid"] = serde_json::json!(format!("order-{i}"));
                 let verified = verify::local_file(b.to_string().into_bytes().into(), None);
-                let incoming = sellix.normalize(&verified, Timestamp::now()).expect("normalize");
+                let incoming = sellix
+                    .normalize(&verified, Timestamp::now())
+                    .expect("normalize");
                 Write::Append(Box::new(incoming))
             })
             .collect();

@@ -109,7 +109,7 @@ pub async fn run(
         }
     };
     if let Some(tls) = &listening.tls {
-        tls.reload_on_sighup(shutdown.clone());
+        tls.reload_on_sighup(shutdown.clone(), &tracker);
     }
     if let Ok(addr) = listener.local_addr() {
         let scheme = if listening.tls.is_some() {

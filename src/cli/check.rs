@@ -1,5 +1,6 @@
 //! `storeflow check [--deny-warnings]`: load the rules as `serve` would and report every problem.
 
+use crate::outln;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -21,13 +22,13 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
     let errors: Vec<_> = loaded.errors().collect();
     let warnings: Vec<_> = loaded.warnings().collect();
     for d in &errors {
-        println!("{d}\n");
+        outln!("{d}\n")?;
     }
     for d in &warnings {
-        println!("{d}\n");
+        outln!("{d}\n")?;
     }
     let count = loaded.rules.as_ref().map(|r| r.len()).unwrap_or(0);
-    println!(
+    outln!(
         "{}: {} rule{}, {} error{}, {} warning{}",
         config.rules_dir.display(),
         count,
@@ -36,7 +37,7 @@ pub fn run(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
         plural(errors.len()),
         warnings.len(),
         plural(warnings.len()),
-    );
+    )?;
     let failed = !errors.is_empty() || (args.deny_warnings && !warnings.is_empty());
     Ok(if failed {
         ExitCode::from(1)

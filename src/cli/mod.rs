@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand. Errors surface here as `anyhow` with context.
 
+mod backup;
 mod check;
 mod event_show;
 mod events;
@@ -60,6 +61,8 @@ pub enum Command {
     Orders(orders::OrdersArgs),
     /// Print the Sellix signature (X-Sellix-Signature) of a file, to test with curl
     Sign(sign::SignArgs),
+    /// Copy the journal to a new file, consistently, while `serve` runs (a backup)
+    Backup(backup::BackupArgs),
     /// Create a project: a commented storeflow.yaml, example rules with tests, templates, plugins
     Init(init::InitArgs),
 }
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(args) => orders::run(&load_config(cli.config)?, args),
         Command::Sign(args) => sign::run(&load_config(cli.config)?, args),
         Command::Init(args) => init::run(args),
+        Command::Backup(args) => backup::run(&load_config(cli.config)?, args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! for testing with curl. The secret comes from `--secret` (or `SELLIX_WEBHOOK_SECRET`), else
 //! from the config: `sources.sellix.secret`, or a listed shop's.
 
+use crate::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,7 +42,7 @@ pub fn run(config: &Config, args: SignArgs) -> anyhow::Result<ExitCode> {
     };
     let body =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    println!("{}", sign_sha512_hex(secret.as_bytes(), &body));
+    outln!("{}", sign_sha512_hex(secret.as_bytes(), &body))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,7 @@
 //! why the others do not, and every action rendered exactly as it would be sent. No side effects:
 //! nothing is journaled and no action runs.
 
+use crate::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,10 +75,10 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
             map.insert("timers".into(), timers_json(&planned.timers.timers));
             map.insert("time".into(), serde_json::to_value(&planned.trace.time)?);
         }
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else {
         print_report(&event, &rules, &evaluation)?;
-        print_answer(&answer);
+        print_answer(&answer)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -107,7 +108,7 @@ pub fn event_from_file(
 
 fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyhow::Result<()> {
     let canonical = event.canonical.as_deref().unwrap_or("no canonical name");
-    println!("event {} ({canonical})", event.topic);
+    outln!("event {} ({canonical})", event.topic)?;
     // What the pipeline would commit, scripts and plugins run into their intents; no state is
     // read or written, nothing is sent.
     let planned = crate::plan::plan(event, rules, &crate::script::NoState, &[]);
@@ -117,12 +118,12 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
                 .miss
                 .as_ref()
                 .map_or("does not match".into(), |m| m.to_string());
-            println!("\n✘ {} — {why}", r.rule);
+            outln!("\n✘ {} — {why}", r.rule)?;
             continue;
         }
-        println!("\n✔ {} — matches", r.rule);
+        outln!("\n✔ {} — matches", r.rule)?;
         if let Some(error) = planned.trace.script_error(&r.rule) {
-            println!("  script failed, the rule would do nothing: {error}");
+            outln!("  script failed, the rule would do nothing: {error}")?;
         }
         for job in planned.jobs.iter().filter(|j| j.rule == r.rule) {
             let from = if job.key(&event.id).is_intent() {
@@ -134,10 +135,10 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
                 Some(e) => e.clone(),
                 None => serde_json::to_string_pretty(&job.params)?.replace('\n', "\n     "),
             };
-            println!("  {}{from}: {shown}", job.kind);
+            outln!("  {}{from}: {shown}", job.kind)?;
             if job.error.is_none() {
                 for problem in plan::ruletest::job_problems(&job.kind, &job.params) {
-                    println!("  ⚠ {problem}");
+                    outln!("  ⚠ {problem}")?;
                 }
             }
         }
@@ -145,16 +146,16 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
     print_time(&planned)?;
     let others = rules.not_listening(event);
     if !others.is_empty() {
-        println!("\nnot listening to {}:", event.topic);
+        outln!("\nnot listening to {}:", event.topic)?;
         for (name, on) in others {
-            println!("  {name} (on: {})", on.join(", "));
+            outln!("  {name} (on: {})", on.join(", "))?;
         }
     }
     let matched = evaluation.matched().count();
-    println!(
+    outln!(
         "\n{matched} of {} rules match; nothing was sent.",
         rules.len()
-    );
+    )?;
     Ok(())
 }
 
@@ -164,15 +165,23 @@ fn print_time(planned: &crate::plan::Plan) -> anyhow::Result<()> {
     if planned.trace.time.is_empty() {
         return Ok(());
     }
-    println!("
-timers this event would create:");
+    println!(
+        "
+timers this event would create:"
+    );
     for n in &planned.trace.time {
         println!("  ⏱ {}: {}", n.rule, n.detail);
     }
     for t in &planned.timers.timers {
         for job in &t.jobs {
             let shown = serde_json::to_string(&job.params)?;
-            println!("    {} of {} due {} runs {}: {shown}", t.kind.as_str(), t.rule, t.due_at.to_rfc3339(), job.kind);
+            println!(
+                "    {} of {} due {} runs {}: {shown}",
+                t.kind.as_str(),
+                t.rule,
+                t.due_at.to_rfc3339(),
+                job.kind
+            );
         }
     }
     Ok(())
@@ -195,15 +204,15 @@ fn timers_json(timers: &[crate::journal::NewTimer]) -> serde_json::Value {
 }
 
 /// A dynamic product's answer: the body Sellix would deliver to the buyer.
-fn print_answer(answer: &Answer) {
+fn print_answer(answer: &Answer) -> std::io::Result<()> {
     match answer {
-        Answer::NoScript => {}
+        Answer::NoScript => Ok(()),
         Answer::Produced(body) => {
             let body = body.trim_end().replace('\n', "\n  ");
-            println!("\nanswer (what Sellix delivers to the buyer):\n  {body}");
+            outln!("\nanswer (what Sellix delivers to the buyer):\n  {body}")
         }
         Answer::Failed(e) | Answer::TimedOut(e) => {
-            println!("\nanswer: the script failed, Sellix would get a 500: {e}")
+            outln!("\nanswer: the script failed, Sellix would get a 500: {e}")
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `storeflow test [FILTER]`: run the rule tests (see [`crate::plan::ruletest`]). Exit 1 on any
 //! failure, and when FILTER matches no test.
 
+use crate::outln;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -24,9 +25,9 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
     let errors: Vec<_> = loaded.errors().collect();
     let Some(rules) = loaded.rules.as_ref().filter(|_| errors.is_empty()) else {
         for d in &errors {
-            println!("{d}\n");
+            outln!("{d}\n")?;
         }
-        println!("the rules have errors; fix them first (see `storeflow check`)");
+        outln!("the rules have errors; fix them first (see `storeflow check`)")?;
         return Ok(ExitCode::from(1));
     };
     let tests = ruletest::discover(&config.rules_dir)?;
@@ -39,12 +40,12 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if let (Some(filter), true) = (&args.filter, selected.is_empty()) {
-        println!(
+        outln!(
             "no rule test name contains {filter:?} ({} test{} in {})",
             tests.len(),
             if tests.len() == 1 { "" } else { "s" },
             config.rules_dir.display()
-        );
+        )?;
         return Ok(ExitCode::from(1));
     }
     let names: Vec<&str> = rules.rules().iter().map(|r| r.name.as_str()).collect();
@@ -60,22 +61,22 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
             .display();
         if result.failures.is_empty() {
             passed += 1;
-            println!("PASS {shown}: {}", result.name);
+            outln!("PASS {shown}: {}", result.name)?;
         } else {
             failed += 1;
-            println!("FAIL {shown}: {}", result.name);
+            outln!("FAIL {shown}: {}", result.name)?;
             for f in &result.failures {
-                println!("  {f}");
+                outln!("  {f}")?;
             }
         }
     }
     if passed + failed == 0 {
-        println!(
+        outln!(
             "no rule tests found in {} (add `tests:` to a rule file, see docs/rules.md)",
             config.rules_dir.display()
-        );
+        )?;
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed")?;
     Ok(if failed > 0 {
         ExitCode::from(1)
     } else {

@@ -13,6 +13,7 @@
 mod health;
 mod key;
 mod open;
+pub mod query;
 mod reader;
 mod records;
 pub mod sqlite;
@@ -99,6 +100,8 @@ pub enum JournalError {
     Closed,
     #[error("journal holds an unreadable record {id}: {reason}")]
     Corrupt { id: String, reason: String },
+    #[error("backup to {path} failed: {reason}")]
+    Backup { path: String, reason: String },
     #[error("journal file {path} was removed or replaced while open ({reason}); nothing is written to it any more: restore it and restart storeflow")]
     Replaced { path: String, reason: String },
 }
@@ -215,6 +218,28 @@ pub trait Store: Send + 'static {
         now: Timestamp,
     ) -> Result<crate::telemetry::metrics::JournalGauges, JournalError>;
 
+    /// One page of events, newest first, filtered (the admin API and console; see [`query`]).
+    fn event_page(&self, q: &query::EventQuery) -> Result<query::EventPage, JournalError>;
+
+    /// One page of jobs, newest first.
+    fn job_page(&self, q: &query::JobQuery) -> Result<query::JobPage, JournalError>;
+
+    /// One page of flags, newest first.
+    fn flag_page(&self, q: &query::FlagQuery) -> Result<query::FlagPage, JournalError>;
+
+    /// One flag, open or resolved.
+    fn flag(&self, id: i64) -> Result<Option<Flag>, JournalError>;
+
+    /// When each of `rules` last fired (rules that never fired are left out).
+    fn last_fired(&self, rules: &[String]) -> Result<Vec<query::LastFired>, JournalError>;
+
+    /// How many jobs are in `status`.
+    fn count_jobs(&self, status: JobStatus) -> Result<u64, JournalError>;
+
+    /// Writes a consistent copy of the whole journal to the new file `dest` while writers go
+    /// on (`storeflow backup`).
+    fn backup_into(&self, dest: &std::path::Path) -> Result<BackupSummary, JournalError>;
+
     /// Timers, as `storeflow timers` and `events show` list them (DESIGN.md §12).
     fn timers(&self, _filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
         Ok(Vec::new())
@@ -245,4 +270,11 @@ pub trait Store: Send + 'static {
     ) -> Result<Vec<EventSummary>, JournalError> {
         Ok(Vec::new())
     }
+}
+
+/// What `storeflow backup` copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupSummary {
+    pub events: u64,
+    pub bytes: u64,
 }

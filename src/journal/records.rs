@@ -100,6 +100,8 @@ pub struct Processed {
     pub jobs: Vec<NewJob>,
     /// Script state written while processing this event (`state_set`, `state_incr`).
     pub state: Vec<(String, serde_json::Value)>,
+    /// The rules that fired (matched, script did not fail): what the API's `rule` filter finds.
+    pub fired: Vec<String>,
     /// Timers created and cancelled by this event (DESIGN.md §12).
     pub timers: super::TimerWrites,
 }

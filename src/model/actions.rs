@@ -238,6 +238,7 @@ pub static ACTIONS: &[ActionSpec] = &[
             p("body", Text),
             escaped(p("html", Text), Html),
             p("template", File),
+            p("from", Text),
         ],
         required: &[&["to"], &["subject"], &["body", "html", "template"]],
         runs: Runs::Dispatcher,

@@ -49,6 +49,7 @@ impl Plan {
     pub fn into_processed(self, event_id: &str) -> Result<Processed, PlanError> {
         Ok(Processed {
             event_id: event_id.to_string(),
+            fired: self.trace.fired().map(String::from).collect(),
             trace: serde_json::to_value(&self.trace)?,
             jobs: self.jobs,
             state: self.state,

@@ -397,3 +397,40 @@ fn rule_set_is_send_sync_and_debug() {
     fn assert_traits<T: Send + Sync + std::fmt::Debug>() {}
     assert_traits::<RuleSet>();
 }
+
+#[test]
+fn regression_templated_chat_webhook_host_is_refused() {
+    for kind in ["slack", "discord"] {
+        let rule = format!(
+            "rules:\n  - name: r\n    on: order.paid\n    actions:\n      - {kind}: {{ webhook_url: \"https://{{{{ payload.data.hook }}}}/x\", text: hi, content: hi }}\n"
+        );
+        let all = diags(&[("a.yaml", &rule)]);
+        let hit = all
+            .iter()
+            .find(|d| d.3.contains("webhook_url comes from a template"))
+            .unwrap_or_else(|| panic!("{kind}: {all:#?}"));
+        assert_eq!((hit.0.as_str(), hit.1), ("a.yaml", 5), "{hit:?}");
+        assert!(hit.4.as_deref().unwrap_or("").contains("${"), "{hit:?}");
+    }
+    // A literal host with a templated path, and a `${VAR}`, are fine.
+    let literal = "rules:\n  - name: r\n    on: order.paid\n    actions:\n      - slack: { webhook_url: \"https://hooks.slack.com/services/{{ event.shop }}\", text: hi }\n      - discord: { webhook_url: \"${HOME}\", content: hi }\n";
+    let all = diags(&[("a.yaml", literal)]);
+    assert!(
+        all.iter().all(|d| !d.3.contains("comes from a template")),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn email_from_in_a_rule_is_a_literal_mailbox() {
+    let rule = |from: &str| {
+        format!("rules:\n  - name: r\n    on: order.paid\n    actions:\n      - email: {{ to: a@example.com, subject: s, body: b, from: \"{from}\" }}\n")
+    };
+    assert!(diags(&[("a.yaml", &rule("Outlet <outlet@example.com>"))]).is_empty());
+    let (file, line, _, msg, hint) = one(&[("a.yaml", &rule("{{ order.customer.email }}"))]);
+    assert_eq!((file.as_str(), line), ("a.yaml", 5));
+    assert!(msg.contains("comes from a template"), "{msg}");
+    assert!(hint.unwrap().contains("email.from"));
+    let (_, _, _, msg, _) = one(&[("a.yaml", &rule("not a mailbox"))]);
+    assert!(msg.contains("not one mailbox"), "{msg}");
+}

@@ -8,7 +8,8 @@
 //!   variable that is not set is an error here, with its position. Elsewhere they stay text
 //!   (a warning says so).
 //! - `http` URLs: a host that comes from a template is a server-side request forgery waiting to
-//!   happen, refused unless `http.allow_hosts` is set (then every host must be listed).
+//!   happen, refused unless `http.allow_hosts` is set (then every host must be listed). A
+//!   `slack`/`discord` `webhook_url` never takes its host from a template.
 
 use super::actions;
 use super::diag::FileDiags;
@@ -144,6 +145,29 @@ pub fn check_param(
     if let ("http", "url", Some(url)) = (kind, name, value.value.as_str()) {
         check_url_host(url, value, allow_hosts, d);
     }
+    if let ("slack" | "discord", "webhook_url", Some(url)) = (kind, name, value.value.as_str()) {
+        check_webhook_host(kind, url, value, d);
+    }
+    if let ("email", "from", Some(from)) = (kind, name, value.value.as_str()) {
+        if from.contains("{{") || from.contains("{%") {
+            d.error(
+                pos(value),
+                "the sender (`from`) comes from a template: the event's data would choose who \
+                 the mail claims to be from",
+                Some(
+                    "write the sender literally (one rule per sender if shops mail from \
+                     different addresses), or leave `from` out to use `email.from`"
+                        .into(),
+                ),
+            );
+        } else if from.parse::<lettre::message::Mailbox>().is_err() {
+            d.error(
+                pos(value),
+                format!("`from` is not one mailbox: `{from}`"),
+                Some("write `shop@example.com` or `Example Store <shop@example.com>`".into()),
+            );
+        }
+    }
     if let ("http", "sign_secret", Some(s)) = (kind, name, value.value.as_str()) {
         if env_refs(s).is_empty() && !s.trim().is_empty() {
             d.warning(
@@ -221,6 +245,25 @@ fn check_url_host(url: &str, node: &Node, allow_hosts: &[String], d: &mut FileDi
                 )),
             );
         }
+    }
+}
+
+/// A chat webhook's host is never taken from a template: `http.allow_hosts` does not apply to
+/// these actions, so a templated host could post the message (and the event's data) anywhere.
+fn check_webhook_host(kind: &str, url: &str, node: &Node, d: &mut FileDiags<'_>) {
+    if templated_host(url) {
+        d.error(
+            pos(node),
+            format!(
+                "the host of this `{kind}` webhook_url comes from a template (the event's data \
+                 could send the message anywhere)"
+            ),
+            Some(
+                "write the webhook URL literally or as `${VAR}` (e.g. `${SLACK_WEBHOOK_URL}`); \
+                 only its path may use a template"
+                    .into(),
+            ),
+        );
     }
 }
 

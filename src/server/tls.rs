@@ -12,6 +12,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::TlsConfig;
 
@@ -66,16 +67,16 @@ impl Tls {
         Ok(())
     }
 
-    /// Reloads on every SIGHUP until `stop`.
+    /// Reloads on every SIGHUP until `stop`, as a task of `tracker` (the shutdown waits for it).
     #[cfg(unix)]
-    pub fn reload_on_sighup(self: &Arc<Self>, stop: CancellationToken) {
+    pub fn reload_on_sighup(self: &Arc<Self>, stop: CancellationToken, tracker: &TaskTracker) {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP: the TLS certificate will not be reloaded");
             return;
         };
         let tls = self.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             while stop
                 .run_until_cancelled(hup.recv())
                 .await
@@ -95,7 +96,7 @@ impl Tls {
     }
 
     #[cfg(not(unix))]
-    pub fn reload_on_sighup(self: &Arc<Self>, _: CancellationToken) {}
+    pub fn reload_on_sighup(self: &Arc<Self>, _: CancellationToken, _: &TaskTracker) {}
 }
 
 fn acceptor(files: &TlsConfig) -> Result<TlsAcceptor, TlsError> {

@@ -7,10 +7,12 @@
 mod actions_email;
 mod actions_http;
 mod actions_slack;
+mod backup;
 mod cli;
 mod crash;
 mod delivery;
 mod delivery_actions;
+mod email_from;
 mod end_to_end;
 mod helpers;
 mod init;

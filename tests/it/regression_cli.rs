@@ -359,3 +359,36 @@ async fn regression_events_show_starts_with_a_summary_for_people() {
     assert!(json["trace"]["rules"].is_array());
     d.stop().await;
 }
+
+#[tokio::test]
+async fn regression_closed_pipe_is_a_quiet_exit_for_check_simulate_test_and_sign() {
+    let rules = "rules:\n  - name: flag-disputes\n    on: order.disputed\n    actions:\n      - flag: { kind: dispute, note: n }\ntests:\n  - name: a dispute is flagged\n    source: sellix\n    event: order:disputed\n    payload: { event: \"order:disputed\", data: { uniqid: d1 } }\n    expect: { fired: [flag-disputes] }\n";
+    let dir = dir_with_rules("r.yaml", rules);
+    let c = cli_config(dir.path(), "");
+    let body = fixture_path("sellix/order_disputed.json");
+    let body = body.to_str().unwrap();
+    let commands: &[&[&str]] = &[
+        &["check"],
+        &["test"],
+        &["simulate", "--source", "sellix", body],
+        &["simulate", "--source", "sellix", "--json", body],
+        &["sign", "--secret", "s", body],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_storeflow"))
+            .args(*args)
+            .args(["-c", &c])
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

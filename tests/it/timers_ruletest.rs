@@ -159,8 +159,14 @@ fn simulate_prints_the_timers_an_event_would_create() {
     let out = storeflow(&["simulate", "--source", "selldone", body, "-c", c]);
     let text = stdout(&out);
     assert!(text.contains("timers this event would create:"), "{text}");
-    assert!(text.contains("⏱ paid-not-shipped: waiting 48h until"), "{text}");
-    assert!(text.contains("runs log: {\"message\":\"late 48213 after 48h\"}"), "{text}");
+    assert!(
+        text.contains("⏱ paid-not-shipped: waiting 48h until"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runs log: {\"message\":\"late 48213 after 48h\"}"),
+        "{text}"
+    );
 
     let out = storeflow(&["simulate", "--json", "--source", "selldone", body, "-c", c]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -246,6 +246,10 @@ pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, Journal
                AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.event_id = events.id)"
     );
     tx.execute(
+        &format!("DELETE FROM event_rules WHERE seq IN (SELECT seq FROM events WHERE id IN ({unneeded}))"),
+        [before.millis()],
+    )?;
+    tx.execute(
         &format!("DELETE FROM traces WHERE event_id IN ({unneeded})"),
         [before.millis()],
     )?;

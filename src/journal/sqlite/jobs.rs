@@ -29,6 +29,7 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
         set_state(tx, key, value)?;
     }
     insert_jobs(tx, &p.event_id, &p.jobs, now)?;
+    super::admin::record_fired(tx, &p.event_id, &p.fired)?;
     super::timers::apply(tx, &p.event_id, &p.timers, now)?;
     Ok(true)
 }
@@ -164,7 +165,8 @@ pub(super) fn trace(
     .transpose()
 }
 
-const JOB_COLUMNS: &str = "id, event_id, rule, action_index, kind, params, status, attempts, \
+pub(super) const JOB_COLUMNS: &str =
+    "id, event_id, rule, action_index, kind, params, status, attempts, \
                            next_at, last_error, created_at";
 
 pub(super) fn one(conn: &Connection, id: i64) -> Result<Option<Job>, JournalError> {
@@ -290,7 +292,7 @@ pub(super) fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn job(r: &Row<'_>) -> rusqlite::Result<Job> {
+pub(super) fn job(r: &Row<'_>) -> rusqlite::Result<Job> {
     let params: String = r.get(5)?;
     let status: String = r.get(6)?;
     Ok(Job {

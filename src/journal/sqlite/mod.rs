@@ -3,6 +3,8 @@
 //! `synchronous = FULL` makes every commit durable against power loss, not only against a
 //! process crash; group commit in [`super::Journal`] pays for that fsync once per batch.
 
+mod admin;
+mod backup;
 mod checkpoint;
 mod events;
 mod flags;
@@ -17,9 +19,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::query::{EventPage, EventQuery, FlagPage, FlagQuery, JobPage, JobQuery, LastFired};
 use super::{
-    Attempt, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus, JournalError,
-    SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
+    Attempt, BackupSummary, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus,
+    JournalError, SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
 };
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;
@@ -134,6 +137,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN secret TEXT;
     CREATE INDEX events_shop ON events (shop, seq);
     "#,
+    // The admin API's lists (DESIGN.md §11): an index per filter, the rules fired per event.
+    admin::MIGRATION,
     // Timers (DESIGN.md §12): waits, delayed actions and digest windows.
     timers::MIGRATION,
 ];
@@ -364,6 +369,34 @@ impl Store for SqliteStore {
         gauges::read(&self.conn, now)
     }
 
+    fn event_page(&self, q: &EventQuery) -> Result<EventPage, JournalError> {
+        admin::events(&self.conn, q)
+    }
+
+    fn job_page(&self, q: &JobQuery) -> Result<JobPage, JournalError> {
+        admin::jobs(&self.conn, q)
+    }
+
+    fn flag_page(&self, q: &FlagQuery) -> Result<FlagPage, JournalError> {
+        admin::flags(&self.conn, q)
+    }
+
+    fn flag(&self, id: i64) -> Result<Option<Flag>, JournalError> {
+        admin::flag_by_id(&self.conn, id)
+    }
+
+    fn last_fired(&self, rules: &[String]) -> Result<Vec<LastFired>, JournalError> {
+        admin::last_fired(&self.conn, rules)
+    }
+
+    fn count_jobs(&self, status: JobStatus) -> Result<u64, JournalError> {
+        admin::count_jobs(&self.conn, status)
+    }
+
+    fn backup_into(&self, dest: &Path) -> Result<BackupSummary, JournalError> {
+        backup::vacuum_into(&self.conn, dest)
+    }
+
     fn timers(&self, filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
         timers::list(&self.conn, filter)
     }
@@ -392,6 +425,9 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod admin_tests;
 
 /// SQLite's errors stay inside `journal/`: above it they are a [`JournalError::Db`].
 impl From<rusqlite::Error> for JournalError {

@@ -117,6 +117,7 @@ fn processing_is_recorded_once_with_trace_and_jobs() {
         trace: serde_json::json!({"rules": [{"rule": "r", "matched": true}]}),
         jobs: vec![job(0, None), job(1, Some("template error"))],
         state: vec![("orders:buyer@example.com".into(), serde_json::json!(3))],
+        fired: vec!["r".into()],
         timers: Default::default(),
     };
     let out = store
@@ -189,6 +190,7 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
         trace: serde_json::json!({}),
         jobs: vec![job(0), job(1)],
         state: Vec::new(),
+        fired: Vec::new(),
         timers: Default::default(),
     };
     store.write_batch(&[Write::Processed(p)], w).unwrap();
@@ -313,6 +315,7 @@ fn retention_prunes_finished_history_but_keeps_dead_letters_and_flags() {
             trace: serde_json::json!({}),
             jobs: vec![job],
             state: Vec::new(),
+            fired: Vec::new(),
             timers: Default::default(),
         };
         store.write_batch(&[Write::Processed(p)], w).unwrap();

@@ -12,7 +12,8 @@ use crate::journal::{
 };
 use crate::model::event::Timestamp;
 
-/// The schema (appended to `MIGRATIONS`).
+/// The schema (appended to `MIGRATIONS`). Lookups by event use the UNIQUE index (it starts
+/// with `event_id`); an order's timeline uses `events_order` (admin migration).
 pub(super) const MIGRATION: &str = r#"
     CREATE TABLE timers (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,8 +38,6 @@ pub(super) const MIGRATION: &str = r#"
     CREATE INDEX timers_due ON timers (due_at, id) WHERE status = 'pending';
     CREATE INDEX timers_order ON timers (source, order_id) WHERE status = 'pending';
     CREATE INDEX timers_digest ON timers (rule) WHERE status = 'pending' AND kind = 'digest';
-    CREATE INDEX timers_event ON timers (event_id);
-    CREATE INDEX events_order ON events (order_id, source, seq);
 "#;
 
 /// A job as a timer keeps it until it fires.

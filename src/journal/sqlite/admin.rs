@@ -1,0 +1,302 @@
+//! The admin API's lists: keyset pages (newest first, `before` a cursor, no OFFSET), each filter
+//! answered from an index of the admin migration:
+//!
+//! | filter | index |
+//! |---|---|
+//! | newest first, `before` | `events.seq` (the primary key) |
+//! | `source`, `topic`, `canonical`, `order` | `events_source`, `events_topic`, `events_canonical`, `events_order` (column, seq) |
+//! | customer email (whole) / name (prefix) | `events_email`, `events_name`: lower-cased `order_view` fields, seq |
+//! | `rule` fired | the `event_rules` table (rule, seq), filled when an event is processed |
+//! | unprocessed / quarantined / dead | `events_unprocessed`, the `quarantine` table, `jobs_due` (status) |
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+
+use super::jobs::{job, JOB_COLUMNS};
+use crate::journal::query::{
+    CustomerQuery, EventItem, EventOutcome, EventPage, EventQuery, FlagPage, FlagQuery, JobPage,
+    JobQuery, LastFired, Page, MAX_PAGE,
+};
+use crate::journal::{EventStatus, EventSummary, Flag, JobStatus, JournalError};
+use crate::model::event::Timestamp;
+
+/// The lower-cased customer fields, spelled exactly as in the indexes so the planner uses them.
+const EMAIL: &str = "lower(json_extract(e.order_view, '$.customer.email'))";
+const NAME: &str = "lower(json_extract(e.order_view, '$.customer.name'))";
+
+/// A WHERE clause under construction, with its parameters in order.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Filter {
+    fn add(&mut self, clause: &str, value: impl Into<Value>) {
+        self.params.push(value.into());
+        self.clauses
+            .push(clause.replace('?', &format!("?{}", self.params.len())));
+    }
+
+    fn add_plain(&mut self, clause: &str) {
+        self.clauses.push(clause.to_string());
+    }
+
+    fn sql(&self) -> String {
+        match self.clauses.is_empty() {
+            true => "1".to_string(),
+            false => self.clauses.join(" AND "),
+        }
+    }
+}
+
+/// How many rows to read: one more than the page, to know whether another page follows.
+fn page_limit(limit: usize) -> usize {
+    limit.clamp(1, MAX_PAGE)
+}
+
+/// The page of the rows read (up to `limit + 1`), with the cursor of the last one kept.
+fn paged<T>(mut rows: Vec<(i64, T)>, limit: usize) -> Page<T> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = match more {
+        true => rows.last().map(|(cursor, _)| *cursor),
+        false => None,
+    };
+    Page {
+        items: rows.into_iter().map(|(_, item)| item).collect(),
+        next,
+    }
+}
+
+pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<EventPage, JournalError> {
+    let limit = page_limit(q.limit);
+    let mut f = Filter::default();
+    // With a rule, the small `event_rules` index drives the walk (newest first).
+    let (from, seq) = match &q.rule {
+        Some(rule) => {
+            f.add("r.rule = ?", rule.clone());
+            ("event_rules r JOIN events e ON e.seq = r.seq", "r.seq")
+        }
+        None => ("events e", "e.seq"),
+    };
+    if let Some(before) = q.before {
+        f.add(&format!("{seq} < ?"), before);
+    }
+    for (column, value) in [
+        ("e.source", &q.source),
+        ("e.topic", &q.topic),
+        ("e.canonical", &q.canonical),
+        ("e.order_id", &q.order),
+    ] {
+        if let Some(v) = value {
+            f.add(&format!("{column} = ?"), v.clone());
+        }
+    }
+    match &q.customer {
+        Some(CustomerQuery::Email(email)) => f.add(&format!("{EMAIL} = ?"), email.clone()),
+        Some(CustomerQuery::NamePrefix(prefix)) => {
+            f.add(&format!("{NAME} >= ?"), prefix.clone());
+            f.add(&format!("{NAME} < ?"), prefix_end(prefix));
+        }
+        None => {}
+    }
+    match q.outcome {
+        Some(EventOutcome::Unprocessed) => f.add_plain("e.processed_at IS NULL"),
+        Some(EventOutcome::Processed) => {
+            f.add_plain("e.processed_at IS NOT NULL AND q.event_id IS NULL")
+        }
+        Some(EventOutcome::Quarantined) => f.add_plain("e.id IN (SELECT event_id FROM quarantine)"),
+        Some(EventOutcome::Dead) => {
+            f.add_plain("e.id IN (SELECT event_id FROM jobs WHERE status = 'dead')")
+        }
+        None => {}
+    }
+    f.params.push(Value::Integer(limit as i64 + 1));
+    let sql = format!(
+        "SELECT e.seq, e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
+                e.processed_at IS NOT NULL, q.reason, e.shop,
+                json_extract(e.order_view, '$.customer.email'),
+                json_extract(e.order_view, '$.customer.name')
+         FROM {from} LEFT JOIN quarantine q ON q.event_id = e.id
+         WHERE {} ORDER BY {seq} DESC LIMIT ?{}",
+        f.sql(),
+        f.params.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&f.params), |r| {
+        Ok((r.get::<_, i64>(0)?, event_item(r)?))
+    })?;
+    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+}
+
+/// The smallest string greater than every string starting with `prefix` (for a range scan).
+fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.to_string();
+    end.push(char::MAX);
+    end
+}
+
+fn event_item(r: &Row<'_>) -> rusqlite::Result<EventItem> {
+    let processed: bool = r.get(8)?;
+    let reason: Option<String> = r.get(9)?;
+    let status = match (&reason, processed) {
+        (Some(_), _) => EventStatus::Quarantined,
+        (None, true) => EventStatus::Processed,
+        (None, false) => EventStatus::Unprocessed,
+    };
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    Ok(EventItem {
+        summary: EventSummary {
+            id: r.get(1)?,
+            source: r.get(2)?,
+            kind: r.get(3)?,
+            topic: r.get(4)?,
+            canonical: r.get(5)?,
+            received_at: Timestamp(r.get(6)?),
+            order_id: r.get(7)?,
+            shop: r.get(10)?,
+            status,
+            reason,
+        },
+        customer_email: nonempty(r.get(11)?),
+        customer_name: nonempty(r.get(12)?),
+    })
+}
+
+pub(super) fn jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, JournalError> {
+    let limit = page_limit(q.limit);
+    let mut f = Filter::default();
+    if let Some(status) = q.status {
+        f.add("status = ?", status.as_str().to_string());
+    }
+    if let Some(event) = &q.event {
+        f.add("event_id = ?", event.clone());
+    }
+    if let Some(before) = q.before {
+        f.add("id < ?", before);
+    }
+    f.params.push(Value::Integer(limit as i64 + 1));
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY id DESC LIMIT ?{}",
+        f.sql(),
+        f.params.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&f.params), |r| {
+        let j = job(r)?;
+        Ok((j.id, j))
+    })?;
+    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+}
+
+pub(super) fn flags(conn: &Connection, q: &FlagQuery) -> Result<FlagPage, JournalError> {
+    let limit = page_limit(q.limit);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, source, order_id, kind, note, event_id, rule, created_at, resolved_at
+         FROM flags WHERE (?1 IS NULL OR id < ?1) AND (NOT ?2 OR resolved_at IS NULL)
+         ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![q.before, q.open, limit as i64 + 1], |r| {
+        let f = flag(r)?;
+        Ok((f.id, f))
+    })?;
+    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+}
+
+pub(super) fn flag_by_id(conn: &Connection, id: i64) -> Result<Option<Flag>, JournalError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, source, order_id, kind, note, event_id, rule, created_at, resolved_at
+             FROM flags WHERE id = ?1",
+        )?
+        .query_row([id], flag)
+        .optional()?)
+}
+
+fn flag(r: &Row<'_>) -> rusqlite::Result<Flag> {
+    Ok(Flag {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        order_id: r.get(2)?,
+        kind: r.get(3)?,
+        note: r.get(4)?,
+        event_id: r.get(5)?,
+        rule: r.get(6)?,
+        created_at: Timestamp(r.get(7)?),
+        resolved_at: r.get::<_, Option<i64>>(8)?.map(Timestamp),
+    })
+}
+
+/// When each of `rules` last fired: one index lookup per rule.
+pub(super) fn last_fired(
+    conn: &Connection,
+    rules: &[String],
+) -> Result<Vec<LastFired>, JournalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.received_at FROM events e
+         WHERE e.seq = (SELECT MAX(seq) FROM event_rules WHERE rule = ?1)",
+    )?;
+    let mut out = Vec::new();
+    for rule in rules {
+        let found = stmt
+            .query_row([rule], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?;
+        if let Some((event_id, at)) = found {
+            out.push(LastFired {
+                rule: rule.clone(),
+                event_id,
+                received_at: Timestamp(at),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// How many jobs are in `status` (the dry run of a bulk retry).
+pub(super) fn count_jobs(conn: &Connection, status: JobStatus) -> Result<u64, JournalError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM jobs WHERE status = ?1")?
+        .query_row([status.as_str()], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// Records the rules that fired on a processed event (the `rule` filter's index).
+pub(super) fn record_fired(
+    tx: &Connection,
+    event_id: &str,
+    fired: &[String],
+) -> Result<(), JournalError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO event_rules (rule, seq) SELECT ?2, seq FROM events WHERE id = ?1",
+    )?;
+    for rule in fired {
+        insert.execute([event_id, rule])?;
+    }
+    Ok(())
+}
+
+/// The admin migration: an index per list filter, and the rules that fired per event
+/// (backfilled from the stored traces).
+pub(super) const MIGRATION: &str = r#"
+    CREATE INDEX events_source ON events (source, seq);
+    CREATE INDEX events_topic ON events (topic, seq);
+    CREATE INDEX events_canonical ON events (canonical, seq);
+    CREATE INDEX events_order ON events (order_id, seq);
+    CREATE INDEX events_email ON events (lower(json_extract(order_view, '$.customer.email')), seq);
+    CREATE INDEX events_name ON events (lower(json_extract(order_view, '$.customer.name')), seq);
+    CREATE INDEX jobs_status_id ON jobs (status, id);
+    CREATE TABLE event_rules (
+        rule TEXT NOT NULL,
+        seq  INTEGER NOT NULL,
+        PRIMARY KEY (rule, seq)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO event_rules (rule, seq)
+        SELECT json_extract(r.value, '$.rule'), e.seq
+        FROM traces t JOIN events e ON e.id = t.event_id, json_each(t.trace, '$.rules') r
+        WHERE json_valid(t.trace) AND json_extract(r.value, '$.matched') = 1
+          AND json_extract(r.value, '$.script_error') IS NULL
+          AND json_extract(r.value, '$.rule') IS NOT NULL;
+"#;
