@@ -277,7 +277,7 @@ fn action_parameter_problems() {
         [
             (
                 "action `email` is missing `subject`",
-                Some("`email` takes to, cc, bcc, reply_to, subject, body, html, template")
+                Some("`email` takes to, cc, bcc, reply_to, subject, body, html, template, from")
             ),
             (
                 "unknown parameter `subjet` for action `email`",

@@ -45,7 +45,7 @@ impl TimerCounts {
         let next = self.next_due.load(Ordering::Relaxed);
         serde_json::json!({
             "pending": self.pending.load(Ordering::Relaxed),
-            "next_due": (next > 0).then(|| Timestamp(next)),
+            "next_due": (next > 0).then_some(Timestamp(next)),
         })
     }
 }
