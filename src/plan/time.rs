@@ -225,6 +225,7 @@ fn wait_timer(
     }
     let mut t = timer(r, TimerKind::Wait, -1, due, jobs, None);
     let order = event.order.as_ref().map(|o| o.id.as_str());
+    let order = order.filter(|_| !wait.unless.is_empty());
     let already = order.and_then(|o| {
         let timeline = state.order_timeline(&event.source, o);
         timeline.into_iter().find(|(id, topic, canonical)| {
@@ -295,8 +296,7 @@ pub fn cancels(set: &RuleSet, event: &Event) -> Vec<(String, String)> {
     if event.order.is_none() {
         return Vec::new();
     }
-    set.rules()
-        .iter()
+    set.cancellable()
         .filter(|r| {
             r.time.wait.as_ref().is_some_and(|w| {
                 w.unless

@@ -31,6 +31,8 @@ pub struct RuleSet {
     engine: rhai::Engine,
     /// Runs the rules' scripts and plugin actions (the pipeline calls it).
     runner: std::sync::Arc<crate::script::Runner>,
+    /// The rules with a `wait` that has `unless` patterns: the only ones an event may cancel.
+    cancellable: Vec<usize>,
 }
 
 impl fmt::Debug for RuleSet {
@@ -106,12 +108,19 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
     for (i, r) in rules.iter().enumerate() {
         r.on.iter().for_each(|p| index.add(i, p));
     }
+    let cancellable = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.time.wait.as_ref().is_some_and(|w| !w.unless.is_empty()))
+        .map(|(i, _)| i)
+        .collect();
     let set = RuleSet {
         rules,
         index,
         templates,
         engine,
         runner,
+        cancellable,
     };
     Loaded {
         rules: Some(set),
@@ -183,6 +192,11 @@ impl RuleSet {
     /// The rule named `name`.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The rules whose pending waits an event of the same order may cancel (`wait.unless`).
+    pub fn cancellable(&self) -> impl Iterator<Item = &Rule> {
+        self.cancellable.iter().map(|&i| &self.rules[i])
     }
 
     /// The hardened engine the rules' expressions run in.
