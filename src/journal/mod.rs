@@ -270,6 +270,21 @@ pub trait Store: Send + 'static {
     ) -> Result<Vec<EventSummary>, JournalError> {
         Ok(Vec::new())
     }
+
+    /// One order's events of one source as (id, topic, canonical name), oldest first: the lean
+    /// read a `wait` with `unless` makes for every event it plans.
+    fn order_timeline(
+        &self,
+        source: &str,
+        order_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
+        let events = self.order_events(Some(source), order_id, limit)?;
+        Ok(events
+            .into_iter()
+            .map(|e| (e.id, e.topic, e.canonical))
+            .collect())
+    }
 }
 
 /// What `storeflow backup` copied.

@@ -43,12 +43,9 @@ impl<S: Store + ?Sized> State for JournalState<'_, S> {
     }
 
     fn order_timeline(&self, source: &str, order_id: &str) -> Vec<TimelineEntry> {
-        let events = self.0.order_events(Some(source), order_id, TIMELINE_LIMIT);
-        events
+        self.0
+            .order_timeline(source, order_id, TIMELINE_LIMIT)
             .unwrap_or_default()
-            .into_iter()
-            .map(|e| (e.id, e.topic, e.canonical))
-            .collect()
     }
 }
 

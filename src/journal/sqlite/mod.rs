@@ -421,6 +421,15 @@ impl Store for SqliteStore {
     ) -> Result<Vec<EventSummary>, JournalError> {
         timers::order_events(&self.conn, source, order_id, limit)
     }
+
+    fn order_timeline(
+        &self,
+        source: &str,
+        order_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
+        timers::order_timeline(&self.conn, source, order_id, limit)
+    }
 }
 
 #[cfg(test)]

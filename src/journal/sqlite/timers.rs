@@ -331,3 +331,24 @@ pub(super) fn order_events(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// (id, topic, canonical) of one order's events of one source, oldest first.
+pub(super) fn order_timeline(
+    conn: &Connection,
+    source: &str,
+    order_id: &str,
+    limit: usize,
+) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, topic, canonical FROM events WHERE order_id = ?1 AND source = ?2
+         ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![order_id, source, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+#[path = "timers_tests.rs"]
+mod tests;
