@@ -10,6 +10,7 @@
 //! job; each job validates its own params at execute time and fails *permanently* when they are
 //! missing or ill-typed, because retrying the same params cannot help.
 
+pub mod destination;
 mod discord;
 mod email;
 pub mod flag;

@@ -236,7 +236,7 @@ fn start(
         journal: journal.clone(),
         actions: Arc::new(actions),
         delivery: config.delivery.clone(),
-        wake: jobs_planned,
+        wake: jobs_planned.clone(),
         drain: SHUTDOWN_DEADLINE,
     };
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
@@ -247,8 +247,10 @@ fn start(
         sources,
         journal,
         intake_reader,
-        (rules, timer_counts),
-    );
+        rules,
+        jobs_planned,
+        timer_counts,
+    )?;
     Ok(Serving { served, watcher })
 }
 
@@ -258,9 +260,21 @@ fn serving(
     sources: sources::Sources,
     journal: Journal,
     reader: Reader,
-    (rules, timers): (Arc<LiveRules>, Arc<TimerCounts>),
-) -> server::Served {
+    rules: Arc<LiveRules>,
+    jobs_changed: Arc<Notify>,
+    timers: Arc<TimerCounts>,
+) -> Result<server::Served, AppError> {
     let insecure = warn_insecure(&sources);
+    let console = Arc::new(server::ui::Console::new(
+        Arc::new(config.clone()),
+        server::ui::ConsoleParts {
+            reader: journal::open_reader(&config.journal_path())?,
+            journal: journal.clone(),
+            rules: rules.clone(),
+            load_options: load_options(config),
+            insecure_sources: insecure.clone(),
+        },
+    ));
     let counts = Arc::new(secret_counts(&reader, &sources));
     let journal_health = journal.health();
     let intake = Arc::new(Intake {
@@ -277,6 +291,16 @@ fn serving(
         rules: rules.clone(),
         token: Some(config.admin.token.expose().to_string()).filter(|t| !t.is_empty()),
     });
+    let api = Arc::new(server::api::Api {
+        reader: intake.reader.clone(),
+        journal: intake.journal.clone(),
+        rules: rules.clone(),
+        sources: intake.sources.clone(),
+        token: metrics.token.clone(),
+        max_body: config.intake.max_body,
+        body_timeout: config.intake.header_timeout,
+        jobs_changed,
+    });
     let health = Arc::new(Health {
         version: env!("CARGO_PKG_VERSION"),
         insecure_sources: insecure,
@@ -285,11 +309,13 @@ fn serving(
         journal: journal_health,
         timers,
     });
-    server::Served {
+    Ok(server::Served {
         intake,
         health,
         metrics,
-    }
+        api,
+        console,
+    })
 }
 
 /// Waits for every task and thread of `tracker`: the pipeline finishes its round, deliveries in

@@ -2,14 +2,13 @@
 //! fired and why the others did not, each job and where it went (the recipient, the `.eml`
 //! file). `--json` prints everything the journal holds (event, trace, jobs) instead.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::Value;
 
 use super::output::plural;
-use crate::actions::JobContext;
+use crate::actions::destination::{eml_path, recipients, slack_destination};
 use crate::config::Config;
 use crate::journal::{EventStatus, Job, JobStatus, Store};
 use crate::model::actions::ActionKind;
@@ -146,7 +145,7 @@ fn job_line(config: &Config, store: &dyn Store, job: &Job) -> anyhow::Result<()>
         match &config.email.smtp {
             Some(smtp) => outln!("      via SMTP {}:{}", smtp.host, smtp.port)?,
             None => {
-                let path = eml_path(config, job);
+                let path = eml_path(config, job.id, &job.event_id, &job.rule, job.action_index);
                 let note = match (path.exists(), job.status) {
                     (true, _) => "",
                     (false, JobStatus::Done) => " (no longer on disk)",
@@ -163,66 +162,4 @@ fn job_line(config: &Config, store: &dyn Store, job: &Job) -> anyhow::Result<()>
         outln!("      last error: {e}")?;
     }
     Ok(())
-}
-
-/// Where the Slack action sends (the order of `actions::slack`); webhook URLs are secrets and
-/// are never printed.
-fn slack_destination(config: &Config, params: &Value) -> String {
-    let channel = params["channel"].as_str().unwrap_or("");
-    if params["webhook_url"]
-        .as_str()
-        .is_some_and(|u| !u.is_empty())
-    {
-        "to the rule's own incoming webhook".into()
-    } else if config.slack.webhook_url.is_set() {
-        "to the incoming webhook of slack.webhook_url".into()
-    } else if config.slack.bot_token.is_set() {
-        format!("chat.postMessage to {channel}")
-    } else {
-        format!(
-            "a line in {} (no Slack configured)",
-            config.data_dir.join("slack.jsonl").display()
-        )
-    }
-}
-
-/// `to`, `cc` and `bcc` as written in the job (a string or a list).
-fn recipients(params: &Value) -> String {
-    let mut all = Vec::new();
-    for key in ["to", "cc", "bcc"] {
-        let list = match &params[key] {
-            Value::String(s) if !s.is_empty() => vec![s.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => continue,
-        };
-        let prefix = if key == "to" { "" } else { key };
-        all.push(format!(
-            "{prefix}{}{}",
-            if prefix.is_empty() { "" } else { " " },
-            list.join(", ")
-        ));
-    }
-    if all.is_empty() {
-        "(nobody)".into()
-    } else {
-        all.join("; ")
-    }
-}
-
-/// Where the email action drops the job's message when SMTP is not configured.
-fn eml_path(config: &Config, job: &Job) -> PathBuf {
-    let ctx = JobContext {
-        job_id: job.id,
-        event_id: job.event_id.clone(),
-        rule: job.rule.clone(),
-        action_index: job.action_index,
-        attempt: 1,
-    };
-    config
-        .data_dir
-        .join("mail")
-        .join(format!("{}.eml", ctx.file_stem()))
 }

@@ -13,11 +13,9 @@ use std::process::ExitCode;
 use super::output::{changed_exit, plural};
 use crate::app::load_options;
 use crate::config::Config;
-use crate::journal::{
-    base_rule, replan_rule_key, Job, JobKey, JobStatus, NewJob, Replan, Store, Write,
-};
+use crate::journal::{base_rule, replan_rule_key, Job, NewJob, Replan, Store, Write};
 use crate::outln;
-use crate::plan::{plan, JournalState, Trace};
+use crate::plan::{plan, replay, JournalState, Trace};
 use crate::rules::{self, RuleSet};
 
 pub fn run(config: &Config, store: &mut dyn Store, dead: Vec<Job>) -> anyhow::Result<ExitCode> {
@@ -91,9 +89,9 @@ fn replan_event(
             );
             continue;
         }
-        let n = next_replan(&existing, rule);
+        let n = replay::next_number(&existing, rule, "@replan");
         for job in fresh {
-            if settled(&existing, &job.key(event_id)) {
+            if replay::settled_by(&existing, &job.key(event_id)).is_some() {
                 outln!(
                     "  {rule} action {} ({}) already sent or queued: skipped",
                     job.action_index,
@@ -123,36 +121,6 @@ fn replan_event(
         replaces,
         jobs,
     }))
-}
-
-/// Whether the job `key` names already exists (under its rule or a replan of it) and
-/// succeeded or will run.
-fn settled(existing: &[Job], key: &JobKey) -> bool {
-    existing.iter().any(|j| {
-        let k = j.key();
-        base_rule(&k.rule) == key.rule
-            && (k.action, k.intent) == (key.action, key.intent)
-            && matches!(
-                j.status,
-                JobStatus::Done | JobStatus::Pending | JobStatus::Running
-            )
-    })
-}
-
-/// The next replan number for `rule` on this event.
-fn next_replan(existing: &[Job], rule: &str) -> u32 {
-    existing
-        .iter()
-        .filter_map(|j| {
-            j.rule
-                .strip_prefix(rule)?
-                .strip_prefix("@replan")?
-                .parse()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0)
-        + 1
 }
 
 /// Why a rule planned nothing, from the trace.

@@ -101,10 +101,22 @@ impl Default for ScriptsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     pub token: Secret,
+    /// A console session ends after this long without a request (`admin.session_idle`).
+    #[serde(deserialize_with = "de_duration")]
+    pub session_idle: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: Secret::default(),
+            session_idle: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 /// `tls:`: PEM files of the certificate chain and its private key.

@@ -28,9 +28,9 @@ pub use key::JobKey;
 pub use open::{open_existing, open_reader, start_writer};
 pub use reader::Reader;
 pub use records::{
-    base_rule, replan_rule_key, Appended, Attempt, AttemptOutcome, EventStatus, EventSummary, Flag,
-    FlagFilter, Job, JobStatus, NewJob, NextStep, Processed, Release, Replan, Requeue, SecretCount,
-    Unreadable,
+    base_rule, replan_rule_key, replay_rule_key, Appended, Attempt, AttemptOutcome, EventStatus,
+    EventSummary, Flag, FlagFilter, Job, JobStatus, NewJob, NextStep, Processed, Release, Replan,
+    Requeue, SecretCount, Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
 pub use timers::{Firing, NewTimer, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites};
@@ -239,6 +239,9 @@ pub trait Store: Send + 'static {
     /// Writes a consistent copy of the whole journal to the new file `dest` while writers go
     /// on (`storeflow backup`).
     fn backup_into(&self, dest: &std::path::Path) -> Result<BackupSummary, JournalError>;
+
+    /// Events journaled per source since `since`, by source name (the console's overview).
+    fn events_per_source(&self, since: Timestamp) -> Result<Vec<(String, u64)>, JournalError>;
 
     /// Timers, as `storeflow timers` and `events show` list them (DESIGN.md §12).
     fn timers(&self, _filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {

@@ -107,7 +107,7 @@ pub struct Processed {
 }
 
 /// A job to create. Its key is (event id, rule, action index).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewJob {
     pub rule: String,
     pub action_index: usize,
@@ -251,12 +251,23 @@ pub fn replan_rule_key(rule: &str, n: u32) -> String {
     format!("{rule}@replan{n}")
 }
 
-/// The rule a (possibly replanned) job key belongs to.
+/// The rule key of the `n`-th replay of `rule`'s jobs (`POST /api/events/{id}/replay`):
+/// `"{rule}@replay{n}"`, so the key says the job is a replay and never collides with the
+/// original's.
+pub fn replay_rule_key(rule: &str, n: u32) -> String {
+    format!("{rule}@replay{n}")
+}
+
+/// The rule a (possibly replanned or replayed) job key belongs to.
 pub fn base_rule(rule_key: &str) -> &str {
-    match rule_key.rsplit_once("@replan") {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => rule_key,
+    for marker in ["@replan", "@replay"] {
+        if let Some((base, n)) = rule_key.rsplit_once(marker) {
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                return base;
+            }
+        }
     }
+    rule_key
 }
 
 /// Which jobs `storeflow jobs retry` puts back in the queue.

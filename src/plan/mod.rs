@@ -4,6 +4,7 @@
 //! state through [`State`].
 
 pub mod dynamic;
+pub mod replay;
 pub mod ruletest;
 pub mod run;
 pub mod time;

@@ -23,6 +23,10 @@ pub struct RulesStatus {
     /// The errors of the last failed reload, one line each (`file:line:col: error: ...`).
     pub errors: Vec<String>,
     pub warnings: usize,
+    /// The warnings of the last reload, one line each (for `GET /api/rules`; `/healthz` shows
+    /// only the count).
+    #[serde(skip)]
+    pub warning_lines: Vec<String>,
     /// Reloads since start-up (file changes and SIGHUP; the initial load does not count).
     pub reloads: u64,
 }
@@ -47,6 +51,7 @@ impl LiveRules {
                 last_reload_at: Timestamp::now(),
                 errors: Vec::new(),
                 warnings: 0,
+                warning_lines: Vec::new(),
                 reloads: 0,
             }),
         };
@@ -86,6 +91,7 @@ impl LiveRules {
         status.last_reload_at = Timestamp::now();
         status.reloads += 1;
         status.warnings = warnings;
+        status.warning_lines = loaded.warnings().map(|d| d.to_string()).collect();
         match loaded.rules.filter(|_| errors.is_empty()) {
             Some(rules) => {
                 tracing::info!(rules = rules.len(), dir = %self.dir.display(), "rules loaded");

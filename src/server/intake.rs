@@ -225,7 +225,7 @@ fn limited_body(
         })
 }
 
-async fn collect_limited<S, B>(stream: S, max: u64) -> Result<Bytes, ApiError>
+pub(super) async fn collect_limited<S, B>(stream: S, max: u64) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,

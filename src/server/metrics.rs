@@ -30,7 +30,7 @@ pub struct Metrics {
 
 /// Why a scrape was refused.
 #[derive(Debug, PartialEq, Eq)]
-enum Refused {
+pub(super) enum Refused {
     /// 401: the token is missing or wrong.
     Token,
     /// 403: no token is configured and the client is not on this machine.
@@ -102,7 +102,9 @@ async fn refresh(m: &Metrics) {
     }
 }
 
-fn check(
+/// Whether a request may see admin data (`/metrics`, `/api`): the Bearer token compared in
+/// constant time, or with no token configured a client on this machine.
+pub(super) fn check(
     token: Option<&str>,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,

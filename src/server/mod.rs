@@ -5,6 +5,7 @@
 //! finishes its headers is closed after `intake.header_timeout` and the number of connections
 //! held stays under `intake.max_connections` ([`conn`]).
 
+pub mod api;
 pub mod conn;
 pub mod dynamic;
 pub mod health;
@@ -12,6 +13,7 @@ pub mod intake;
 pub mod metrics;
 pub mod rejection;
 pub mod tls;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +56,8 @@ pub struct Served {
     pub intake: Arc<Intake>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    pub api: Arc<api::Api>,
+    pub console: Arc<ui::Console>,
 }
 
 /// All routes, with the one rejection handler.
@@ -64,12 +68,18 @@ pub fn routes(
         intake,
         health,
         metrics,
+        api,
+        console,
     } = served;
     let known = Arc::new(intake.sources.routes());
     intake::route(intake)
         .or(health::route(health))
         .unify()
         .or(metrics::route(metrics))
+        .unify()
+        .or(api::route(api))
+        .unify()
+        .or(ui::route(console))
         .unify()
         .recover(move |r| rejection::recover(r, known.clone()))
         .unify()

@@ -24,6 +24,8 @@ pub enum ApiError {
     BodyRead(String),
     #[error("the event journal cannot be written right now; retry later")]
     JournalUnavailable,
+    #[error(transparent)]
+    Admin(#[from] super::api::AdminError),
 }
 
 impl Reject for ApiError {}
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::JournalUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Admin(e) => e.status(),
         }
     }
 }

@@ -127,6 +127,17 @@ pub fn journal_recovered(failing_since: &str) {
     tracing::info!(target: "storeflow::journal::writer", %failing_since, unlogged_failures = held.count, "journal commits work again");
 }
 
+/// An admin API request refused (`why`: missing or wrong token, or not a local client). The
+/// token is never logged, not even the one that was sent.
+pub fn admin_refused(path: &str, peer: Option<std::net::IpAddr>, why: &str) {
+    tracing::warn!(target: "storeflow::server::api", path, peer = ?peer, why, "admin API request refused");
+}
+
+/// An admin API request changed the journal (replay, retry, resolve).
+pub fn admin_changed(what: &str, target_id: &str, changed: usize) {
+    tracing::info!(target: "storeflow::server::api", what, id = target_id, changed, "admin API change");
+}
+
 /// A timer round could not read or commit; it is retried every second.
 pub fn timers_round_failed(error: &dyn Display) {
     crate::rate_limited_error!(TIMERS_ROUND_FAILED, target: "storeflow::worker::timers", error = %error, "timer round failed; retrying");

@@ -7,8 +7,10 @@
 mod actions_email;
 mod actions_http;
 mod actions_slack;
+mod api;
 mod backup;
 mod cli;
+mod console;
 mod crash;
 mod delivery;
 mod delivery_actions;

@@ -71,6 +71,30 @@ fn paged<T>(mut rows: Vec<(i64, T)>, limit: usize) -> Page<T> {
 
 pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<EventPage, JournalError> {
     let limit = page_limit(q.limit);
+    let (mut f, from, seq) = event_filter(q);
+    f.params.push(Value::Integer(limit as i64 + 1));
+    // Two steps: the page's seqs first (from an index alone where the filters allow: a name
+    // prefix sorts index entries, not rows), then those rows whole.
+    let sql = format!(
+        "SELECT e.seq, e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
+                e.processed_at IS NOT NULL, q.reason, e.shop,
+                json_extract(e.order_view, '$.customer.email'),
+                json_extract(e.order_view, '$.customer.name')
+         FROM events e LEFT JOIN quarantine q ON q.event_id = e.id
+         WHERE e.seq IN (SELECT {seq} FROM {from} WHERE {} ORDER BY {seq} DESC LIMIT ?{})
+         ORDER BY e.seq DESC",
+        f.sql(),
+        f.params.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(&f.params), |r| {
+        Ok((r.get::<_, i64>(0)?, event_item(r)?))
+    })?;
+    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+}
+
+/// The WHERE clause of `q`, the table(s) to walk and the seq column that orders them.
+fn event_filter(q: &EventQuery) -> (Filter, &'static str, &'static str) {
     let mut f = Filter::default();
     // With a rule, the small `event_rules` index drives the walk (newest first).
     let (from, seq) = match &q.rule {
@@ -101,33 +125,22 @@ pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<EventPage, Jou
         }
         None => {}
     }
-    match q.outcome {
-        Some(EventOutcome::Unprocessed) => f.add_plain("e.processed_at IS NULL"),
-        Some(EventOutcome::Processed) => {
-            f.add_plain("e.processed_at IS NOT NULL AND q.event_id IS NULL")
-        }
-        Some(EventOutcome::Quarantined) => f.add_plain("e.id IN (SELECT event_id FROM quarantine)"),
-        Some(EventOutcome::Dead) => {
-            f.add_plain("e.id IN (SELECT event_id FROM jobs WHERE status = 'dead')")
-        }
-        None => {}
+    if let Some(outcome) = q.outcome {
+        f.add_plain(outcome_clause(outcome));
     }
-    f.params.push(Value::Integer(limit as i64 + 1));
-    let sql = format!(
-        "SELECT e.seq, e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
-                e.processed_at IS NOT NULL, q.reason, e.shop,
-                json_extract(e.order_view, '$.customer.email'),
-                json_extract(e.order_view, '$.customer.name')
-         FROM {from} LEFT JOIN quarantine q ON q.event_id = e.id
-         WHERE {} ORDER BY {seq} DESC LIMIT ?{}",
-        f.sql(),
-        f.params.len()
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(&f.params), |r| {
-        Ok((r.get::<_, i64>(0)?, event_item(r)?))
-    })?;
-    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+    (f, from, seq)
+}
+
+fn outcome_clause(outcome: EventOutcome) -> &'static str {
+    match outcome {
+        EventOutcome::Unprocessed => "e.processed_at IS NULL",
+        EventOutcome::Processed => {
+            "e.processed_at IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.event_id = e.id)"
+        }
+        EventOutcome::Quarantined => "e.id IN (SELECT event_id FROM quarantine)",
+        EventOutcome::Dead => "e.id IN (SELECT event_id FROM jobs WHERE status = 'dead')",
+    }
 }
 
 /// The smallest string greater than every string starting with `prefix` (for a range scan).

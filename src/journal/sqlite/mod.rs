@@ -139,6 +139,10 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // The admin API's lists (DESIGN.md §11): an index per filter, the rules fired per event.
     admin::MIGRATION,
+    // The console's overview: events per source in the last 24 h, from the index alone.
+    r#"
+    CREATE INDEX events_received ON events (received_at, source);
+    "#,
     // Timers (DESIGN.md §12): waits, delayed actions and digest windows.
     timers::MIGRATION,
 ];
@@ -395,6 +399,10 @@ impl Store for SqliteStore {
 
     fn backup_into(&self, dest: &Path) -> Result<BackupSummary, JournalError> {
         backup::vacuum_into(&self.conn, dest)
+    }
+
+    fn events_per_source(&self, since: Timestamp) -> Result<Vec<(String, u64)>, JournalError> {
+        gauges::events_per_source(&self.conn, since)
     }
 
     fn timers(&self, filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
