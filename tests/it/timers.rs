@@ -431,3 +431,37 @@ async fn timers_are_listed_cancelled_and_shown_by_the_cli_healthz_and_metrics() 
     );
     assert!(timeline.find("order.paid") < timeline.find("order.shipped"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_lists_timers_by_status_and_order() {
+    let rules = WAIT_RULE.replace("for: 2s", "for: 1h");
+    let slack = Receiver::answering(200, "ok").await;
+    let d = Daemon::start_in(dir_with_rules("wait.yaml", &rules), &config(&slack)).await;
+    let paid = selldone(&d.base, "PaymentOrder", 61, "2026-01-01 10:00:00").await;
+    selldone(&d.base, "PaymentOrder", 62, "2026-01-01 10:00:00").await;
+    let shipped = selldone(&d.base, "SentOrder", 62, "2026-01-01 10:00:01").await;
+    d.trace(&shipped).await;
+    let get = |q: &str| {
+        let url = d.url(&format!("/api/timers{q}"));
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, pending) = get("").await;
+    assert_eq!(status, 200);
+    let items = pending["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{pending}");
+    assert_eq!(items[0]["event_id"], paid.as_str());
+    assert_eq!(items[0]["order_id"], "61");
+    let (_, cancelled) = get("?status=cancelled&order=62").await;
+    assert_eq!(cancelled["items"][0]["status"], "cancelled", "{cancelled}");
+    let (_, all) = get("?status=all").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let (status, bad) = get("?status=late").await;
+    assert_eq!(status, 400, "{bad}");
+    d.stop().await;
+}
