@@ -27,7 +27,7 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
     cargo build --release --examples --bins
 fi
 BIN_DIR="${CARGO_TARGET_DIR:-target}/release"
-DAEMON="$BIN_DIR/storeflow"
+DAEMON=${DAEMON:-$BIN_DIR/storeflow}   # DAEMON=<path> measures another build
 LOADGEN="$BIN_DIR/examples/loadgen"
 [[ -x "$DAEMON" && -x "$LOADGEN" ]] || { echo "missing $DAEMON or $LOADGEN" >&2; exit 2; }
 
@@ -105,7 +105,7 @@ for run in $(seq "$RUNS"); do
     O_MAX+=("$(field "$o" max_ms)"); O_SVC99+=("$(field "$o" svc_p99_ms)")
 done
 
-events=$(grep -c 'webhook accepted' "$WORK/daemon.log" || true)
+events=$(curl -s "http://$ADDR/metrics" | awk '/^storeflow_webhooks_total\{.*outcome="accepted"/ {s += $NF} END {print s + 0}')
 echo
 echo "== summary (median of $RUNS run(s); per-run values in brackets)"
 printf '%-34s %10s   %s\n' "healthz closed req/s" "$(median "${H_RPS[@]}")" "[${H_RPS[*]}]"
@@ -118,7 +118,7 @@ printf '%-34s %10s   %s\n' "open ${RATE}/s p50 / p90 ms" "$(median "${O_P50[@]}"
 printf '%-34s %10s   %s\n' "open ${RATE}/s p99 ms (< 5)" "$(median "${O_P99[@]}")" "[${O_P99[*]}]"
 printf '%-34s %10s   %s\n' "open ${RATE}/s max ms" "$(median "${O_MAX[@]}")" "[${O_MAX[*]}]"
 printf '%-34s %10s   %s\n' "open ${RATE}/s service p99 ms" "$(median "${O_SVC99[@]}")" "[${O_SVC99[*]}]"
-echo "daemon log: $events 'webhook accepted' lines (warm-up included)"
+echo "daemon: $events webhooks accepted (storeflow_webhooks_total, warm-up included)"
 ratio=$(median "${RATIO[@]}"); p99=$(median "${O_P99[@]}")
 awk -v r="$ratio" 'BEGIN {exit !(r >= 40)}' && echo "target ratio >= 40 %: met ($ratio %)" \
     || echo "target ratio >= 40 %: MISSED ($ratio %)"

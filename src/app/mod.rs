@@ -211,6 +211,7 @@ fn start(
         journal: journal.clone(),
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
+        handoff: journal.handoff(),
     }
     .start(doorbell, shutdown.clone(), tracker)
     .map_err(|source| AppError::Thread {

@@ -75,6 +75,8 @@ impl Cli {
         match &self.command {
             Command::Simulate(a) if !a.verbose => "error",
             Command::Test(a) if !a.verbose => "error",
+            // Verbose dry runs show the per-event lines, which are DEBUG (cheap intake).
+            Command::Simulate(_) | Command::Test(_) => "info,storeflow::plan=debug",
             _ => "info",
         }
     }

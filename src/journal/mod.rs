@@ -10,6 +10,7 @@
 //! reads run on a blocking thread), and sees the backend only as `dyn Store` and
 //! [`JournalError`]: this is where another backend (PostgreSQL) plugs in.
 
+mod handoff;
 mod health;
 mod key;
 mod open;
@@ -23,6 +24,7 @@ mod writer;
 use std::time::Duration;
 
 use crate::model::event::{Event, Incoming, Timestamp};
+pub use handoff::Handoff;
 pub use health::{JournalHealth, Problem};
 pub use key::JobKey;
 pub use open::{open_existing, open_reader, start_writer};
@@ -151,7 +153,9 @@ pub trait Store: Send + 'static {
         limit: usize,
     ) -> Result<Vec<EventSummary>, JournalError>;
 
-    /// Events per (source, shop, secret that matched), for retiring a rotated secret.
+    /// Events per (source, shop, secret that matched), for retiring a rotated secret. Counted
+    /// as events are appended (a small table, not a scan of every event); retention does not
+    /// lower the counts.
     fn secret_counts(&self) -> Result<Vec<SecretCount>, JournalError>;
 
     /// One event, whole.
@@ -242,6 +246,10 @@ pub trait Store: Send + 'static {
 
     /// Events journaled per source since `since`, by source name (the console's overview).
     fn events_per_source(&self, since: Timestamp) -> Result<Vec<(String, u64)>, JournalError>;
+
+    /// The ids of the events [`Store::unprocessed_events`] would answer, in the same order,
+    /// without reading their bodies (the pipeline takes those it was handed in memory).
+    fn unprocessed_ids(&self, limit: usize) -> Result<Vec<String>, JournalError>;
 
     /// Timers, as `storeflow timers` and `events show` list them (DESIGN.md §12).
     fn timers(&self, _filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use super::{Appended, JournalError, JournalHealth, Processed, Store, Write, Written};
+use super::{Appended, Handoff, JournalError, JournalHealth, Processed, Store, Write, Written};
 use crate::model::event::Incoming;
 use crate::telemetry;
 
@@ -27,6 +27,7 @@ type Reply = oneshot::Sender<Result<Written, JournalError>>;
 pub struct Journal {
     tx: mpsc::Sender<(Write, Reply)>,
     health: Arc<JournalHealth>,
+    handoff: Arc<Handoff>,
 }
 
 /// Runs on the writer thread once its last commit is done (e.g. a final WAL checkpoint).
@@ -48,10 +49,12 @@ impl Journal {
     ) -> Result<Journal, JournalError> {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
         let health = Arc::new(JournalHealth::new(store.files()));
+        let handoff = Arc::new(Handoff::new());
         let writer = Writer {
             health: health.clone(),
             dedupe_window,
             appended,
+            handoff: handoff.clone(),
         };
         let tracked = tracker.token();
         std::thread::Builder::new()
@@ -67,7 +70,18 @@ impl Journal {
                 path: String::new(),
                 reason: format!("cannot start the journal writer thread: {e}"),
             })?;
-        Ok(Journal { tx, health })
+        Ok(Journal {
+            tx,
+            health,
+            handoff,
+        })
+    }
+
+    /// The events this writer committed, in memory for the pipeline (see [`Handoff`]); from
+    /// this call on the writer keeps them.
+    pub fn handoff(&self) -> Arc<Handoff> {
+        self.handoff.subscribe();
+        self.handoff.clone()
     }
 
     /// Whether commits work right now (shared with intake and `/healthz`).
@@ -145,6 +159,7 @@ struct Writer {
     health: Arc<JournalHealth>,
     dedupe_window: Duration,
     appended: Option<SyncSender<()>>,
+    handoff: Arc<Handoff>,
 }
 
 impl Writer {
@@ -164,6 +179,7 @@ impl Writer {
             }
             match store.write_batch(&batch, self.dedupe_window) {
                 Ok(outcomes) => {
+                    self.hand_off(&mut batch, &outcomes);
                     self.committed(&outcomes);
                     for (reply, outcome) in replies.drain(..).zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
@@ -178,6 +194,18 @@ impl Writer {
             }
             batch.clear();
             store.between_batches();
+        }
+    }
+
+    /// Moves the events this commit appended to the pipeline's hand-off (before the pipeline
+    /// is rung).
+    fn hand_off(&self, batch: &mut Vec<Write>, outcomes: &[Written]) {
+        for (write, outcome) in batch.drain(..).zip(outcomes) {
+            if let (Write::Append(incoming), Written::Appended(a)) = (write, outcome) {
+                if !a.duplicate {
+                    self.handoff.put(incoming.event);
+                }
+            }
         }
     }
 

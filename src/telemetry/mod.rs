@@ -24,9 +24,11 @@ static PIPELINE_ROUND_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static TIMERS_ROUND_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static ATTEMPT_UNJOURNALED: Repeated = Repeated::new(REPEAT_WINDOW);
 
-/// A verified, journaled webhook (or a repeat of one: `duplicate`).
+/// A verified, journaled webhook (or a repeat of one: `duplicate`). DEBUG: one formatted line
+/// per webhook cost intake more than its HMAC check; `/metrics` counts them
+/// (`storeflow_webhooks_total`) and the console lists them.
 pub fn webhook_accepted(event_id: &str, topic: &str, shop: &str, secret: &str, duplicate: bool) {
-    tracing::info!(target: "storeflow::server::intake", %event_id, %topic, %shop, secret, duplicate, "webhook accepted");
+    tracing::debug!(target: "storeflow::server::intake", %event_id, %topic, %shop, secret, duplicate, "webhook accepted");
 }
 
 /// A webhook answered with an error before it was journaled.
@@ -46,9 +48,10 @@ pub fn intake_unavailable(problem: Result<&dyn Display, &dyn Display>) {
     }
 }
 
-/// A matched rule planned `jobs` jobs for an event.
+/// A matched rule planned `jobs` jobs for an event. DEBUG, like every per-event line: the trace
+/// keeps it (`events show`), `storeflow_rule_fired_total` counts it.
 pub fn rule_matched(event_id: &str, rule: &str, jobs: usize) {
-    tracing::info!(target: "storeflow::plan", %event_id, %rule, jobs, "rule matched");
+    tracing::debug!(target: "storeflow::plan", %event_id, %rule, jobs, "rule matched");
 }
 
 /// A matched rule's script failed: that rule run is dropped.
@@ -67,9 +70,10 @@ pub fn event_quarantined(event_id: &str, reason: &str) {
     );
 }
 
-/// A delivery attempt succeeded (inside the delivery's span).
+/// A delivery attempt succeeded (inside the delivery's span). DEBUG: the job's attempts are
+/// journaled and counted (`storeflow_jobs_total`); failures stay WARN/ERROR.
 pub fn delivered() {
-    tracing::info!(target: "storeflow::worker::dispatcher", "delivered");
+    tracing::debug!(target: "storeflow::worker::dispatcher", "delivered");
 }
 
 /// A delivery attempt failed and runs again at `retry_at` (RFC 3339).

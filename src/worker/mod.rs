@@ -1,6 +1,7 @@
 //! Background work: the pipeline (journaled events → rules → trace + jobs), the dispatcher
 //! (jobs → actions, with retries) and rule reloading.
 
+mod claims;
 pub mod dispatcher;
 pub mod pipeline;
 pub mod reload;

@@ -15,15 +15,24 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::journal::{Journal, JournalError, Processed, Reader, Unreadable, Write};
+use crate::journal::{Handoff, Journal, JournalError, Processed, Reader, Store, Unreadable, Write};
 use crate::model::event::Event;
 use crate::plan::{try_plan, JournalState};
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;
 use crate::script::State;
 
-/// Events read and committed per round.
+/// Events read and committed per round, at most.
 const BATCH: usize = 256;
+/// Rule evaluations per round, about: with many rules a round takes fewer events, because every
+/// candidate rule adds a record to an event's trace and a round holds its events' plans in
+/// memory until the commit (256 events × 1,000 rules kept ~200 MB resident).
+const ROUND_WORK: usize = 8_192;
+
+/// How many events one round takes with `rules` loaded.
+fn round_size(rules: usize) -> usize {
+    (ROUND_WORK / rules.max(1)).clamp(8, BATCH)
+}
 /// How long the worker sleeps when nothing rings; also the retry delay after an error.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -35,6 +44,9 @@ pub struct Pipeline {
     pub rules: Arc<LiveRules>,
     /// Rung after a commit that planned jobs, so the dispatcher starts at once.
     pub jobs_planned: Arc<Notify>,
+    /// The events intake parsed, handed over by the writer after their commit
+    /// ([`Journal::handoff`]).
+    pub handoff: Arc<Handoff>,
 }
 
 impl Pipeline {
@@ -86,8 +98,9 @@ impl Pipeline {
     /// back or planned is quarantined instead of failing the round, so it blocks no other event.
     fn round(&self, rules: &RuleSet) -> Result<bool, JournalError> {
         let (planned, quarantined, full) = self.reader.read_blocking(|store| {
-            let pending = store.unprocessed_events(BATCH)?;
-            let full = pending.len() == BATCH;
+            let limit = round_size(rules.len());
+            let pending = pending(store, &self.handoff, limit)?;
+            let full = pending.len() == limit;
             let (processed, quarantined) = plan_batch(pending, rules, &JournalState(store));
             Ok::<_, JournalError>((processed, quarantined, full))
         })?;
@@ -130,6 +143,23 @@ impl Pipeline {
     }
 }
 
+/// The next unprocessed events, oldest first: as intake parsed them when the writer handed
+/// over every one of them, else read back from the journal (after a restart, while lagging).
+fn pending(
+    store: &dyn Store,
+    handoff: &Handoff,
+    limit: usize,
+) -> Result<Vec<Result<Event, Unreadable>>, JournalError> {
+    let ids = store.unprocessed_ids(limit)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    match handoff.take(&ids) {
+        Some(events) => Ok(events.into_iter().map(Ok).collect()),
+        None => store.unprocessed_events(limit),
+    }
+}
+
 /// Plans a batch of read events in order, each with the rules that fired; those that cannot be
 /// read back or planned are answered as [`Unreadable`] instead of failing the batch.
 fn plan_batch(
@@ -163,4 +193,18 @@ fn plan_batch(
         }
     }
     (processed, quarantined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_a_round_with_many_rules_holds_few_events() {
+        // 256 events × 1,000 candidate rules held ~200 MB of plans until their commit.
+        assert_eq!(round_size(2), BATCH);
+        assert_eq!(round_size(0), BATCH);
+        assert_eq!(round_size(1_000), 8);
+        assert!(round_size(100) * 100 <= ROUND_WORK);
+    }
 }

@@ -24,6 +24,7 @@ mod metrics;
 mod receivers;
 mod regression_cli;
 mod regression_model;
+mod regression_perf;
 mod regression_plan;
 mod regression_quarantine;
 mod regression_resilience;

@@ -139,10 +139,10 @@ async fn regression_unjournaled_attempt_is_not_resent_after_the_journal_is_remov
 
 /// Makes files immutable while alive (`chattr +i`), mutable again on drop (also on a panic, or
 /// the temporary dir could not be removed).
-struct Immutable(Vec<std::path::PathBuf>);
+pub(crate) struct Immutable(Vec<std::path::PathBuf>);
 
 impl Immutable {
-    fn set(paths: Vec<std::path::PathBuf>) -> Option<Immutable> {
+    pub(crate) fn set(paths: Vec<std::path::PathBuf>) -> Option<Immutable> {
         let ok = paths.iter().all(|p| chattr("+i", p));
         let guard = Immutable(paths);
         if !ok {

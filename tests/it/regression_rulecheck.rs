@@ -209,7 +209,7 @@ fn regression_simulate_and_test_print_no_info_logs_by_default() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stdout(&out));
         let err = stderr(&out);
         assert!(
-            err.contains("INFO") && err.contains("rule matched"),
+            err.contains("DEBUG") && err.contains("rule matched"),
             "{args:?}: {err}"
         );
     }

@@ -39,7 +39,7 @@ pub(super) fn append(
     tx.prepare_cached(
         "INSERT INTO events (id, source, kind, topic, canonical, received_at, order_id,
                              dedupe_key, payload, order_view, shop, secret)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, X'', ?9, ?10, ?11)",
     )?
     .execute(params![
         e.id,
@@ -50,11 +50,19 @@ pub(super) fn append(
         e.received_at.millis(),
         e.order.as_ref().map(|o| o.id.as_str()),
         inc.dedupe_key,
-        &inc.body[..],
         order_view,
         e.shop,
         e.secret,
     ])?;
+    tx.prepare_cached("INSERT INTO event_bodies (seq, payload) VALUES (?1, ?2)")?
+        .execute(params![tx.last_insert_rowid(), &inc.body[..]])?;
+    tx.prepare_cached(
+        "INSERT INTO secret_counts (source, shop, secret, events, last)
+         VALUES (?1, ?2, COALESCE(?3, 'unknown'), 1, ?4)
+         ON CONFLICT (source, shop, secret)
+         DO UPDATE SET events = events + 1, last = MAX(last, excluded.last)",
+    )?
+    .execute(params![e.source, e.shop, e.secret, e.received_at.millis()])?;
     Ok(Appended {
         event_id: e.id.clone(),
         duplicate: false,
@@ -106,11 +114,10 @@ pub(super) fn recent(
 }
 
 /// Events per source, shop and matched secret (`unknown` for events journaled before the
-/// secret was recorded).
+/// secret was recorded), counted as they were appended (retention does not lower them).
 pub(super) fn secret_counts(conn: &Connection) -> Result<Vec<SecretCount>, JournalError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT source, shop, COALESCE(secret, 'unknown'), COUNT(*), MAX(received_at)
-         FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "SELECT source, shop, secret, events, last FROM secret_counts ORDER BY 1, 2, 3",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(SecretCount {
@@ -124,11 +131,13 @@ pub(super) fn secret_counts(conn: &Connection) -> Result<Vec<SecretCount>, Journ
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-const EVENT_COLUMNS: &str =
-    "id, source, kind, topic, canonical, received_at, payload, order_view, shop, secret";
+/// An event's columns, its body from `event_bodies` (or, written before that table, its row).
+const EVENT_COLUMNS: &str = "e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, \
+     COALESCE(b.payload, e.payload), e.order_view, e.shop, e.secret \
+     FROM events e LEFT JOIN event_bodies b ON b.seq = e.seq";
 
 pub(super) fn one(conn: &Connection, id: &str) -> Result<Option<Event>, JournalError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+    let sql = format!("SELECT {EVENT_COLUMNS} WHERE e.id = ?1");
     let raw = conn
         .prepare_cached(&sql)?
         .query_row([id], |r| Ok(raw_event(r)))
@@ -149,13 +158,23 @@ pub(super) fn unprocessed(
     conn: &Connection,
     limit: usize,
 ) -> Result<Vec<Result<Event, Unreadable>>, JournalError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT ?1"
-    );
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} WHERE e.processed_at IS NULL ORDER BY e.seq LIMIT ?1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([limit as i64], |r| Ok(raw_event(r)))?;
     rows.map(|row| Ok(row?.and_then(RawEvent::decode)))
         .collect()
+}
+
+/// The ids of the unprocessed events, oldest first (the index and the start of each row only).
+pub(super) fn unprocessed_ids(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<String>, JournalError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT ?1")?;
+    let rows = stmt.query_map([limit as i64], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// A row before its JSON columns are parsed (parsing errors are not SQLite errors).
@@ -251,6 +270,10 @@ pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, Journal
     )?;
     tx.execute(
         &format!("DELETE FROM traces WHERE event_id IN ({unneeded})"),
+        [before.millis()],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM event_bodies WHERE seq IN (SELECT seq FROM events WHERE id IN ({unneeded}))"),
         [before.millis()],
     )?;
     Ok(tx.execute(

@@ -143,6 +143,30 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX events_received ON events (received_at, source);
     "#,
+    // Write-once events (issue 11): the body in a table of its own, written once, so marking an
+    // event processed rewrites its small row instead of the 4 KB one with the body. Events
+    // from before keep their body in `events.payload`; new ones store an empty one there.
+    r#"
+    CREATE TABLE event_bodies (
+        seq     INTEGER PRIMARY KEY,
+        payload BLOB NOT NULL
+    );
+    "#,
+    // Deliveries per (source, shop, secret), counted at append (issue 11): start-up read them
+    // with a GROUP BY over every event, a full scan that grew with the journal.
+    r#"
+    CREATE TABLE secret_counts (
+        source TEXT NOT NULL,
+        shop   TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        last   INTEGER NOT NULL,
+        PRIMARY KEY (source, shop, secret)
+    );
+    INSERT INTO secret_counts (source, shop, secret, events, last)
+        SELECT source, shop, COALESCE(secret, 'unknown'), COUNT(*), MAX(received_at)
+        FROM events GROUP BY 1, 2, 3;
+    "#,
     // Timers (DESIGN.md §12): waits, delayed actions and digest windows.
     timers::MIGRATION,
 ];
@@ -405,6 +429,10 @@ impl Store for SqliteStore {
         gauges::events_per_source(&self.conn, since)
     }
 
+    fn unprocessed_ids(&self, limit: usize) -> Result<Vec<String>, JournalError> {
+        events::unprocessed_ids(&self.conn, limit)
+    }
+
     fn timers(&self, filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
         timers::list(&self.conn, filter)
     }
@@ -442,6 +470,8 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bodies;
 
 #[cfg(test)]
 mod admin_tests;

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# storeflow beside the peers (adnanh/webhook, Node-RED): results and how to read them in
+# BENCHMARKS.md ("Peers").
+#
+# Starts two release daemons on loopback ports, each with its own throw-away data dir and
+# `intake.dedupe_window: 1s` (so the N unique bodies may come round again):
+#   sf-bare   no rules                                  (durable intake only)
+#   sf-rules  the example rules in rules/ (+ plugins/, templates/); Slack unconfigured, so the
+#             big-paid-order rule appends every message to <data_dir>/slack.jsonl
+# then runs ../shared/bench/run-peers.sh against both beside the peers it starts itself.
+# While it runs, every second it samples each daemon's WAL size (max printed at the end) and,
+# at the end, prints per-thread CPU (from /proc/<pid>/task/*/stat) per journaled event, and
+# checks that sf-rules planned and delivered every event (jobs done = events, slack.jsonl lines).
+#
+# Then (phase `e2e`) it measures each daemon on its own, independent of what else runs on the
+# machine: wrk for $DURATION, then polls /metrics until the pipeline lag and the pending jobs
+# are 0: events / (load + drain) is the sustained rate, with per-thread CPU of that phase.
+#
+# Knobs (environment): BODIES=40000 (passed on) SKIP_BUILD=1 KEEP=1 RUST_LOG (daemon log filter)
+#   PHASES="peers e2e" (which phases)  BASE=<path of an older storeflow binary>: also start it
+#   in both configurations (base-bare, base-rules), for before/after ratios from one run
+#   PEER_BENCH=<dir with run-peers.sh> (default ../shared/bench), SCRAPE=1 (also start
+#   sf-scraped, no rules like sf-bare, whose /metrics is scraped once a second during the whole
+#   run: the cost of scraping is sf-bare vs sf-scraped in the same run), and every run-peers.sh
+#   knob (DURATION ROUNDS PEERS SETTLE_MAX ...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PEER_BENCH=${PEER_BENCH:-$ROOT/../shared/bench}
+[[ -x "$PEER_BENCH/run-peers.sh" ]] || PEER_BENCH=/work/shared/bench
+export BODIES=${BODIES:-40000}
+SECRET=whsec_test
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    cargo build --release --bins
+fi
+DAEMON=${DAEMON:-${CARGO_TARGET_DIR:-target}/release/storeflow}
+[[ -x "$DAEMON" ]] || { echo "missing $DAEMON" >&2; exit 2; }
+DAEMON=$(cd "$(dirname "$DAEMON")" && pwd)/$(basename "$DAEMON")
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/storeflow-peers.XXXXXX")
+PHASES=${PHASES:-peers e2e}
+DURATION=${DURATION:-10s}
+declare -A PID=() PORT=()
+NAMES=()
+SAMPLER=
+SCRAPER=
+cleanup() {
+    local rc=$? n
+    [[ -n "$SAMPLER" ]] && kill "$SAMPLER" 2>/dev/null
+    [[ -n "$SCRAPER" ]] && kill "$SCRAPER" 2>/dev/null
+    for n in "${!PID[@]}"; do
+        kill -TERM "${PID[$n]}" 2>/dev/null || continue
+        for _ in $(seq 100); do kill -0 "${PID[$n]}" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "${PID[$n]}" 2>/dev/null || true
+    done
+    if [[ -n "${KEEP:-}" ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start() { # start NAME BINARY RULES_DIR
+    local name=$1 dir="$WORK/$1"
+    mkdir -p "$dir/data" "$dir/norules"
+    cat >"$dir/storeflow.yaml" <<YAML
+listen: 127.0.0.1:0
+data_dir: $dir/data
+rules_dir: ${3:-$dir/norules}
+plugins_dir: $ROOT/plugins
+templates_dir: $ROOT/templates
+sources:
+  sellix:
+    secret: $SECRET
+intake:
+  dedupe_window: 1s
+YAML
+    : >"$dir/daemon.log"
+    "$2" serve -c "$dir/storeflow.yaml" 2>>"$dir/daemon.log" &
+    PID[$name]=$!
+    NAMES+=("$name")
+    local port=
+    for _ in $(seq 300); do
+        port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/daemon.log" | head -n1)
+        [[ -n "$port" ]] && break
+        kill -0 "${PID[$name]}" 2>/dev/null || { cat "$dir/daemon.log" >&2; exit 2; }
+        sleep 0.1
+    done
+    [[ -n "$port" ]] || { echo "$name did not start" >&2; cat "$dir/daemon.log" >&2; exit 2; }
+    PORT[$name]=$port
+    echo "peers.sh: $name pid ${PID[$name]} on 127.0.0.1:$port (data $dir/data)" >&2
+}
+
+# thread_ticks PID: "comm ticks" per thread name (utime + stime, threads of one name summed).
+thread_ticks() {
+    local t stat comm
+    for t in /proc/"$1"/task/*; do
+        stat=$(cat "$t/stat" 2>/dev/null) || continue
+        comm=${stat#*(}; comm=${comm%%)*}
+        awk -v c="${comm// /_}" '{print c, $12 + $13}' <<<"${stat##*) }"
+    done | awk '{s[$1] += $2} END {for (c in s) print c, s[c]}' | sort
+}
+# metric NAME PATTERN: sum of the samples of a metric whose line matches PATTERN.
+metric() {
+    curl -s "http://127.0.0.1:${PORT[$1]}/metrics" | awk -v p="$2" '$0 ~ p {s += $NF} END {print s + 0}'
+}
+accepted() { metric "$1" '^storeflow_webhooks_total\\{.*outcome="accepted"'; }
+CLK_TCK=$(getconf CLK_TCK)
+cpu_table() { # cpu_table TICKS0 TICKS1 EVENTS
+    join -a2 -e0 -o 0,1.2,2.2 "$1" "$2" |
+        awk -v e="$3" -v hz="$CLK_TCK" '{d = $3 - $2; t += d; if (d > 0) printf "   %-22s %8.1f us/event\n", $1, d * 1e6 / hz / e}
+            END {printf "   %-22s %8.1f us/event\n", "TOTAL", t * 1e6 / hz / e}'
+}
+
+if [[ -n "${BASE:-}" ]]; then
+    start base-bare "$BASE" ""
+    start base-rules "$BASE" "$ROOT/rules"
+fi
+start sf-bare "$DAEMON" ""
+start sf-rules "$DAEMON" "$ROOT/rules"
+[[ -n "${SCRAPE:-}" ]] && start sf-scraped "$DAEMON" ""
+
+# WAL sampler: one line per second per daemon ("name bytes").
+(
+    while :; do
+        for n in "${NAMES[@]}"; do
+            printf '%s %s\n' "$n" "$(stat -c %s "$WORK/$n/data/storeflow.db-wal" 2>/dev/null || echo 0)"
+        done
+        sleep 1
+    done
+) >"$WORK/wal.txt" &
+SAMPLER=$!
+if [[ -n "${SCRAPE:-}" ]]; then
+    (
+        while :; do
+            curl -s -o /dev/null "http://127.0.0.1:${PORT[sf-scraped]}/metrics" || true
+            sleep 1
+        done
+    ) &
+    SCRAPER=$!
+fi
+
+echo "peers.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+rc=0
+TARGETS=()
+for n in "${NAMES[@]}"; do TARGETS+=("$n=http://127.0.0.1:${PORT[$n]}/hooks/sellix"); done
+mkdir -p "$WORK/peers"
+if [[ " $PHASES " == *" peers "* ]]; then
+    OUT_DIR="$WORK/peers" DURATION=$DURATION "$PEER_BENCH/run-peers.sh" "${TARGETS[@]}" || rc=$?
+    echo "load average after the peers phase: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+
+if [[ " $PHASES " == *" e2e "* ]]; then
+    [[ -f "$WORK/peers/bodies.bin" ]] ||
+        python3 "$PEER_BENCH/gen-bodies.py" "$PEER_BENCH/../fixtures/sellix/order_paid.json" "$BODIES" "$WORK/peers/bodies.bin" "$SECRET"
+    echo ""
+    echo "== e2e: wrk -t2 -c32 -d$DURATION per daemon, then until pipeline lag and pending jobs are 0"
+    for n in "${NAMES[@]}"; do
+        sleep 2   # the 1 s dedupe window of the bodies sent before has passed
+        thread_ticks "${PID[$n]}" >"$WORK/$n.e2e0"
+        e0=$(accepted "$n"); t0=$(date +%s.%N)
+        BODIES_FILE="$WORK/peers/bodies.bin" WRK_THREADS=2 wrk -t2 -c32 -d"$DURATION" --latency \
+            -s "$PEER_BENCH/post-unique.lua" "http://127.0.0.1:${PORT[$n]}/hooks/sellix" >"$WORK/$n.e2e.txt" 2>&1
+        t1=$(date +%s.%N)
+        for _ in $(seq 1200); do
+            lag=$(metric "$n" '^storeflow_pipeline_lag_seconds ')
+            pending=$(metric "$n" '^storeflow_jobs\\{status="pending"\\}')
+            [[ "$lag" == 0 && "$pending" == 0 ]] && break
+            sleep 0.1
+        done
+        t2=$(date +%s.%N)
+        thread_ticks "${PID[$n]}" >"$WORK/$n.e2e1"
+        e1=$(accepted "$n")
+        ev=$((e1 - e0))
+        awk -v n="$n" -v e="$ev" -v a="$t0" -v b="$t1" -v c="$t2" -v p99="$(sed -n 's/.*p99_ms=\([^ ]*\).*/\1/p' "$WORK/$n.e2e.txt")" \
+            'BEGIN {printf "%-11s %7d events  load %5.1f s  %8.0f/s  drain %5.1f s  incl. drain %8.0f/s  p99 %s ms\n", n, e, b - a, e / (b - a), c - b, e / (c - a), p99}'
+        cpu_table "$WORK/$n.e2e0" "$WORK/$n.e2e1" "$ev"
+    done
+fi
+
+echo ""
+for n in "${NAMES[@]}"; do
+    db="$WORK/$n/data/storeflow.db"
+    wal_max=$(awk -v n="$n" '$1 == n && $2 > m {m = $2} END {printf "%.1f", m / 1048576}' "$WORK/wal.txt")
+    extra=""
+    [[ -f "$WORK/$n/data/slack.jsonl" ]] && extra=", slack.jsonl $(wc -l <"$WORK/$n/data/slack.jsonl") lines"
+    echo "$n: $(accepted "$n") events accepted in all; WAL max ${wal_max} MiB (sampled every second); db $(du -m "$db" | cut -f1) MiB; RSS $(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/${PID[$n]}/status")$extra"
+done
+exit "$rc"

@@ -1,0 +1,155 @@
+//! Write-once events (migration 8, `event_bodies`), counters instead of a scan (migration 9,
+//! `secret_counts`), and the exactness the pipeline's in-memory hand-off relies on.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::model::event::{Incoming, OrderView, Timestamp};
+
+fn incoming(uniqid: &str) -> Incoming {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sellix/order_paid.json"
+    ))
+    .unwrap()
+    .replace("7a31c2-9f0e4b6d21-58c0d3", uniqid);
+    let body = bytes::Bytes::from(text);
+    Incoming {
+        event: Event {
+            id: Event::new_id(),
+            source: "sellix".into(),
+            shop: "default".into(),
+            secret: Some("current".into()),
+            kind: "order:paid".into(),
+            topic: "sellix/order:paid".into(),
+            canonical: Some("order.paid".into()),
+            received_at: Timestamp(1_700_000_000_123),
+            payload: serde_json::from_slice(&body).unwrap(),
+            order: Some(OrderView {
+                id: uniqid.into(),
+                total: Some(49.98),
+                currency: "USD".into(),
+                ..Default::default()
+            }),
+        },
+        dedupe_key: format!("key-{uniqid}"),
+        body,
+    }
+}
+
+#[test]
+fn regression_an_event_reads_back_exactly_as_intake_parsed_it() {
+    // The pipeline takes events from memory instead of reading them back (`Handoff`): that is
+    // only right while the row reads back as the very same event.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+    let inc = incoming("abc-1");
+    store
+        .write_batch(&[Write::Append(Box::new(inc.clone()))], Duration::ZERO)
+        .unwrap();
+    assert_eq!(store.event(&inc.event.id).unwrap(), Some(inc.event.clone()));
+    let pending = store.unprocessed_events(10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].as_ref().unwrap(), &inc.event);
+    assert_eq!(
+        store.unprocessed_ids(10).unwrap(),
+        vec![inc.event.id.clone()]
+    );
+    // Written once: the body is in event_bodies, byte for byte; the event row keeps none.
+    let (row, body): (Vec<u8>, Vec<u8>) = store
+        .conn
+        .query_row(
+            "SELECT e.payload, b.payload FROM events e JOIN event_bodies b ON b.seq = e.seq",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(row.is_empty());
+    assert_eq!(body, inc.body.to_vec());
+}
+
+#[test]
+fn regression_a_journal_from_before_event_bodies_reads_prunes_and_counts_its_old_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("storeflow.db");
+    let old = incoming("old-1");
+    {
+        let conn = Connection::open(&path).unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE event_bodies"))
+            .unwrap();
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before).unwrap();
+        let e = &old.event;
+        conn.execute(
+            "INSERT INTO events (id, source, kind, topic, canonical, received_at, order_id,
+                                 dedupe_key, payload, order_view, shop, secret)
+             VALUES (?1, 'sellix', 'order:paid', 'sellix/order:paid', 'order.paid', ?2, ?3,
+                     ?4, ?5, ?6, 'default', 'current')",
+            rusqlite::params![
+                e.id,
+                e.received_at.millis(),
+                "old-1",
+                old.dedupe_key,
+                &old.body[..],
+                serde_json::to_string(&e.order).unwrap(),
+            ],
+        )
+        .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    let counted = |store: &SqliteStore| {
+        let c = store.secret_counts().unwrap();
+        assert_eq!(c.len(), 1, "{c:?}");
+        (c[0].secret.clone(), c[0].events)
+    };
+    assert_eq!(
+        counted(&store),
+        ("current".into(), 1),
+        "seeded by the migration"
+    );
+    let new = incoming("new-1");
+    store
+        .write_batch(&[Write::Append(Box::new(new.clone()))], Duration::ZERO)
+        .unwrap();
+    assert_eq!(counted(&store), ("current".into(), 2), "counted at append");
+    let pending: Vec<Event> = store
+        .unprocessed_events(10)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(pending, vec![old.event.clone(), new.event.clone()]);
+    // Processed and pruned: the old event's row and the new one's body both go.
+    let done = |id: &str| {
+        Write::Processed(crate::journal::Processed {
+            event_id: id.into(),
+            trace: serde_json::json!({}),
+            jobs: vec![],
+            state: vec![],
+            fired: vec![],
+        })
+    };
+    store
+        .write_batch(&[done(&old.event.id), done(&new.event.id)], Duration::ZERO)
+        .unwrap();
+    let pruned = store
+        .write_batch(
+            &[Write::Prune {
+                before: Timestamp(i64::MAX),
+            }],
+            Duration::ZERO,
+        )
+        .unwrap();
+    assert_eq!(pruned, vec![Written::Changed(2)]);
+    let bodies: i64 = store
+        .conn
+        .query_row("SELECT COUNT(*) FROM event_bodies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bodies, 0, "a pruned event leaves no body behind");
+}
