@@ -136,7 +136,9 @@ fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers() {
     };
     let later = Timestamp(Timestamp::now().millis() + 3_600_000);
     // The event is older than the cut, but its wait is still pending: both stay.
-    store.write_batch(&[Write::Prune { before: later }], W).unwrap();
+    store
+        .write_batch(&[Write::Prune { before: later }], W)
+        .unwrap();
     assert!(store.event(&paid).unwrap().is_some());
     assert_eq!(store.timers_pending().unwrap(), 1);
 
@@ -144,7 +146,9 @@ fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers() {
     let shipped = append(&mut store, "b", "order:shipped");
     process(&mut store, &shipped, Vec::new(), &["late"]);
     assert_eq!(count(&store, "timers"), 1);
-    store.write_batch(&[Write::Prune { before: later }], W).unwrap();
+    store
+        .write_batch(&[Write::Prune { before: later }], W)
+        .unwrap();
     assert_eq!(count(&store, "timers"), 0);
     assert!(store.event(&paid).unwrap().is_none());
 }
