@@ -26,6 +26,7 @@ use crate::server::{self, Health, Intake, Metrics};
 use crate::sources;
 use crate::worker::dispatcher::Dispatcher;
 use crate::worker::pipeline::Pipeline;
+use crate::worker::timers::{TimerCounts, TimerWorker};
 use crate::worker::{reload, retention};
 
 mod checks;
@@ -134,7 +135,7 @@ struct Parts {
     sources: sources::Sources,
     journal: Journal,
     /// A read connection each for the pipeline, the dispatcher (and `flag`), and intake.
-    readers: [Reader; 3],
+    readers: [Reader; 4],
     doorbell: (SyncSender<()>, Receiver<()>),
     actions: Actions,
     rules: Arc<LiveRules>,
@@ -161,6 +162,7 @@ fn build(
         tracker,
     )?;
     let readers = [
+        journal::open_reader(&path)?,
         journal::open_reader(&path)?,
         journal::open_reader(&path)?,
         journal::open_reader(&path)?,
@@ -196,13 +198,14 @@ fn start(
     let Parts {
         sources,
         journal,
-        readers: [pipeline_reader, dispatcher_reader, intake_reader],
+        readers: [pipeline_reader, dispatcher_reader, intake_reader, timers_reader],
         doorbell,
         actions,
         rules,
     } = parts;
     let bell = doorbell.0.clone();
     let jobs_planned = Arc::new(Notify::new());
+    let timer_counts = Arc::new(TimerCounts::default());
     Pipeline {
         reader: pipeline_reader,
         journal: journal.clone(),
@@ -221,6 +224,14 @@ fn start(
         bell,
         (shutdown.clone(), tracker),
     );
+    let timers = TimerWorker {
+        reader: timers_reader,
+        journal: journal.clone(),
+        rules: rules.clone(),
+        jobs_planned: jobs_planned.clone(),
+        counts: timer_counts.clone(),
+    };
+    tracker.spawn(timers.run(shutdown.clone()));
     let dispatcher = Dispatcher {
         reader: dispatcher_reader,
         journal: journal.clone(),
@@ -232,7 +243,15 @@ fn start(
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
     tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
-    let served = serving(config, sources, journal, intake_reader, rules, jobs_planned)?;
+    let served = serving(
+        config,
+        sources,
+        journal,
+        intake_reader,
+        rules,
+        jobs_planned,
+        timer_counts,
+    )?;
     Ok(Serving { served, watcher })
 }
 
@@ -244,6 +263,7 @@ fn serving(
     reader: Reader,
     rules: Arc<LiveRules>,
     jobs_changed: Arc<Notify>,
+    timers: Arc<TimerCounts>,
 ) -> Result<server::Served, AppError> {
     let insecure = warn_insecure(&sources);
     let console = Arc::new(server::ui::Console::new(
@@ -288,6 +308,7 @@ fn serving(
         rules,
         counts,
         journal: journal_health,
+        timers,
     });
     Ok(server::Served {
         intake,

@@ -23,8 +23,14 @@ pub fn run(config: &Config, store: &dyn Store, id: &str, json: bool) -> anyhow::
     };
     let trace = store.trace(id)?;
     let jobs = store.jobs(Some(id), None, 1000)?;
+    let timers = store.timers(&crate::journal::TimerFilter {
+        event_id: Some(id.to_string()),
+        limit: 1000,
+        ..Default::default()
+    })?;
     if json {
-        let shown = serde_json::json!({ "event": event, "trace": trace, "jobs": jobs });
+        let shown =
+            serde_json::json!({ "event": event, "trace": trace, "jobs": jobs, "timers": timers });
         outln!(
             "{}",
             serde_json::to_string_pretty(&shown).context("printing the event")?
@@ -37,12 +43,22 @@ pub fn run(config: &Config, store: &dyn Store, id: &str, json: bool) -> anyhow::
         None => quarantine_reason(store, id)?,
     };
     rules(trace.as_ref(), quarantined)?;
+    let notes = trace.as_ref().and_then(Trace::from_json).map(|t| t.time);
+    for n in notes.unwrap_or_default() {
+        outln!("  ⏱ {}: {}", n.rule, n.detail)?;
+    }
     outln!("\njobs")?;
     if jobs.is_empty() {
         outln!("  none")?;
     }
     for job in jobs.iter().rev() {
         job_line(config, store, job)?;
+    }
+    if !timers.is_empty() {
+        outln!("\ntimers")?;
+        for t in &timers {
+            outln!("  {}", super::timers::line(t))?;
+        }
     }
     outln!("\nthe payload and the full trace: storeflow events show {id} --json")?;
     Ok(ExitCode::SUCCESS)
@@ -94,6 +110,8 @@ fn rules(trace: Option<&Value>, quarantined: Option<String>) -> std::io::Result<
         let (name, file) = (&r.verdict.rule, r.verdict.file.display());
         if let Some(e) = &r.script_error {
             outln!("  ✘ {name} ({file}) matched, but its script failed: {e}")?;
+        } else if r.verdict.matched && trace.limited(name) {
+            outln!("  ✘ {name} ({file}) matched, but was over its limit: nothing planned")?;
         } else if r.verdict.matched {
             outln!("  ✔ {name} ({file}) fired")?;
         } else {

@@ -7,6 +7,7 @@ mod events;
 mod flags;
 mod init;
 mod jobs;
+mod orders;
 pub mod output;
 mod replan;
 mod serve;
@@ -14,6 +15,7 @@ mod sign;
 mod simulate;
 mod table;
 mod test;
+mod timers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,10 @@ pub enum Command {
     Jobs(jobs::JobsArgs),
     /// List the flags actions recorded on orders (e.g. disputes), resolve or delete one
     Flags(flags::FlagsArgs),
+    /// List timers (waits, delayed actions, digest windows), soonest due first, or cancel one
+    Timers(timers::TimersArgs),
+    /// Show one order's timeline: its events, fired rules, timers and jobs
+    Orders(orders::OrdersArgs),
     /// Print the Sellix signature (X-Sellix-Signature) of a file, to test with curl
     Sign(sign::SignArgs),
     /// Copy the journal to a new file, consistently, while `serve` runs (a backup)
@@ -97,6 +103,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(&load_config(cli.config)?, args),
         Command::Jobs(args) => jobs::run(&load_config(cli.config)?, args),
         Command::Flags(args) => flags::run(&load_config(cli.config)?, args),
+        Command::Timers(args) => timers::run(&load_config(cli.config)?, args),
+        Command::Orders(args) => orders::run(&load_config(cli.config)?, args),
         Command::Sign(args) => sign::run(&load_config(cli.config)?, args),
         Command::Init(args) => init::run(args),
         Command::Backup(args) => backup::run(&load_config(cli.config)?, args),

@@ -71,6 +71,9 @@ pub fn run(config: &Config, args: SimulateArgs) -> anyhow::Result<ExitCode> {
             if let Some(shown) = shown {
                 map.insert("answer".into(), shown);
             }
+            let planned = crate::plan::plan(&event, &rules, &crate::script::NoState, &[]);
+            map.insert("timers".into(), timers_json(&planned.timers.timers));
+            map.insert("time".into(), serde_json::to_value(&planned.trace.time)?);
         }
         outln!("{}", serde_json::to_string_pretty(&json)?)?;
     } else {
@@ -140,6 +143,7 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
             }
         }
     }
+    print_time(&planned)?;
     let others = rules.not_listening(event);
     if !others.is_empty() {
         outln!("\nnot listening to {}:", event.topic)?;
@@ -153,6 +157,47 @@ fn print_report(event: &Event, rules: &RuleSet, evaluation: &Evaluation) -> anyh
         rules.len()
     )?;
     Ok(())
+}
+
+/// What waits, delays, limits, digests and quiet hours would do (DESIGN.md §12). The virtual
+/// clock is the event's `received_at` (now); limits read no journal here.
+fn print_time(planned: &crate::plan::Plan) -> anyhow::Result<()> {
+    if planned.trace.time.is_empty() {
+        return Ok(());
+    }
+    outln!("\ntimers this event would create:")?;
+    for n in &planned.trace.time {
+        outln!("  ⏱ {}: {}", n.rule, n.detail)?;
+    }
+    for t in &planned.timers.timers {
+        for job in &t.jobs {
+            let shown = serde_json::to_string(&job.params)?;
+            outln!(
+                "    {} of {} due {} runs {}: {shown}",
+                t.kind.as_str(),
+                t.rule,
+                t.due_at.to_rfc3339(),
+                job.kind
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn timers_json(timers: &[crate::journal::NewTimer]) -> serde_json::Value {
+    timers
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "rule": t.rule,
+                "kind": t.kind,
+                "due_at": t.due_at,
+                "cancelled": t.cancelled,
+                "if_still": t.if_still,
+                "jobs": t.jobs.iter().map(|j| serde_json::json!({"kind": j.kind, "params": j.params})).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 /// A dynamic product's answer: the body Sellix would deliver to the buyer.

@@ -51,7 +51,10 @@ pub fn run(config: &Config, args: TestArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<&str> = rules.rules().iter().map(|r| r.name.as_str()).collect();
     let (mut passed, mut failed) = (0, 0);
     for (file, test) in selected {
-        let result = ruletest::run(config, file, test, &names, &|e| outcome(rules, e));
+        let result = match test.events.is_empty() && !test.expect.has_time() {
+            true => ruletest::run(config, file, test, &names, &|e| outcome(rules, e)),
+            false => ruletest::run_timeline(config, file, test, &names, rules),
+        };
         let shown = file
             .strip_prefix(&config.rules_dir)
             .unwrap_or(file)

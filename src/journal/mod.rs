@@ -18,6 +18,7 @@ pub mod query;
 mod reader;
 mod records;
 pub mod sqlite;
+mod timers;
 mod writer;
 
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub use records::{
     Requeue, SecretCount, Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
+pub use timers::{Firing, NewTimer, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites};
 pub use writer::{Journal, OnClose};
 
 /// One write in a group commit.
@@ -67,6 +69,10 @@ pub enum Write {
     Prune {
         before: Timestamp,
     },
+    /// Settles due timers: fired (creating their jobs) or skipped (DESIGN.md §12).
+    FireTimers(Vec<Firing>),
+    /// Cancels one pending timer (`storeflow timers cancel`).
+    CancelTimer(i64),
 }
 
 /// The answer to one [`Write`].
@@ -244,6 +250,52 @@ pub trait Store: Send + 'static {
     /// The ids of the events [`Store::unprocessed_events`] would answer, in the same order,
     /// without reading their bodies (the pipeline takes those it was handed in memory).
     fn unprocessed_ids(&self, limit: usize) -> Result<Vec<String>, JournalError>;
+
+    /// Timers, as `storeflow timers` and `events show` list them (DESIGN.md §12).
+    fn timers(&self, _filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
+        Ok(Vec::new())
+    }
+
+    /// Pending timers due at `now`, soonest first.
+    fn due_timers(&self, _now: Timestamp, _limit: usize) -> Result<Vec<Timer>, JournalError> {
+        Ok(Vec::new())
+    }
+
+    /// When the next pending timer falls due, if any.
+    fn next_timer_due(&self) -> Result<Option<Timestamp>, JournalError> {
+        Ok(None)
+    }
+
+    /// How many timers are pending (`/healthz`, `storeflow_timers_pending`).
+    fn timers_pending(&self) -> Result<u64, JournalError> {
+        Ok(0)
+    }
+
+    /// One order's events, oldest first (its timeline: what `unless` and `if_still` look at,
+    /// and `storeflow orders show`), of one source when given.
+    fn order_events(
+        &self,
+        _source: Option<&str>,
+        _order_id: &str,
+        _limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        Ok(Vec::new())
+    }
+
+    /// One order's events of one source as (id, topic, canonical name), oldest first: the lean
+    /// read a `wait` with `unless` makes for every event it plans.
+    fn order_timeline(
+        &self,
+        source: &str,
+        order_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
+        let events = self.order_events(Some(source), order_id, limit)?;
+        Ok(events
+            .into_iter()
+            .map(|e| (e.id, e.topic, e.canonical))
+            .collect())
+    }
 }
 
 /// What `storeflow backup` copied.

@@ -102,6 +102,8 @@ pub struct Processed {
     pub state: Vec<(String, serde_json::Value)>,
     /// The rules that fired (matched, script did not fail): what the API's `rule` filter finds.
     pub fired: Vec<String>,
+    /// Timers created and cancelled by this event (DESIGN.md §12).
+    pub timers: super::TimerWrites,
 }
 
 /// A job to create. Its key is (event id, rule, action index).

@@ -4,7 +4,7 @@
 //! rules need to serve both platforms with one definition: a `topic` (`source/kind`), a canonical
 //! name from the table in DESIGN.md §3, and an [`OrderView`] with the fields shop owners ask for.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -127,12 +127,9 @@ fn whole_as_int<S: Serializer>(n: &f64, s: S) -> Result<S::Ok, S::Error> {
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The daemon's clock (see [`crate::model::clock`]).
     pub fn now() -> Self {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp(ms)
+        Timestamp(super::clock::now_millis())
     }
 
     pub fn millis(self) -> i64 {

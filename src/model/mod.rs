@@ -4,6 +4,7 @@
 //! use it (DESIGN.md §9, the bottom layer).
 
 pub mod actions;
+pub mod clock;
 pub mod event;
 
 /// The bottom layer: nothing in `src/model/` may use another module of the crate.

@@ -7,6 +7,7 @@ pub mod dynamic;
 pub mod replay;
 pub mod ruletest;
 pub mod run;
+pub mod time;
 pub mod trace;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ pub use dynamic::Answer;
 pub use run::{plain_job, run_rule, JournalState, Layered, RuleRun};
 pub use trace::{RuleRecord, Trace};
 
-use crate::journal::{NewJob, Processed};
+use crate::journal::{NewJob, Processed, TimerWrites};
 use crate::model::event::Event;
 use crate::rules::RuleSet;
 use crate::script::State;
@@ -31,6 +32,8 @@ pub struct Plan {
     pub jobs: Vec<NewJob>,
     /// Script state written (`state_set`, `state_incr`), committed with the event.
     pub state: Vec<(String, serde_json::Value)>,
+    /// Timers created and waits cancelled (DESIGN.md §12), committed with the event.
+    pub timers: TimerWrites,
 }
 
 /// Why an event cannot be planned (the pipeline quarantines it with this reason).
@@ -51,6 +54,7 @@ impl Plan {
             trace: serde_json::to_value(&self.trace)?,
             jobs: self.jobs,
             state: self.state,
+            timers: self.timers,
         })
     }
 }
@@ -62,6 +66,7 @@ pub fn plan(event: &Event, rules: &RuleSet, committed: &dyn State, batch: &Batch
         trace: Trace::failed(e.to_string()),
         jobs: Vec::new(),
         state: Vec::new(),
+        timers: TimerWrites::default(),
     })
 }
 
@@ -95,6 +100,13 @@ fn plan_unguarded(event: &Event, rules: &RuleSet, committed: &dyn State, batch: 
     let mut jobs = Vec::new();
     let mut written: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let mut failures = Vec::new();
+    let mut timers = TimerWrites {
+        cancels: time::cancels(rules, event),
+        source: event.source.clone(),
+        order_id: event.order.as_ref().map(|o| o.id.clone()),
+        ..TimerWrites::default()
+    };
+    let mut notes = Vec::new();
     for r in evaluation.matched() {
         let mut layers = vec![&written];
         layers.extend(batch.iter().rev());
@@ -104,9 +116,19 @@ fn plan_unguarded(event: &Event, rules: &RuleSet, committed: &dyn State, batch: 
         };
         match run_rule(rules, &view, r, &state) {
             Ok(run) => {
-                crate::telemetry::rule_matched(&event.id, &r.rule, run.jobs.len());
-                jobs.extend(run.jobs);
+                let timed = match rules.rule(&r.rule).filter(|rule| !rule.time.is_empty()) {
+                    Some(rule) => time::apply(rule, rules, &view, run.jobs, &state),
+                    None => time::Timed {
+                        jobs: run.jobs,
+                        ..time::Timed::default()
+                    },
+                };
+                crate::telemetry::rule_matched(&event.id, &r.rule, timed.jobs.len());
+                jobs.extend(timed.jobs);
+                timers.timers.extend(timed.timers);
+                notes.extend(timed.notes);
                 written.extend(run.state);
+                written.extend(timed.state);
             }
             Err(error) => {
                 crate::telemetry::script_failed(&event.id, &r.rule, &error);
@@ -114,12 +136,21 @@ fn plan_unguarded(event: &Event, rules: &RuleSet, committed: &dyn State, batch: 
             }
         }
     }
+    notes.extend(timers.cancels.iter().map(|(rule, _)| time::TimeNote {
+        rule: rule.clone(),
+        what: time::TimeWhat::Cancels,
+        action: None,
+        due_at: None,
+        detail: "cancels this order's pending waits of the rule (`unless`)".into(),
+    }));
     let mut trace = Trace::planned(evaluation, &failures);
     trace.shop = Some(event.shop.clone());
     trace.secret = event.secret.clone();
+    trace.time = notes;
     Plan {
         trace,
         jobs,
         state: written.into_iter().collect(),
+        timers,
     }
 }

@@ -31,6 +31,8 @@ pub struct RuleSet {
     engine: rhai::Engine,
     /// Runs the rules' scripts and plugin actions (the pipeline calls it).
     runner: std::sync::Arc<crate::script::Runner>,
+    /// The rules with a `wait` that has `unless` patterns: the only ones an event may cancel.
+    cancellable: Vec<usize>,
 }
 
 impl fmt::Debug for RuleSet {
@@ -106,12 +108,19 @@ pub fn load_dir(dir: &Path, options: &LoadOptions) -> Loaded {
     for (i, r) in rules.iter().enumerate() {
         r.on.iter().for_each(|p| index.add(i, p));
     }
+    let cancellable = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.time.wait.as_ref().is_some_and(|w| !w.unless.is_empty()))
+        .map(|(i, _)| i)
+        .collect();
     let set = RuleSet {
         rules,
         index,
         templates,
         engine,
         runner,
+        cancellable,
     };
     Loaded {
         rules: Some(set),
@@ -178,6 +187,26 @@ impl RuleSet {
     pub fn script(&self, rule: &str, index: usize) -> Option<&crate::script::Script> {
         let r = self.rules.iter().find(|r| r.name == rule)?;
         r.actions.get(index)?.script.as_deref()
+    }
+
+    /// The rule named `name`.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The rules whose pending waits an event of the same order may cancel (`wait.unless`).
+    pub fn cancellable(&self) -> impl Iterator<Item = &Rule> {
+        self.cancellable.iter().map(|&i| &self.rules[i])
+    }
+
+    /// The hardened engine the rules' expressions run in.
+    pub fn engine(&self) -> &rhai::Engine {
+        &self.engine
+    }
+
+    /// The rules' compiled templates.
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     /// Whether `kind` is a plugin action (run by the pipeline into intents).
@@ -337,6 +366,8 @@ fn evaluate_rule(set: &RuleSet, r: &Rule, view: &EventView<'_>) -> RuleTrace {
     };
     let actions = match miss {
         Some(_) => Vec::new(),
+        // A digest's actions are rendered when its window closes, over all its events.
+        None if r.time.digest.is_some() => Vec::new(),
         None => plan_actions(set, r, view),
     };
     RuleTrace {
@@ -380,6 +411,10 @@ fn run_if(set: &RuleSet, c: &compile::IfExpr, view: &EventView<'_>) -> Option<Mi
 
 fn plan_actions(set: &RuleSet, r: &Rule, view: &EventView<'_>) -> Vec<PlannedAction> {
     let ctx = template::sparse_context(view.scope(), &r.template_paths, &r.name, &r.description);
+    let ctx = match &r.time.wait {
+        Some(w) => minijinja::context! { waited => w.text.clone(), ..ctx },
+        None => ctx,
+    };
     r.actions
         .iter()
         .enumerate()

@@ -19,6 +19,7 @@ pub mod matcher;
 pub mod model;
 pub mod pattern;
 pub mod safety;
+pub mod time;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

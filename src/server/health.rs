@@ -23,6 +23,8 @@ pub struct Health {
     pub rules: Arc<LiveRules>,
     pub counts: Arc<SecretCounts>,
     pub journal: Arc<JournalHealth>,
+    /// Pending timers (DESIGN.md §12).
+    pub timers: Arc<crate::worker::timers::TimerCounts>,
 }
 
 /// Journaled deliveries per `source/shop` and matched secret (`current`, `previous`, `none`):
@@ -87,6 +89,7 @@ pub fn route(
                 "insecure_sources": health.insecure_sources,
                 "rules": health.rules.status(),
                 "secrets": health.counts.snapshot(),
+                "timers": health.timers.snapshot(),
             });
             warp::reply::with_status(warp::reply::json(&body), code).into_response()
         })

@@ -18,9 +18,9 @@ pub const FLAGS_OPEN: &str = "storeflow_flags_open";
 pub const RULES_RELOAD_SUCCESS: &str = "storeflow_rules_reload_success";
 pub const RULES_RELOAD_TIMESTAMP_SECONDS: &str = "storeflow_rules_reload_timestamp_seconds";
 pub const JOURNAL_BYTES: &str = "storeflow_journal_bytes";
+pub const TIMERS_PENDING: &str = "storeflow_timers_pending";
 
-/// Every metric name, in the order of DESIGN.md §11 (`storeflow_timers_pending` comes with
-/// timers, §12).
+/// Every metric name, in the order of DESIGN.md §11 (`storeflow_timers_pending`: §12).
 pub const NAMES: &[&str] = &[
     WEBHOOKS_TOTAL,
     INTAKE_DURATION_SECONDS,
@@ -30,6 +30,7 @@ pub const NAMES: &[&str] = &[
     JOBS_TOTAL,
     JOBS,
     FLAGS_OPEN,
+    TIMERS_PENDING,
     RULES_RELOAD_SUCCESS,
     RULES_RELOAD_TIMESTAMP_SECONDS,
     JOURNAL_BYTES,
@@ -177,6 +178,8 @@ pub struct JournalGauges {
     /// Age of the oldest unprocessed event (0 when none waits).
     pub pipeline_lag: Duration,
     pub bytes: u64,
+    /// Timers waiting to fire (waits, delayed actions, open digest windows).
+    pub timers_pending: u64,
 }
 
 /// Sets the gauges read from the journal.
@@ -187,6 +190,7 @@ pub fn journal_gauges(g: &JournalGauges) {
     metrics::gauge!(FLAGS_OPEN).set(g.flags_open as f64);
     metrics::gauge!(PIPELINE_LAG_SECONDS).set(g.pipeline_lag.as_secs_f64());
     metrics::gauge!(JOURNAL_BYTES).set(g.bytes as f64);
+    metrics::gauge!(TIMERS_PENDING).set(g.timers_pending as f64);
 }
 
 /// The outcome of the last rules reload (`at`: seconds since the Unix epoch).

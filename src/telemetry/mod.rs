@@ -21,6 +21,7 @@ static INTAKE_UNAVAILABLE: Repeated = Repeated::new(REPEAT_WINDOW);
 static COMMIT_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static DISPATCH_READ_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static PIPELINE_ROUND_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
+static TIMERS_ROUND_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static ATTEMPT_UNJOURNALED: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// A verified, journaled webhook (or a repeat of one: `duplicate`). DEBUG: one formatted line
@@ -139,4 +140,14 @@ pub fn admin_refused(path: &str, peer: Option<std::net::IpAddr>, why: &str) {
 /// An admin API request changed the journal (replay, retry, resolve).
 pub fn admin_changed(what: &str, target_id: &str, changed: usize) {
     tracing::info!(target: "storeflow::server::api", what, id = target_id, changed, "admin API change");
+}
+
+/// A timer round could not read or commit; it is retried every second.
+pub fn timers_round_failed(error: &dyn Display) {
+    crate::rate_limited_error!(TIMERS_ROUND_FAILED, target: "storeflow::worker::timers", error = %error, "timer round failed; retrying");
+}
+
+/// Due timers were fired or skipped.
+pub fn timers_settled(n: usize) {
+    tracing::debug!(target: "storeflow::worker::timers", timers = n, "timers settled");
 }

@@ -19,7 +19,7 @@ use super::filters;
 use super::view::Scope;
 
 /// The variables a template may use.
-pub const VARIABLES: &[&str] = &["event", "order", "payload", "rule"];
+pub const VARIABLES: &[&str] = &["event", "order", "payload", "rule", "events", "waited"];
 /// Global functions minijinja provides, which templates may call.
 const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
 

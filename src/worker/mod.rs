@@ -7,3 +7,4 @@ pub mod pipeline;
 pub mod reload;
 pub mod retention;
 pub mod retry;
+pub mod timers;

@@ -108,7 +108,7 @@ fn check_passes_the_example_rules_and_reports_every_problem_of_broken_ones() {
     let out = storeflow(&["check", "-c", &c]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
-        stdout(&out).ends_with("4 rules, 0 errors, 0 warnings\n"),
+        stdout(&out).ends_with("8 rules, 0 errors, 0 warnings\n"),
         "{}",
         stdout(&out)
     );
@@ -237,7 +237,7 @@ fn rule_tests_pass_on_the_examples_and_fail_with_expected_versus_actual() {
     let out = storeflow(&["test", "-c", &c]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("5 passed, 0 failed"),
+        stdout(&out).contains("12 passed, 0 failed"),
         "{}",
         stdout(&out)
     );

@@ -37,4 +37,6 @@ mod regression_traces;
 mod rules;
 mod scripts;
 mod sources;
+mod timers;
+mod timers_ruletest;
 mod tls;

@@ -163,6 +163,7 @@ fn metric_names_are_stable() {
             "storeflow_jobs_total",
             "storeflow_jobs",
             "storeflow_flags_open",
+            "storeflow_timers_pending",
             "storeflow_rules_reload_success",
             "storeflow_rules_reload_timestamp_seconds",
             "storeflow_journal_bytes",

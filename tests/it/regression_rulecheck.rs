@@ -159,7 +159,7 @@ fn regression_fired_with_a_failing_script_fails() {
 
 #[test]
 fn regression_test_filter_matching_no_test_exits_1() {
-    // The example rules and their five tests.
+    // The example rules and their twelve tests.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("storeflow.yaml");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -168,7 +168,7 @@ fn regression_test_filter_matching_no_test_exits_1() {
     let out = storeflow(&["test", "no such test", "-c", c]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
-        stdout(&out).starts_with("no rule test name contains \"no such test\" (5 tests in "),
+        stdout(&out).starts_with("no rule test name contains \"no such test\" (12 tests in "),
         "{}",
         stdout(&out)
     );

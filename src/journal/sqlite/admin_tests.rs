@@ -65,6 +65,7 @@ fn process(store: &mut SqliteStore, id: &str, fired: &[&str], jobs: Vec<NewJob>)
         jobs,
         state: Vec::new(),
         fired: fired.iter().map(|s| s.to_string()).collect(),
+        timers: Default::default(),
     };
     store.write_batch(&[Write::Processed(p)], W).unwrap();
 }

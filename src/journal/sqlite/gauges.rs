@@ -57,6 +57,7 @@ pub(super) fn read(conn: &Connection, now: Timestamp) -> Result<JournalGauges, J
         flags_open: flags_open.max(0) as u64,
         pipeline_lag: Duration::from_millis(lag_ms as u64),
         bytes: bytes.max(0) as u64,
+        timers_pending: super::timers::pending_count(conn)?,
     })
 }
 

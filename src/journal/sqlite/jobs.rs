@@ -34,12 +34,13 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
     }
     insert_jobs(tx, &p.event_id, &p.jobs, now)?;
     super::admin::record_fired(tx, &p.event_id, &p.fired)?;
+    super::timers::apply(tx, &p.event_id, &p.timers, now)?;
     Ok(true)
 }
 
 /// Creates jobs (pending, or dead when they cannot run); a key that exists is left alone.
 /// Returns how many were created.
-fn insert_jobs(
+pub(super) fn insert_jobs(
     tx: &Connection,
     event_id: &str,
     jobs: &[NewJob],

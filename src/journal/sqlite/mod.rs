@@ -12,6 +12,7 @@ mod gauges;
 mod identity;
 mod jobs;
 mod quarantine;
+mod timers;
 mod trace_codec;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::query::{EventPage, EventQuery, FlagPage, FlagQuery, JobPage, JobQuery, LastFired};
 use super::{
     Attempt, BackupSummary, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus,
-    JournalError, SecretCount, Store, Unreadable, Write, Written,
+    JournalError, SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
 };
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;
@@ -167,6 +168,8 @@ const MIGRATIONS: &[&str] = &[
         SELECT source, shop, COALESCE(secret, 'unknown'), COUNT(*), MAX(received_at)
         FROM events GROUP BY 1, 2, 3;
     "#,
+    // Timers (DESIGN.md §12): waits, delayed actions and digest windows.
+    timers::MIGRATION,
 ];
 
 pub struct SqliteStore {
@@ -285,6 +288,8 @@ impl Store for SqliteStore {
                 Write::ResolveFlag(id) => Written::Changed(flags::resolve(&tx, *id)?),
                 Write::DeleteFlag(id) => Written::Changed(flags::delete(&tx, *id)?),
                 Write::DeleteState(keys) => Written::Changed(jobs::delete_state(&tx, keys)?),
+                Write::FireTimers(f) => Written::Changed(timers::fire(&tx, f)?),
+                Write::CancelTimer(id) => Written::Changed(timers::cancel(&tx, *id)?),
             });
         }
         tx.commit()?;
@@ -427,6 +432,40 @@ impl Store for SqliteStore {
 
     fn unprocessed_ids(&self, limit: usize) -> Result<Vec<String>, JournalError> {
         events::unprocessed_ids(&self.conn, limit)
+    }
+
+    fn timers(&self, filter: &TimerFilter) -> Result<Vec<Timer>, JournalError> {
+        timers::list(&self.conn, filter)
+    }
+
+    fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<Timer>, JournalError> {
+        timers::due(&self.conn, now, limit)
+    }
+
+    fn next_timer_due(&self) -> Result<Option<Timestamp>, JournalError> {
+        timers::next_due(&self.conn)
+    }
+
+    fn timers_pending(&self) -> Result<u64, JournalError> {
+        timers::pending_count(&self.conn)
+    }
+
+    fn order_events(
+        &self,
+        source: Option<&str>,
+        order_id: &str,
+        limit: usize,
+    ) -> Result<Vec<EventSummary>, JournalError> {
+        timers::order_events(&self.conn, source, order_id, limit)
+    }
+
+    fn order_timeline(
+        &self,
+        source: &str,
+        order_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
+        timers::order_timeline(&self.conn, source, order_id, limit)
     }
 }
 

@@ -118,6 +118,7 @@ fn processing_is_recorded_once_with_trace_and_jobs() {
         jobs: vec![job(0, None), job(1, Some("template error"))],
         state: vec![("orders:buyer@example.com".into(), serde_json::json!(3))],
         fired: vec!["r".into()],
+        timers: Default::default(),
     };
     let out = store
         .write_batch(&[Write::Processed(p.clone())], window)
@@ -190,6 +191,7 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued() {
         jobs: vec![job(0), job(1)],
         state: Vec::new(),
         fired: Vec::new(),
+        timers: Default::default(),
     };
     store.write_batch(&[Write::Processed(p)], w).unwrap();
     let due = store.due_jobs(Timestamp::now(), 10).unwrap();
@@ -314,6 +316,7 @@ fn retention_prunes_finished_history_but_keeps_dead_letters_and_flags() {
             jobs: vec![job],
             state: Vec::new(),
             fired: Vec::new(),
+            timers: Default::default(),
         };
         store.write_batch(&[Write::Processed(p)], w).unwrap();
     }

@@ -133,6 +133,7 @@ fn regression_a_journal_from_before_event_bodies_reads_prunes_and_counts_its_old
             jobs: vec![],
             state: vec![],
             fired: vec![],
+            timers: Default::default(),
         })
     };
     store

@@ -45,6 +45,8 @@ struct TestFile {
 #[serde(deny_unknown_fields)]
 pub struct RuleTest {
     pub name: String,
+    /// The event's source (a single-event test); `events:` steps name their own.
+    #[serde(default)]
     pub source: String,
     /// The platform's event name (Sellix `X-Sellix-Event`); default: the body's `event`.
     #[serde(default)]
@@ -55,6 +57,18 @@ pub struct RuleTest {
     pub payload: Option<serde_json::Value>,
     #[serde(default)]
     pub expect: Expect,
+    /// Dotted body paths to overwrite (`basket.id: 2`).
+    #[serde(default)]
+    pub set: BTreeMap<String, serde_json::Value>,
+    /// A sequence of events on a virtual clock (see [`timeline`]).
+    #[serde(default)]
+    pub events: Vec<timeline::Step>,
+    /// Where the virtual clock starts (RFC 3339; default [`timeline::DEFAULT_START`]).
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Stop the virtual clock at this offset (timers due later stay pending).
+    #[serde(default)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -72,6 +86,32 @@ pub struct Expect {
     /// A dynamic product's answer contains this text (for answers with random keys).
     #[serde(default)]
     pub answer_contains: Option<String>,
+    /// Time (DESIGN.md §12): which rules run their actions, and when (`at: +48h`).
+    #[serde(default)]
+    pub fires: Vec<timeline::ExpectFire>,
+    /// Rules with a wait or delayed action that was cancelled or skipped.
+    #[serde(default)]
+    pub cancelled: Vec<String>,
+    /// Rules that were over their `limit`.
+    #[serde(default)]
+    pub limited: Vec<String>,
+    /// Rules whose actions quiet hours postponed.
+    #[serde(default)]
+    pub postponed: Vec<String>,
+    /// Rules with a timer still pending when the clock stops.
+    #[serde(default)]
+    pub pending: Vec<String>,
+}
+
+impl Expect {
+    /// Whether the test expects anything about time (it then runs on the virtual clock).
+    pub fn has_time(&self) -> bool {
+        !(self.fires.is_empty()
+            && self.cancelled.is_empty()
+            && self.limited.is_empty()
+            && self.postponed.is_empty()
+            && self.pending.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,9 +242,37 @@ pub enum TestEventError {
     UnknownSource { name: String, known: String },
     #[error(transparent)]
     Normalize(#[from] crate::sources::IntakeError),
+    #[error("`set:` needs a JSON object body: {0}")]
+    Set(String),
 }
 
 fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, TestEventError> {
+    let step = steps_of(test).remove(0);
+    build_event(config, file, &step, Timestamp::now())
+}
+
+/// A test's events: its `events:`, or the one its top-level keys describe.
+fn steps_of(test: &RuleTest) -> Vec<timeline::Step> {
+    if !test.events.is_empty() {
+        return test.events.clone();
+    }
+    vec![timeline::Step {
+        at: "+0s".into(),
+        source: test.source.clone(),
+        event: test.event.clone(),
+        fixture: test.fixture.clone(),
+        payload: test.payload.clone(),
+        set: test.set.clone(),
+    }]
+}
+
+/// The event a step describes, received at `at`.
+fn build_event(
+    config: &Config,
+    file: &Path,
+    test: &timeline::Step,
+    at: Timestamp,
+) -> Result<Event, TestEventError> {
     let body = match (&test.fixture, &test.payload) {
         (Some(fixture), None) => {
             let path = file.parent().unwrap_or(Path::new(".")).join(fixture);
@@ -213,6 +281,7 @@ fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, Tes
         (None, Some(payload)) => payload.to_string().into_bytes(),
         _ => return Err(TestEventError::NoBody),
     };
+    let body = with_set(body, &test.set)?;
     let registry = sources::registry(config);
     let source = registry
         .get(&test.source)
@@ -221,7 +290,33 @@ fn event_for(config: &Config, file: &Path, test: &RuleTest) -> Result<Event, Tes
             known: registry.names().join(", "),
         })?;
     let verified = verify::local_file(body.into(), test.event.clone());
-    Ok(source.normalize(&verified, Timestamp::now())?.event)
+    Ok(source.normalize(&verified, at)?.event)
+}
+
+/// The body with `set:` paths overwritten (objects created on the way).
+fn with_set(
+    body: Vec<u8>,
+    set: &BTreeMap<String, serde_json::Value>,
+) -> Result<Vec<u8>, TestEventError> {
+    if set.is_empty() {
+        return Ok(body);
+    }
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| TestEventError::Set(e.to_string()))?;
+    for (path, value) in set {
+        let mut at = &mut json;
+        for key in path.split('.') {
+            if !at.is_object() {
+                *at = serde_json::json!({});
+            }
+            at = at
+                .as_object_mut()
+                .map(|m| m.entry(key).or_insert(serde_json::Value::Null))
+                .ok_or_else(|| TestEventError::Set(path.clone()))?;
+        }
+        *at = value.clone();
+    }
+    Ok(json.to_string().into_bytes())
 }
 
 /// What the daemon would do with `event`: the rules' evaluation with every script or plugin
@@ -261,3 +356,7 @@ pub fn outcome(rules: &RuleSet, event: &Event) -> Outcome {
 }
 
 mod expect;
+mod timecheck;
+pub mod timeline;
+
+pub use timecheck::run_timeline;

@@ -62,9 +62,15 @@ fn compile_action(item: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> O
 }
 
 /// The action name and its parameters of one `actions` item (a mapping with one key).
+/// `delay`, `if_still` and `quiet_hours` beside the name are read by `compile::time`.
 fn single_entry<'n>(item: &'n Node, d: &mut FileDiags<'_>) -> Option<(&'n Node, &'n Node)> {
+    let named = |e: &'n Vec<(Node, Node)>| -> Vec<&'n (Node, Node)> {
+        e.iter()
+            .filter(|(k, _)| !super::time::ACTION_TIME_KEYS.contains(&k.value.key_text().as_str()))
+            .collect()
+    };
     match &item.value {
-        Value::Map(e) if e.len() == 1 => Some((&e[0].0, &e[0].1)),
+        Value::Map(e) if named(e).len() == 1 => named(e).first().map(|(k, v)| (k, v)),
         _ => {
             let hint =
                 Some("write `- slack: { text: \"...\" }`: one action name per list item".into());

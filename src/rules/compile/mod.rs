@@ -8,6 +8,7 @@
 mod actions;
 mod rule;
 mod script;
+pub mod time;
 
 pub use rule::compile;
 
@@ -27,6 +28,11 @@ pub const RULE_KEYS: &[&str] = &[
     "match",
     "if",
     "actions",
+    "wait",
+    "max_late",
+    "limit",
+    "digest",
+    "quiet_hours",
 ];
 
 /// A compiled rule.
@@ -45,6 +51,9 @@ pub struct Rule {
     /// The event paths the action templates read, shortest first (see
     /// [`crate::template::render::sparse_context`]).
     pub template_paths: Vec<Vec<String>>,
+    /// `wait`, `limit`, `digest`, `quiet_hours` and the actions' `delay`/`if_still`
+    /// (DESIGN.md §12).
+    pub time: time::RuleTime,
 }
 
 /// A compiled `if:` expression.

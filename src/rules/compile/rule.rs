@@ -40,11 +40,16 @@ pub fn compile(node: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Opti
             .map(|n| compile_actions(n, c, d))
             .unwrap_or_default(),
         template_paths: Vec::new(),
+        time: super::time::compile(entries, c, d),
     };
     let mut rule = rule;
     for a in &rule.actions {
         c.templates.paths(&a.params, &mut rule.template_paths);
     }
+    if let Some(limit) = &rule.time.limit {
+        c.templates.paths(&limit.key, &mut rule.template_paths);
+    }
+    check_time_variables(node, &rule, d);
     rule.template_paths.sort_by_key(Vec::len);
     d.rule = None;
     name.map(|_| rule)
@@ -176,5 +181,31 @@ fn compile_if(n: &Node, c: &mut Compiler<'_>, d: &mut FileDiags<'_>) -> Option<I
             d.error(at, format!("Rhai syntax error in `if`: {}", e.0), hint);
             None
         }
+    }
+}
+
+/// `events` exists only in digest rules, `waited` only in rules with `wait`: elsewhere they
+/// would render empty.
+fn check_time_variables(node: &Node, rule: &Rule, d: &mut FileDiags<'_>) {
+    let uses = |root: &str| {
+        rule.template_paths
+            .iter()
+            .any(|p| p.first().is_some_and(|f| f == root))
+    };
+    if uses("events") && rule.time.digest.is_none() {
+        let hint = Some("add `digest: {every: 10m}` to the rule, or use `event`".into());
+        d.error(
+            pos(node),
+            "templates use `events`, which only digest rules have",
+            hint,
+        );
+    }
+    if uses("waited") && rule.time.wait.is_none() {
+        let hint = Some("add `wait: {for: ...}` to the rule".into());
+        d.error(
+            pos(node),
+            "templates use `waited`, which only rules with `wait` have",
+            hint,
+        );
     }
 }

@@ -14,6 +14,7 @@ mod jobs;
 mod params;
 mod rules;
 mod simulate;
+mod timers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,7 @@ const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::POST, "flags/{}/resolve", Endpoint::Resolve),
     (Method::GET, "rules", Endpoint::Rules),
     (Method::POST, "simulate", Endpoint::Simulate),
+    (Method::GET, "timers", Endpoint::Timers),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,7 @@ enum Endpoint {
     Resolve,
     Rules,
     Simulate,
+    Timers,
 }
 
 /// A matched route: what to run, the id in its path, and the query parameters.
@@ -154,6 +157,7 @@ where
         Endpoint::Flags => flags::list(api, params).await?,
         Endpoint::Resolve => flags::resolve(api, &id, params).await?,
         Endpoint::Rules => rules::status(api, params).await?,
+        Endpoint::Timers => timers::list(api, params).await?,
         Endpoint::Simulate => {
             let body = read_body(api, body).await?;
             simulate::run(api, params, body).await?

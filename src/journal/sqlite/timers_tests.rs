@@ -1,0 +1,154 @@
+//! The journal side of timers: created with the event, cancelled by the same order's later
+//! event, fired once.
+
+use std::time::Duration;
+
+use super::super::SqliteStore;
+use crate::journal::{
+    Firing, NewJob, NewTimer, Processed, Store, TimerFilter, TimerKind, TimerStatus, TimerWrites,
+    Write, Written,
+};
+use crate::model::event::{Event, Incoming, OrderView, Timestamp};
+
+const W: Duration = Duration::from_secs(60);
+
+fn append(store: &mut SqliteStore, key: &str, kind: &str) -> String {
+    let body = bytes::Bytes::from_static(br#"{"data":{}}"#);
+    let event = Event {
+        id: Event::new_id(),
+        source: "sellix".into(),
+        shop: "default".into(),
+        secret: None,
+        kind: kind.into(),
+        topic: format!("sellix/{kind}"),
+        canonical: None,
+        received_at: Timestamp(1),
+        payload: serde_json::json!({}),
+        order: Some(OrderView {
+            id: "o-1".into(),
+            ..Default::default()
+        }),
+    };
+    let id = event.id.clone();
+    let incoming = Incoming {
+        event,
+        dedupe_key: key.into(),
+        body,
+    };
+    store
+        .write_batch(&[Write::Append(Box::new(incoming))], W)
+        .unwrap();
+    id
+}
+
+fn process(store: &mut SqliteStore, id: &str, timers: Vec<NewTimer>, cancels: &[&str]) {
+    let p = Processed {
+        event_id: id.into(),
+        trace: serde_json::json!({}),
+        jobs: Vec::new(),
+        state: Vec::new(),
+        fired: Vec::new(),
+        timers: TimerWrites {
+            timers,
+            cancels: cancels
+                .iter()
+                .map(|r| (r.to_string(), "by test".into()))
+                .collect(),
+            source: "sellix".into(),
+            order_id: Some("o-1".into()),
+        },
+    };
+    store.write_batch(&[Write::Processed(p)], W).unwrap();
+}
+
+fn wait(rule: &str) -> NewTimer {
+    NewTimer {
+        rule: rule.into(),
+        kind: TimerKind::Wait,
+        action_index: -1,
+        due_at: Timestamp(1_000),
+        jobs: vec![NewJob {
+            rule: rule.into(),
+            action_index: 0,
+            kind: "log".into(),
+            params: serde_json::json!({"message": "late"}),
+            error: None,
+        }],
+        max_late_ms: None,
+        if_still: None,
+        note: None,
+        cancelled: None,
+        digest_max: None,
+    }
+}
+
+#[test]
+fn a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+    let paid = append(&mut store, "a", "order:paid");
+    process(&mut store, &paid, vec![wait("late"), wait("other")], &[]);
+    let shipped = append(&mut store, "b", "order:shipped");
+    process(&mut store, &shipped, Vec::new(), &["late"]);
+
+    let timers = store.timers(&TimerFilter::default()).unwrap();
+    let of = |rule: &str| timers.iter().find(|t| t.rule == rule).unwrap().clone();
+    assert_eq!(of("late").status, TimerStatus::Cancelled);
+    assert_eq!(of("late").outcome.as_deref(), Some("by test"));
+    let other = of("other");
+    assert_eq!(other.status, TimerStatus::Pending);
+    assert_eq!(store.due_timers(Timestamp(999), 10).unwrap().len(), 0);
+    assert_eq!(store.due_timers(Timestamp(1_000), 10).unwrap().len(), 1);
+
+    let fire = || {
+        Write::FireTimers(vec![Firing {
+            id: other.id,
+            outcome: Ok(other.jobs.clone()),
+        }])
+    };
+    assert_eq!(
+        store.write_batch(&[fire()], W).unwrap(),
+        vec![Written::Changed(1)]
+    );
+    // A second commit of the same decision (a retry after a crash) changes nothing.
+    assert_eq!(
+        store.write_batch(&[fire()], W).unwrap(),
+        vec![Written::Changed(0)]
+    );
+    let jobs = store.jobs(Some(&paid), None, 10).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].rule, "other");
+    assert_eq!(store.timers_pending().unwrap(), 0);
+    assert_eq!(store.next_timer_due().unwrap(), None);
+}
+
+#[test]
+fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+    let paid = append(&mut store, "a", "order:paid");
+    process(&mut store, &paid, vec![wait("late")], &[]);
+    let count = |store: &SqliteStore, table: &str| -> i64 {
+        store
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let later = Timestamp(Timestamp::now().millis() + 3_600_000);
+    // The event is older than the cut, but its wait is still pending: both stay.
+    store
+        .write_batch(&[Write::Prune { before: later }], W)
+        .unwrap();
+    assert!(store.event(&paid).unwrap().is_some());
+    assert_eq!(store.timers_pending().unwrap(), 1);
+
+    // Once the wait is cancelled (finished), the next prune takes the timer and its event.
+    let shipped = append(&mut store, "b", "order:shipped");
+    process(&mut store, &shipped, Vec::new(), &["late"]);
+    assert_eq!(count(&store, "timers"), 1);
+    store
+        .write_batch(&[Write::Prune { before: later }], W)
+        .unwrap();
+    assert_eq!(count(&store, "timers"), 0);
+    assert!(store.event(&paid).unwrap().is_none());
+}
