@@ -1,5 +1,6 @@
-//! Compact traces (issue 11): the journal stores each rule file's path once per trace, and
-//! every reader (`events show`, the console, the API) gets each candidate rule's full path back.
+//! Compact traces (issue 11): the journal stores each rule file's path (and the value a failed
+//! condition found at a path) once per trace, and every reader (`events show`, the console, the
+//! API) gets each candidate rule's full path and found value back.
 
 use storeflow::plan::Trace;
 
@@ -66,6 +67,18 @@ async fn regression_each_rule_file_path_is_stored_once_per_trace_and_read_back_w
         .unwrap();
     for p in ["alpha", "beta"] {
         assert_eq!(raw.matches(&format!("{p}-rules.yaml")).count(), 1, "{raw}");
+    }
+    // Four candidates missed on order.total: the total they found is stored once.
+    assert_eq!(raw.matches("\"actual\"").count(), 0, "{raw}");
+    assert!(raw.contains("\"actuals\":{\"order.total\":"), "{raw}");
+    let misses: Vec<&storeflow::rules::Miss> =
+        trace.records().iter().filter_map(|r| r.miss()).collect();
+    assert_eq!(misses.len(), 4);
+    for miss in misses {
+        let storeflow::rules::Miss::Condition { path, actual, .. } = miss else {
+            panic!("{miss:?}");
+        };
+        assert_eq!((path.as_str(), actual.is_number()), ("order.total", true));
     }
     drop(d_dir);
 }
