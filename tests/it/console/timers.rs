@@ -115,7 +115,7 @@ async fn console_timers_page_lists_a_pending_wait_with_its_order_event_and_why()
         ),
         "{page}"
     );
-    assert!(page.contains("runs flag"), "{page}");
+    assert!(page.contains("will run flag late-shipment"), "{page}");
     assert!(page.contains(&format!("<time datetime=\"{}\">", wait.due_at.to_rfc3339())));
 
     // The overview counts them; the event page lists them.
@@ -181,6 +181,7 @@ async fn console_timer_cancel_needs_the_csrf_token_and_cancels_it_for_good() {
     let cancelled = get(&d, "/ui/timers?status=cancelled", &cookie).await;
     assert!(cancelled.contains(&format!("id=\"timer-{id}\"")));
     assert!(cancelled.contains("cancelled by hand"), "{cancelled}");
+    assert!(cancelled.contains("would have run flag"), "{cancelled}");
 
     // Cancelling it again changes nothing and says so.
     let (_, again) = cancel(&d, &cookie, id, Some(&csrf)).await;
@@ -233,6 +234,11 @@ async fn browser_opens_the_timers_page_and_cancels_the_timers() {
     click(&c, "nav a[href='/ui/timers']").await;
     wait_text(&c, "review-request").await;
     screenshots(&c, "timers").await;
+    click(&c, "tr a.id").await;
+    wait_text(&c, "No jobs yet: the timers above create them").await;
+    screenshots(&c, "event-timers").await;
+    c.goto(&d.url("/ui/timers")).await.unwrap();
+    wait_text(&c, "review-request").await;
 
     click(&c, "tr form.inline button").await;
     wait_text(&c, "is cancelled").await;

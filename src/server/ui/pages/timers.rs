@@ -166,17 +166,31 @@ impl TimerView {
     }
 }
 
-/// "runs slack, email": the actions it turns into jobs.
+/// "will run slack, flag late-shipment": the actions it turns into jobs, in the tense of its
+/// status.
 fn does(t: &Timer) -> String {
+    let verb = match t.status {
+        TimerStatus::Pending => "will run",
+        TimerStatus::Fired => "ran",
+        TimerStatus::Cancelled | TimerStatus::Skipped => "would have run",
+    };
     if t.kind == TimerKind::Digest {
         let n = t.events.len().max(1);
         let s = if n == 1 { "" } else { "s" };
-        return format!("runs the rule's actions once for the {n} event{s} collected so far");
+        return format!("{verb} the rule's actions once for the {n} event{s} collected");
     }
-    let kinds: Vec<&str> = t.jobs.iter().map(|j| j.kind.as_str()).collect();
-    match kinds.as_slice() {
-        [] => "runs the rule's actions".to_string(),
-        kinds => format!("runs {}", kinds.join(", ")),
+    let actions: Vec<String> = t.jobs.iter().map(action).collect();
+    match actions.as_slice() {
+        [] => format!("{verb} the rule's actions"),
+        actions => format!("{verb} {}", actions.join(", ")),
+    }
+}
+
+/// An action by its kind, a flag with its own kind (`flag late-shipment`).
+fn action(j: &crate::journal::NewJob) -> String {
+    match j.params.get("kind").and_then(|k| k.as_str()) {
+        Some(kind) if j.kind == "flag" => format!("flag {kind}"),
+        _ => j.kind.clone(),
     }
 }
 
