@@ -110,6 +110,8 @@ fn rules(trace: Option<&Value>, quarantined: Option<String>) -> std::io::Result<
         let (name, file) = (&r.verdict.rule, r.verdict.file.display());
         if let Some(e) = &r.script_error {
             outln!("  ✘ {name} ({file}) matched, but its script failed: {e}")?;
+        } else if r.verdict.matched && trace.limited(name) {
+            outln!("  ✘ {name} ({file}) matched, but was over its limit: nothing planned")?;
         } else if r.verdict.matched {
             outln!("  ✔ {name} ({file}) fired")?;
         } else {

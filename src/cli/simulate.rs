@@ -165,23 +165,20 @@ fn print_time(planned: &crate::plan::Plan) -> anyhow::Result<()> {
     if planned.trace.time.is_empty() {
         return Ok(());
     }
-    println!(
-        "
-timers this event would create:"
-    );
+    outln!("\ntimers this event would create:")?;
     for n in &planned.trace.time {
-        println!("  ⏱ {}: {}", n.rule, n.detail);
+        outln!("  ⏱ {}: {}", n.rule, n.detail)?;
     }
     for t in &planned.timers.timers {
         for job in &t.jobs {
             let shown = serde_json::to_string(&job.params)?;
-            println!(
+            outln!(
                 "    {} of {} due {} runs {}: {shown}",
                 t.kind.as_str(),
                 t.rule,
                 t.due_at.to_rfc3339(),
                 job.kind
-            );
+            )?;
         }
     }
     Ok(())

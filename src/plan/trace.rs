@@ -112,12 +112,21 @@ impl Trace {
         self.rule(rule)?.script_error.as_deref()
     }
 
-    /// The rules that fired: matched, and their script (if any) did not fail.
+    /// The rules that fired: matched, their script (if any) did not fail, and they were not
+    /// over their `limit` (a limited run plans nothing).
     pub fn fired(&self) -> impl Iterator<Item = &str> {
         self.records()
             .iter()
             .filter(|r| r.verdict.matched && r.script_error.is_none())
             .map(|r| r.verdict.rule.as_str())
+            .filter(|rule| !self.limited(rule))
+    }
+
+    /// Whether `rule` matched but was over its `limit`, so it planned nothing.
+    pub fn limited(&self, rule: &str) -> bool {
+        self.time
+            .iter()
+            .any(|n| n.rule == rule && n.what == super::time::TimeWhat::Limited)
     }
 
     pub fn not_listening(&self) -> usize {

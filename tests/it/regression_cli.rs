@@ -361,18 +361,20 @@ async fn regression_events_show_starts_with_a_summary_for_people() {
 }
 
 #[tokio::test]
-async fn regression_closed_pipe_is_a_quiet_exit_for_check_simulate_test_and_sign() {
-    let rules = "rules:\n  - name: flag-disputes\n    on: order.disputed\n    actions:\n      - flag: { kind: dispute, note: n }\ntests:\n  - name: a dispute is flagged\n    source: sellix\n    event: order:disputed\n    payload: { event: \"order:disputed\", data: { uniqid: d1 } }\n    expect: { fired: [flag-disputes] }\n";
+async fn regression_closed_pipe_is_a_quiet_exit_for_check_simulate_test_sign_and_init() {
+    let rules = "rules:\n  - name: flag-disputes\n    on: order.disputed\n    actions:\n      - flag: { kind: dispute, note: n }\n  - name: still-disputed\n    on: order.disputed\n    wait: { for: 1h }\n    actions:\n      - flag: { kind: dispute, note: still }\ntests:\n  - name: a dispute is flagged\n    source: sellix\n    event: order:disputed\n    payload: { event: \"order:disputed\", data: { uniqid: d1 } }\n    expect: { fired: [flag-disputes] }\n";
     let dir = dir_with_rules("r.yaml", rules);
     let c = cli_config(dir.path(), "");
     let body = fixture_path("sellix/order_disputed.json");
     let body = body.to_str().unwrap();
+    let project = dir.path().join("new-project").display().to_string();
     let commands: &[&[&str]] = &[
         &["check"],
         &["test"],
         &["simulate", "--source", "sellix", body],
         &["simulate", "--source", "sellix", "--json", body],
         &["sign", "--secret", "s", body],
+        &["init", &project],
     ];
     for args in commands {
         let (reader, writer) = std::io::pipe().unwrap();

@@ -283,6 +283,65 @@ rules:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_limited_run_is_not_counted_as_fired() {
+    let rules = r#"
+rules:
+  - name: vip-ping
+    on: order.paid
+    limit: { key: "{{ order.customer.email }}", max: 1, per: 1h }
+    actions:
+      - slack: { text: "{{ order.customer.email }} ordered ({{ order.id }})" }
+"#;
+    let mut slack = Receiver::answering(200, "ok").await;
+    let d = Daemon::start_in(dir_with_rules("vip.yaml", rules), &config(&slack)).await;
+    let stamp = "2026-01-01 10:00:00";
+    let first = selldone_with(
+        &d.base,
+        "PaymentOrder",
+        31,
+        stamp,
+        customer("ann@example.com"),
+    )
+    .await;
+    slack.next().await;
+    let second = selldone_with(
+        &d.base,
+        "PaymentOrder",
+        32,
+        stamp,
+        customer("ann@example.com"),
+    )
+    .await;
+    assert_eq!(d.trace(&second).await["time"][0]["what"], "limited");
+    // The console's and the API's "rule fired" filter, and the metric, count the first run only.
+    let page: serde_json::Value = reqwest::get(d.url("/api/events?rule=vip-ping"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.as_str()], "{page}");
+    let metrics = reqwest::get(d.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("storeflow_rule_fired_total{rule=\"vip-ping\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(slack.try_next().is_none());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_sends_one_message_listing_its_events() {
     let rules = r#"
 rules:

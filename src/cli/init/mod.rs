@@ -95,7 +95,7 @@ fn contents(path: &str, text: &str) -> String {
 
 pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     write_project(&args.dir)?;
-    println!("{}", next_steps(&args.dir));
+    crate::outln!("{}", next_steps(&args.dir))?;
     Ok(ExitCode::SUCCESS)
 }
 

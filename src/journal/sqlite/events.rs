@@ -260,9 +260,16 @@ pub(super) fn prune(tx: &Connection, before: Timestamp) -> Result<usize, Journal
         &format!("DELETE FROM jobs WHERE status IN ('done', 'dismissed', 'replanned') AND event_id IN ({old})"),
         [before.millis()],
     )?;
+    // Finished timers (fired, cancelled, skipped) go with the retention; a pending one keeps
+    // its event, which it needs when it fires (a wait may be longer than the retention).
+    tx.execute(
+        "DELETE FROM timers WHERE status <> 'pending' AND COALESCE(finished_at, created_at) < ?1",
+        [before.millis()],
+    )?;
     let unneeded = format!(
         "{old} AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = events.id)
-               AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.event_id = events.id)"
+               AND NOT EXISTS (SELECT 1 FROM flags f WHERE f.event_id = events.id)
+               AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.event_id = events.id)"
     );
     tx.execute(
         &format!("DELETE FROM event_rules WHERE seq IN (SELECT seq FROM events WHERE id IN ({unneeded}))"),

@@ -121,3 +121,34 @@ fn a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule() {
     assert_eq!(store.timers_pending().unwrap(), 0);
     assert_eq!(store.next_timer_due().unwrap(), None);
 }
+
+#[test]
+fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+    let paid = append(&mut store, "a", "order:paid");
+    process(&mut store, &paid, vec![wait("late")], &[]);
+    let count = |store: &SqliteStore, table: &str| -> i64 {
+        store
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let later = Timestamp(Timestamp::now().millis() + 3_600_000);
+    // The event is older than the cut, but its wait is still pending: both stay.
+    store
+        .write_batch(&[Write::Prune { before: later }], W)
+        .unwrap();
+    assert!(store.event(&paid).unwrap().is_some());
+    assert_eq!(store.timers_pending().unwrap(), 1);
+
+    // Once the wait is cancelled (finished), the next prune takes the timer and its event.
+    let shipped = append(&mut store, "b", "order:shipped");
+    process(&mut store, &shipped, Vec::new(), &["late"]);
+    assert_eq!(count(&store, "timers"), 1);
+    store
+        .write_batch(&[Write::Prune { before: later }], W)
+        .unwrap();
+    assert_eq!(count(&store, "timers"), 0);
+    assert!(store.event(&paid).unwrap().is_none());
+}
