@@ -166,7 +166,12 @@ async fn regression_claimed_jobs_do_not_start_while_an_attempt_is_held() {
         let _ = arrived.lock().unwrap().send(());
         // The first delivery waits here until the journal has been made read-only.
         if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            // block_in_place: blocking the worker thread itself would also stall the task in
+            // its LIFO slot (another worker cannot steal it), e.g. the daemon's pipeline, for the
+            // whole wait, and the test would never reach the point where it opens the gate.
+            tokio::task::block_in_place(|| {
+                let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            });
         }
         (200, Vec::new(), "ok".into())
     })

@@ -286,7 +286,7 @@ rules:
 async fn regression_a_limited_run_is_not_counted_as_fired() {
     let rules = r#"
 rules:
-  - name: vip-ping
+  - name: vip-once
     on: order.paid
     limit: { key: "{{ order.customer.email }}", max: 1, per: 1h }
     actions:
@@ -295,26 +295,31 @@ rules:
     let mut slack = Receiver::answering(200, "ok").await;
     let d = Daemon::start_in(dir_with_rules("vip.yaml", rules), &config(&slack)).await;
     let stamp = "2026-01-01 10:00:00";
-    let first = selldone_with(
-        &d.base,
-        "PaymentOrder",
-        31,
-        stamp,
-        customer("ann@example.com"),
-    )
-    .await;
+    let ann = |id| {
+        selldone_with(
+            &d.base,
+            "PaymentOrder",
+            id,
+            stamp,
+            customer("ann@example.com"),
+        )
+    };
+    let first = ann(31).await;
     slack.next().await;
-    let second = selldone_with(
+    let second = ann(32).await;
+    assert_eq!(d.trace(&second).await["time"][0]["what"], "limited");
+    let bob = selldone_with(
         &d.base,
         "PaymentOrder",
-        32,
+        33,
         stamp,
-        customer("ann@example.com"),
+        customer("bob@example.com"),
     )
     .await;
-    assert_eq!(d.trace(&second).await["time"][0]["what"], "limited");
-    // The console's and the API's "rule fired" filter, and the metric, count the first run only.
-    let page: serde_json::Value = reqwest::get(d.url("/api/events?rule=vip-ping"))
+    assert_eq!(text(&slack.next().await), "bob@example.com ordered (33)");
+    // The API's (and console's) "rule fired" filter and the metric count ann's first run and
+    // bob's, not the limited one (events are processed in order: it was counted before bob's).
+    let page: serde_json::Value = reqwest::get(d.url("/api/events?rule=vip-once"))
         .await
         .unwrap()
         .json()
@@ -326,17 +331,19 @@ rules:
         .iter()
         .map(|e| e["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [first.as_str()], "{page}");
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("storeflow_rule_fired_total{rule=\"vip-ping\"} 1\n"),
-        "{metrics}"
-    );
+    assert_eq!(ids, [bob.as_str(), first.as_str()], "{page}");
+    let url = d.url("/metrics");
+    let line = wait_for_async("bob's run counted", || async {
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        text.lines()
+            .find(|l| {
+                l.starts_with("storeflow_rule_fired_total{rule=\"vip-once\"} ")
+                    && !l.ends_with(" 1")
+            })
+            .map(str::to_string)
+    })
+    .await;
+    assert_eq!(line, "storeflow_rule_fired_total{rule=\"vip-once\"} 2");
     assert!(slack.try_next().is_none());
     d.stop().await;
 }

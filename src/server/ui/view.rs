@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("event.html", include_str!("templates/event.html")),
     ("jobs.html", include_str!("templates/jobs.html")),
     ("flags.html", include_str!("templates/flags.html")),
+    ("timers.html", include_str!("templates/timers.html")),
     ("rules.html", include_str!("templates/rules.html")),
     ("try.html", include_str!("templates/try.html")),
 ];

@@ -26,7 +26,7 @@ const SKIP_VAR: &str = "STOREFLOW_SKIP_BROWSER_TESTS";
 const ORDER_ID: &str = "7a31c2-9f0e4b6d21-58c0d3";
 
 /// A chromedriver process on a free loopback port, stopped on drop.
-struct Driver {
+pub(super) struct Driver {
     child: Child,
     url: String,
 }
@@ -51,7 +51,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// Starts chromedriver; `None` (skip) only when the developer asked for it.
-async fn driver() -> Option<Driver> {
+pub(super) async fn driver() -> Option<Driver> {
     let Some(bin) = on_path("chromedriver") else {
         // CI never skips: its run must prove the console works in a browser.
         let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -91,7 +91,7 @@ async fn driver() -> Option<Driver> {
     Some(Driver { child, url })
 }
 
-async fn browser(driver: &Driver) -> Client {
+pub(super) async fn browser(driver: &Driver) -> Client {
     let mut options = json!({
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--hide-scrollbars", "--force-device-scale-factor=1", "--window-size=1280,1000"]
@@ -110,7 +110,7 @@ async fn browser(driver: &Driver) -> Client {
 
 /// Saves the page as `target/ui-screens/{name}-desktop.png` and `-phone.png` (390 px wide),
 /// each as tall as the page.
-async fn screenshots(c: &Client, name: &str) {
+pub(super) async fn screenshots(c: &Client, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screens");
     std::fs::create_dir_all(&dir).unwrap();
     for (label, width) in [("desktop", 1280), ("phone", 390)] {
@@ -134,7 +134,7 @@ async fn screenshots(c: &Client, name: &str) {
 }
 
 /// Waits until the page's text contains `text` (htmx swaps pages in after a click).
-async fn wait_text(c: &Client, text: &str) -> String {
+pub(super) async fn wait_text(c: &Client, text: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let body = match c.find(Locator::Css("body")).await {
@@ -152,7 +152,7 @@ async fn wait_text(c: &Client, text: &str) -> String {
     }
 }
 
-async fn click(c: &Client, css: &str) {
+pub(super) async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))

@@ -3,6 +3,7 @@
 
 mod browser;
 mod http;
+mod timers;
 
 use reqwest::redirect::Policy;
 

@@ -1,7 +1,7 @@
 //! `/ui/events/{id}` — one event: what came in (the payload, pretty-printed, collapsible), per
 //! rule whether it fired and, if not, the condition that failed with its expected and actual
 //! value (from the stored trace), script errors with file:line, and the jobs with every
-//! attempt and where each message went.
+//! attempt and where each message went, and the timers it created (waits, delays, digests).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use warp::{Filter, Rejection};
 
 use super::super::auth::{self, Session};
 use super::super::{either, or_unavailable, view, Console, Early};
+use super::timers::TimerView;
 use super::verdict::Verdict;
 use crate::actions::destination;
 use crate::journal::query::JobQuery;
@@ -44,6 +45,8 @@ struct Stored {
     event: Event,
     trace: Option<serde_json::Value>,
     jobs: Vec<(Job, Vec<Attempt>)>,
+    /// The timers the event created or a digest collected it into.
+    timers: Vec<crate::journal::Timer>,
 }
 
 async fn page(
@@ -69,7 +72,17 @@ async fn page(
             let attempts = store.attempts(job.id)?;
             jobs.push((job, attempts));
         }
-        Ok(Some(Stored { event, trace, jobs }))
+        let timers = store.timers(&crate::journal::TimerFilter {
+            event_id: Some(id.clone()),
+            limit: MAX_JOBS,
+            ..Default::default()
+        })?;
+        Ok(Some(Stored {
+            event,
+            trace,
+            jobs,
+            timers,
+        }))
     });
     let Some(stored) = or_unavailable(c, s, read.await)? else {
         return Err(Box::new(view::refused(
@@ -91,7 +104,17 @@ async fn page(
 }
 
 fn context(c: &Console, stored: Stored) -> minijinja::Value {
-    let Stored { event, trace, jobs } = stored;
+    let Stored {
+        event,
+        trace,
+        jobs,
+        timers,
+    } = stored;
+    let live = c.rules.current();
+    let timers: Vec<TimerView> = timers
+        .iter()
+        .map(|t| TimerView::of(t, live.as_deref()))
+        .collect();
     let payload = serde_json::to_string_pretty(&event.payload).unwrap_or_default();
     let processed = trace.is_some();
     let trace = trace
@@ -124,6 +147,7 @@ fn context(c: &Console, stored: Stored) -> minijinja::Value {
         not_listening => trace.not_listening(),
         rules => Serde(rules),
         jobs => Serde(jobs),
+        timers => Serde(timers),
     }
 }
 

@@ -8,6 +8,7 @@ mod jobs;
 pub mod login;
 mod overview;
 mod rules;
+mod timers;
 mod try_payload;
 mod verdict;
 
@@ -28,6 +29,8 @@ pub fn routes(
         .or(jobs::route(c.clone()))
         .unify()
         .or(flags::route(c.clone()))
+        .unify()
+        .or(timers::route(c.clone()))
         .unify()
         .or(rules::route(c.clone()))
         .unify()

@@ -1,5 +1,5 @@
 //! `/ui/` — the overview: webhooks per source in the last 24 h, pipeline lag, pending and dead
-//! jobs, open flags, the rules' reload status and insecure sources.
+//! jobs, open flags, pending timers, the rules' reload status and insecure sources.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +51,7 @@ async fn page(c: &Console, s: &Session) -> Result<warp::reply::Response, Early> 
         pending => jobs("pending") + jobs("running"),
         dead => jobs("dead"),
         flags_open => gauges.flags_open,
+        timers_pending => gauges.timers_pending,
         rules => minijinja::context! {
             loaded => status.loaded,
             last_reload_ok => status.last_reload_ok,
