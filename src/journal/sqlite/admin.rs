@@ -12,12 +12,13 @@
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 
+use super::events::{summary, SUMMARY_COLUMNS};
 use super::jobs::{job, JOB_COLUMNS};
 use crate::journal::query::{
     CustomerQuery, EventItem, EventOutcome, EventPage, EventQuery, FlagPage, FlagQuery, JobPage,
     JobQuery, LastFired, Page, MAX_PAGE,
 };
-use crate::journal::{EventStatus, EventSummary, Flag, JobStatus, JournalError};
+use crate::journal::{Flag, JobStatus, JournalError};
 use crate::model::event::Timestamp;
 
 /// The lower-cased customer fields, spelled exactly as in the indexes so the planner uses them.
@@ -76,8 +77,7 @@ pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<EventPage, Jou
     // Two steps: the page's seqs first (from an index alone where the filters allow: a name
     // prefix sorts index entries, not rows), then those rows whole.
     let sql = format!(
-        "SELECT e.seq, e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
-                e.processed_at IS NOT NULL, q.reason, e.shop,
+        "SELECT e.seq, {SUMMARY_COLUMNS},
                 json_extract(e.order_view, '$.customer.email'),
                 json_extract(e.order_view, '$.customer.name')
          FROM events e LEFT JOIN quarantine q ON q.event_id = e.id
@@ -151,27 +151,9 @@ fn prefix_end(prefix: &str) -> String {
 }
 
 fn event_item(r: &Row<'_>) -> rusqlite::Result<EventItem> {
-    let processed: bool = r.get(8)?;
-    let reason: Option<String> = r.get(9)?;
-    let status = match (&reason, processed) {
-        (Some(_), _) => EventStatus::Quarantined,
-        (None, true) => EventStatus::Processed,
-        (None, false) => EventStatus::Unprocessed,
-    };
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     Ok(EventItem {
-        summary: EventSummary {
-            id: r.get(1)?,
-            source: r.get(2)?,
-            kind: r.get(3)?,
-            topic: r.get(4)?,
-            canonical: r.get(5)?,
-            received_at: Timestamp(r.get(6)?),
-            order_id: r.get(7)?,
-            shop: r.get(10)?,
-            status,
-            reason,
-        },
+        summary: summary(r, 1)?,
         customer_email: nonempty(r.get(11)?),
         customer_name: nonempty(r.get(12)?),
     })

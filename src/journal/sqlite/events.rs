@@ -83,34 +83,40 @@ pub(super) fn recent(
         Some(EventStatus::Quarantined) => "q.event_id IS NOT NULL",
     };
     let sql = format!(
-        "SELECT e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
-                e.processed_at IS NOT NULL, q.reason, e.shop
+        "SELECT {SUMMARY_COLUMNS}
          FROM events e LEFT JOIN quarantine q ON q.event_id = e.id
          WHERE {filter} AND (?2 IS NULL OR e.shop = ?2) ORDER BY e.seq DESC LIMIT ?1"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![limit as i64, shop], |r| {
-        let processed: bool = r.get(7)?;
-        let reason: Option<String> = r.get(8)?;
-        let status = match (&reason, processed) {
-            (Some(_), _) => EventStatus::Quarantined,
-            (None, true) => EventStatus::Processed,
-            (None, false) => EventStatus::Unprocessed,
-        };
-        Ok(EventSummary {
-            id: r.get(0)?,
-            source: r.get(1)?,
-            kind: r.get(2)?,
-            topic: r.get(3)?,
-            canonical: r.get(4)?,
-            received_at: Timestamp(r.get(5)?),
-            order_id: r.get(6)?,
-            shop: r.get(9)?,
-            status,
-            reason,
-        })
-    })?;
+    let rows = stmt.query_map(params![limit as i64, shop], |r| summary(r, 0))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The columns [`summary`] reads, in order (`e`: events, `q`: quarantine joined on the id).
+pub(super) const SUMMARY_COLUMNS: &str = "e.id, e.source, e.kind, e.topic, e.canonical, \
+     e.received_at, e.order_id, e.processed_at IS NOT NULL, q.reason, e.shop";
+
+/// An [`EventSummary`] from [`SUMMARY_COLUMNS`] selected from column `at` on.
+pub(super) fn summary(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<EventSummary> {
+    let processed: bool = r.get(at + 7)?;
+    let reason: Option<String> = r.get(at + 8)?;
+    let status = match (&reason, processed) {
+        (Some(_), _) => EventStatus::Quarantined,
+        (None, true) => EventStatus::Processed,
+        (None, false) => EventStatus::Unprocessed,
+    };
+    Ok(EventSummary {
+        id: r.get(at)?,
+        source: r.get(at + 1)?,
+        kind: r.get(at + 2)?,
+        topic: r.get(at + 3)?,
+        canonical: r.get(at + 4)?,
+        received_at: Timestamp(r.get(at + 5)?),
+        order_id: r.get(at + 6)?,
+        shop: r.get(at + 9)?,
+        status,
+        reason,
+    })
 }
 
 /// Events per source, shop and matched secret (`unknown` for events journaled before the

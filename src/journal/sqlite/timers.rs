@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::insert_jobs;
 use crate::journal::{
-    EventStatus, EventSummary, Firing, JournalError, NewJob, NewTimer, Timer, TimerFilter,
-    TimerKind, TimerStatus, TimerWrites,
+    EventSummary, Firing, JournalError, NewJob, NewTimer, Timer, TimerFilter, TimerKind,
+    TimerStatus, TimerWrites,
 };
 use crate::model::event::Timestamp;
 
@@ -302,32 +302,13 @@ pub(super) fn order_events(
     order_id: &str,
     limit: usize,
 ) -> Result<Vec<EventSummary>, JournalError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT e.id, e.source, e.kind, e.topic, e.canonical, e.received_at, e.order_id,
-                e.processed_at IS NOT NULL, q.reason, e.shop
-         FROM events e LEFT JOIN quarantine q ON q.event_id = e.id
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM events e LEFT JOIN quarantine q ON q.event_id = e.id
          WHERE e.order_id = ?1 AND (?2 IS NULL OR e.source = ?2) ORDER BY e.seq LIMIT ?3",
-    )?;
+        super::events::SUMMARY_COLUMNS
+    ))?;
     let rows = stmt.query_map(params![order_id, source, limit as i64], |r| {
-        let processed: bool = r.get(7)?;
-        let reason: Option<String> = r.get(8)?;
-        let status = match (&reason, processed) {
-            (Some(_), _) => EventStatus::Quarantined,
-            (None, true) => EventStatus::Processed,
-            (None, false) => EventStatus::Unprocessed,
-        };
-        Ok(EventSummary {
-            id: r.get(0)?,
-            source: r.get(1)?,
-            kind: r.get(2)?,
-            topic: r.get(3)?,
-            canonical: r.get(4)?,
-            received_at: Timestamp(r.get(5)?),
-            order_id: r.get(6)?,
-            shop: r.get(9)?,
-            status,
-            reason,
-        })
+        super::events::summary(r, 0)
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
