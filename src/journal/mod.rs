@@ -10,10 +10,13 @@
 //! reads run on a blocking thread), and sees the backend only as `dyn Store` and
 //! [`JournalError`]: this is where another backend (PostgreSQL) plugs in.
 
+#[cfg(test)]
+mod contract;
 mod handoff;
 mod health;
 mod key;
 mod open;
+pub mod pg;
 pub mod query;
 mod reader;
 mod records;
@@ -27,7 +30,7 @@ use crate::model::event::{Event, Incoming, Timestamp};
 pub use handoff::Handoff;
 pub use health::{JournalHealth, Problem};
 pub use key::JobKey;
-pub use open::{open_existing, open_reader, start_writer};
+pub use open::{migrate, open_existing, open_reader, start_writer, Location};
 pub use reader::Reader;
 pub use records::{
     base_rule, replan_rule_key, replay_rule_key, Appended, Attempt, AttemptOutcome, EventStatus,
