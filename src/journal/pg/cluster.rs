@@ -89,10 +89,24 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 impl Cluster {
+    /// A cluster of its own (e.g. to stop it without disturbing other tests), stopped and
+    /// removed when dropped.
+    pub fn private() -> Cluster {
+        match Cluster::start() {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start a PostgreSQL cluster for the tests: {e}"),
+        }
+    }
+
     fn start() -> Result<Cluster, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
         let bin = bin_dir()?;
         let run_as = is_root().then(|| "postgres".to_string());
-        let dir = std::env::temp_dir().join(format!("storeflow-pg-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "storeflow-pg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sock")).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("pw"), PASSWORD).map_err(|e| e.to_string())?;
@@ -232,6 +246,11 @@ impl Cluster {
 
     /// A fresh, empty database; answers its `postgres://` URL (with the password).
     pub fn database(&self) -> String {
+        self.named_database().1
+    }
+
+    /// A fresh, empty database: its name and URL.
+    pub fn named_database(&self) -> (String, String) {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "t{}_{}",
@@ -241,7 +260,8 @@ impl Cluster {
         if let Err(e) = self.psql("postgres", &format!("CREATE DATABASE {name}")) {
             panic!("cannot create test database {name}: {e}");
         }
-        self.url(&name)
+        let url = self.url(&name);
+        (name, url)
     }
 
     /// The URL of `database` in this cluster.
@@ -258,5 +278,17 @@ impl Cluster {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = run(self.command("pg_ctl").arg("-D").arg(self.data()).args([
+            "-w",
+            "-m",
+            "immediate",
+            "stop",
+        ]));
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
