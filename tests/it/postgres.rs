@@ -158,3 +158,82 @@ fn regression_an_unreachable_database_is_reported_without_the_password() {
         );
     }
 }
+
+/// An installation moves from SQLite to PostgreSQL: everything comes along (the event, its
+/// trace, job, flag and timer, its dedupe key), the daemon carries on there, and a second copy
+/// into the now non-empty database is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_copy_moves_an_installation_from_sqlite_to_postgres() {
+    let dir = dir_with_rules("r.yaml", RULES);
+    let on_sqlite = format!(
+        "{SECURED}rules_dir: {}\n",
+        dir.path().join("rules").display()
+    );
+    let daemon = Process::start(dir.path(), &on_sqlite);
+    let config = dir.path().join("storeflow.yaml");
+    let id = post_dispute(&daemon).await.json["event_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the dispute flag on SQLite", || {
+        let flags = lines(&cli(&config, &["flags", "--json"]));
+        (!flags.is_empty()).then_some(())
+    })
+    .await;
+    let jobs_before = lines(&cli(&config, &["jobs", "--json"]));
+    assert!(daemon.terminate().success());
+
+    let url = cluster::cluster().database();
+    let from = format!("sqlite:{}", dir.path().join("data/storeflow.db").display());
+    let copied = cli(&config, &["journal", "copy", "--from", &from, "--to", &url]);
+    assert!(
+        copied.contains("copied 1 events, 1 secret_counts, 1 traces"),
+        "{copied}"
+    );
+    assert!(copied.contains("1 jobs, 1 attempts, 1 flags"), "{copied}");
+    assert!(
+        copied.contains("1 timers") && !copied.contains(cluster::PASSWORD),
+        "{copied}"
+    );
+    let again = storeflow(&[
+        "journal",
+        "copy",
+        "--from",
+        &from,
+        "--to",
+        &url,
+        "-c",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+
+    let daemon = Process::start(dir.path(), &config_on_postgres(dir.path(), &url));
+    let after = post_dispute(&daemon).await;
+    assert_eq!(
+        (&after.json["event_id"], &after.json["duplicate"]),
+        (&id.as_str().into(), &true.into())
+    );
+    assert_eq!(lines(&cli(&config, &["jobs", "--json"])), jobs_before);
+    assert_eq!(lines(&cli(&config, &["flags", "--json"])).len(), 1);
+    assert_eq!(lines(&cli(&config, &["timers", "--json"])).len(), 1);
+    let shown = cli(&config, &["events", "show", &id, "--json"]);
+    assert!(
+        shown.contains("flag-disputes"),
+        "the trace came along: {shown}"
+    );
+    // New events and jobs get ids past the copied ones.
+    let (file, event, _) = SELLIX_FIXTURES[2];
+    let body = fixture(&format!("sellix/{file}"));
+    let sig = sign(&body);
+    let headers = [
+        ("x-sellix-event", event),
+        ("x-sellix-signature", sig.as_str()),
+    ];
+    let fresh = post(&daemon.url("/hooks/sellix"), &headers, body).await;
+    assert_eq!(
+        (fresh.status, &fresh.json["duplicate"]),
+        (200, &false.into())
+    );
+    assert_eq!(lines(&cli(&config, &["events", "--json"])).len(), 2);
+}

@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod conn;
+pub mod copy;
 mod events;
 mod flags;
 mod jobs;
@@ -81,7 +82,7 @@ impl PgStore {
         &self.url
     }
 
-    async fn client(&self) -> Result<Object, JournalError> {
+    pub(super) async fn client(&self) -> Result<Object, JournalError> {
         self.pool
             .get()
             .await
