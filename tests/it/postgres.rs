@@ -237,3 +237,42 @@ async fn journal_copy_moves_an_installation_from_sqlite_to_postgres() {
     );
     assert_eq!(lines(&cli(&config, &["events", "--json"])).len(), 2);
 }
+
+/// The database goes down under a running daemon: intake answers 503 (nothing acknowledged
+/// that is not committed) and takes webhooks again once the database is back, without a
+/// restart; what was acknowledged before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_database_outage_is_a_503_and_the_daemon_recovers_by_itself() {
+    let own = cluster::Cluster::private();
+    own.psql("postgres", "CREATE DATABASE j").unwrap();
+    let dir = dir_with_rules("r.yaml", RULES);
+    let daemon = Process::start(dir.path(), &config_on_postgres(dir.path(), &own.url("j")));
+    let before = post_dispute(&daemon).await;
+    assert_eq!(before.status, 200);
+
+    own.stop().unwrap();
+    let (file, event, _) = SELLIX_FIXTURES[2];
+    let body = fixture(&format!("sellix/{file}"));
+    let sig = sign(&body);
+    let headers = [
+        ("x-sellix-event", event),
+        ("x-sellix-signature", sig.as_str()),
+    ];
+    let down = post(&daemon.url("/hooks/sellix"), &headers, body.clone()).await;
+    assert_eq!(down.status, 503, "{}", down.json);
+
+    own.restart().unwrap();
+    let url = daemon.url("/hooks/sellix");
+    let up = wait_for_async("intake to take webhooks again", || {
+        let (url, body) = (url.clone(), body.clone());
+        let headers = headers;
+        async move {
+            let a = post(&url, &headers, body).await;
+            (a.status == 200).then_some(a)
+        }
+    })
+    .await;
+    assert_eq!(up.json["duplicate"], false);
+    let config = dir.path().join("storeflow.yaml");
+    assert_eq!(lines(&cli(&config, &["events", "--json"])).len(), 2);
+}
