@@ -265,7 +265,6 @@ async fn regression_a_database_outage_is_a_503_and_the_daemon_recovers_by_itself
     let url = daemon.url("/hooks/sellix");
     let up = wait_for_async("intake to take webhooks again", || {
         let (url, body) = (url.clone(), body.clone());
-        let headers = headers;
         async move {
             let a = post(&url, &headers, body).await;
             (a.status == 200).then_some(a)

@@ -1,7 +1,9 @@
 //! Timers (DESIGN.md §12) on PostgreSQL, as in the SQLite journal: created with the event's
 //! trace, cancelled by a later event of the same order, fired into jobs once.
 
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, Row};
+
+use super::Tx as Transaction;
 
 use super::jobs::insert_jobs;
 use crate::journal::sqlite::timers::{jobs_json, jobs_of};
@@ -20,7 +22,8 @@ pub(super) async fn apply(
 ) -> Result<(), JournalError> {
     if let Some(order) = &w.order_id {
         for (rule, reason) in &w.cancels {
-            tx.execute(
+            super::execute(
+                tx,
                 "UPDATE timers SET status = 'cancelled', finished_at = $5, outcome = $6
                  WHERE status = 'pending' AND kind = 'wait' AND source = $1 AND order_id = $2
                    AND rule = $3 AND event_id <> $4",
@@ -50,7 +53,8 @@ async fn insert(
         Some(reason) => (TimerStatus::Cancelled, Some(now), Some(reason.clone())),
         None => (TimerStatus::Pending, None, t.note.clone()),
     };
-    tx.execute(
+    super::execute(
+        tx,
         "INSERT INTO timers (event_id, rule, kind, action_index, source, order_id, status,
              due_at, created_at, finished_at, outcome, if_still, max_late, digest_max, events, jobs)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
