@@ -97,6 +97,22 @@ async fn the_daemon_on_postgres_acknowledges_dedupes_delivers_lists_and_restarts
     assert_eq!(events.len(), 1, "one event for two deliveries: {events:?}");
     assert_eq!(events[0]["status"], "processed");
 
+    // The admin API, the console's data and /metrics read PostgreSQL too.
+    let page: serde_json::Value = reqwest::get(daemon.url("/api/events"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], id.as_str(), "{page}");
+    let metrics = reqwest::get(daemon.url("/metrics")).await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let bytes = metrics
+        .lines()
+        .find(|l| l.starts_with("storeflow_journal_bytes "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(!bytes.ends_with(" 0"), "the database's size: {bytes}");
+
     // A restart keeps everything, and the delivery is still a duplicate.
     assert!(daemon.terminate().success());
     let daemon = Process::start(dir.path(), &yaml);
