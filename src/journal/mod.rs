@@ -35,7 +35,9 @@ pub use records::{
     Requeue, SecretCount, Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
-pub use timers::{Firing, NewTimer, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites};
+pub use timers::{
+    Firing, NewTimer, Settle, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites,
+};
 pub use writer::{Journal, OnClose};
 
 /// One write in a group commit.

@@ -1,6 +1,7 @@
 //! The timer worker (DESIGN.md §12): fires due timers into jobs. Each round reads the timers due
 //! on the daemon's clock, decides each one (fire, or skip with the reason: later than the rule's
-//! `max_late`, `if_still` false, digest rule gone), and commits the decisions in one
+//! `max_late`, `if_still` false, digest rule gone; or cancel a wait whose order has an
+//! `unless` event, e.g. one journaled before the wait started), and commits the decisions in one
 //! transaction that marks each timer and creates its jobs; only a pending timer changes, so a
 //! timer fires exactly once even if the daemon dies between reading and committing. Timers
 //! that fell due while the daemon was down are simply due at start-up.
@@ -13,11 +14,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::{
-    Firing, Journal, JournalError, NewJob, Reader, Store, Timer, TimerKind, Write, Written,
+    Firing, Journal, JournalError, NewJob, Reader, Settle, Store, Timer, TimerKind, Write, Written,
 };
 use crate::model::actions::ActionKind;
 use crate::model::event::{Event, Timestamp};
 use crate::plan::plain_job;
+use crate::plan::time::unless_match;
 use crate::rules::live::LiveRules;
 use crate::rules::RuleSet;
 
@@ -26,7 +28,7 @@ const BATCH: usize = 2000;
 /// The longest the worker sleeps between looks (a timer created due sooner than the next
 /// known one is seen within this).
 const POLL: Duration = Duration::from_millis(200);
-/// Events of one order read to find its latest (`if_still`).
+/// Events of one order read to find its latest (`if_still`) or an `unless` event.
 const TIMELINE_LIMIT: usize = 10_000;
 /// How often the `/healthz` counts are refreshed.
 const COUNT_EVERY: Duration = Duration::from_secs(1);
@@ -125,17 +127,17 @@ impl TimerWorker {
             .reader
             .read(move |store| {
                 let due = store.due_timers(now, BATCH)?;
-                let firings: Vec<Firing> =
-                    due.iter().map(|t| settle(t, now, &rules, store)).collect();
+                let firings = due
+                    .iter()
+                    .map(|t| settle(t, now, &rules, store))
+                    .collect::<Result<Vec<Firing>, _>>()?;
                 Ok((due.len(), firings))
             })
             .await?;
         if firings.is_empty() {
             return Ok(due);
         }
-        let jobs = firings
-            .iter()
-            .any(|f| f.outcome.as_ref().is_ok_and(|j| !j.is_empty()));
+        let jobs = firings.iter().any(|f| !f.outcome.jobs().is_empty());
         if let Written::Changed(n) = self.journal.write(Write::FireTimers(firings)).await? {
             crate::telemetry::timers_settled(n);
         }
@@ -146,12 +148,47 @@ impl TimerWorker {
     }
 }
 
-/// Decides one due timer.
-fn settle(t: &Timer, now: Timestamp, rules: &RuleSet, store: &dyn Store) -> Firing {
-    Firing {
-        id: t.id,
-        outcome: decide(t, now, rules, store),
+/// Decides one due timer (a failed journal read fails the round: nothing is settled blind).
+fn settle(
+    t: &Timer,
+    now: Timestamp,
+    rules: &RuleSet,
+    store: &dyn Store,
+) -> Result<Firing, JournalError> {
+    let outcome = match cancelled_by(t, rules, store)? {
+        Some(reason) => Settle::Cancel(reason),
+        None => match decide(t, now, rules, store) {
+            Ok(jobs) => Settle::Fire(jobs),
+            Err(reason) => Settle::Skip(reason),
+        },
+    };
+    Ok(Firing { id: t.id, outcome })
+}
+
+/// Why a due wait is cancelled: an event of its order matching its rule's `unless` is
+/// journaled. Later ones cancel the wait when they are planned; this finds the ones journaled
+/// before the wait started (checked here, once per wait, rather than for every event planned).
+fn cancelled_by(
+    t: &Timer,
+    rules: &RuleSet,
+    store: &dyn Store,
+) -> Result<Option<String>, JournalError> {
+    let unless = rules
+        .rule(&t.rule)
+        .and_then(|r| r.time.wait.as_ref())
+        .map(|w| w.unless.as_slice())
+        .unwrap_or_default();
+    let Some(order) = t.order_id.as_deref().filter(|_| t.kind == TimerKind::Wait) else {
+        return Ok(None);
+    };
+    if unless.is_empty() {
+        return Ok(None);
     }
+    let timeline = store.order_timeline(&t.source, order, TIMELINE_LIMIT)?;
+    let entries = timeline
+        .iter()
+        .map(|(id, topic, canonical)| (id.as_str(), topic.as_str(), canonical.as_deref()));
+    Ok(unless_match(unless, &t.event_id, entries))
 }
 
 fn decide(
