@@ -285,7 +285,7 @@ pub trait Store: Send + 'static {
     }
 
     /// One order's events of one source as (id, topic, canonical name), oldest first: the lean
-    /// read a `wait` with `unless` makes for every event it plans.
+    /// read the timer worker makes when a `wait` with `unless` comes due.
     fn order_timeline(
         &self,
         source: &str,

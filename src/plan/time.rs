@@ -12,7 +12,7 @@ use crate::journal::{NewJob, NewTimer, TimerKind};
 use crate::model::event::{Event, Timestamp};
 use crate::rules::compile::time::{Limit, Wait};
 use crate::rules::compile::Rule;
-use crate::rules::time::pattern_matches;
+use crate::rules::time::{duration_text, pattern_matches};
 use crate::rules::RuleSet;
 use crate::script::State;
 use crate::template::render::sparse_context;
@@ -85,7 +85,7 @@ pub fn apply(
                     "limited: {} run(s) for key `{}` within {}",
                     runs.len(),
                     key_text(&key, &r.name),
-                    humantime::format_duration(limit.per)
+                    duration_text(limit.per)
                 ),
             ));
             return out;
@@ -236,7 +236,7 @@ fn delay_or_now(r: &Rule, event: &Event, job: NewJob, out: &mut Timed) {
     let mut what = TimeWhat::Delayed;
     let mut detail = format!(
         "delayed {}",
-        humantime::format_duration(std::time::Duration::from_millis(delay as u64))
+        duration_text(std::time::Duration::from_millis(delay as u64))
     );
     let quiet = at.and_then(|a| a.quiet.as_ref()).or(r.time.quiet.as_ref());
     if let Some((q, end)) = quiet.and_then(|q| Some((q, q.end_if_quiet(due)?))) {

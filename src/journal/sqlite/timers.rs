@@ -1,5 +1,6 @@
 //! Timers (DESIGN.md §12): created with the event's trace, cancelled by a later event of the
-//! same order, fired into jobs by the timer worker. Firing marks the timer and creates its jobs
+//! same order (or, when due, by the timer worker for an `unless` event that came first), fired
+//! into jobs by the timer worker. Firing marks the timer and creates its jobs
 //! in one transaction, and only a pending timer fires: a timer fires once across crashes.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};

@@ -91,18 +91,11 @@ fn start_of(text: &str) -> Result<i64, String> {
 
 /// `+2d 1h`, `+30m`, `+0s` for messages.
 pub fn show(ms: i64) -> String {
-    let mut secs = ms.max(0) / 1000;
-    if secs == 0 {
-        return "+0s".into();
-    }
-    let mut parts = Vec::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            parts.push(format!("{}{unit}", secs / size));
-            secs %= size;
-        }
-    }
-    format!("+{}", parts.join(" "))
+    let secs = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
+    format!(
+        "+{}",
+        crate::rules::time::duration_text(std::time::Duration::from_secs(secs))
+    )
 }
 
 /// What happened during a run, on the virtual clock (ms offsets from the start).
