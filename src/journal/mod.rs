@@ -75,6 +75,9 @@ pub enum Write {
     FireTimers(Vec<Firing>),
     /// Cancels one pending timer (`storeflow timers cancel`).
     CancelTimer(i64),
+    /// Deletes script state keys (expired `limit` state) unless written again since the time
+    /// given with each (the timer worker read them then; a run planned meanwhile keeps its key).
+    DeleteStateUnchanged(Vec<(String, Timestamp)>),
 }
 
 /// The answer to one [`Write`].

@@ -145,7 +145,7 @@ impl TimerWorker {
             .await;
         let deleted = match expired {
             Ok(keys) if keys.is_empty() => return,
-            Ok(keys) => self.journal.write(Write::DeleteState(keys)).await,
+            Ok(keys) => self.journal.write(Write::DeleteStateUnchanged(keys)).await,
             Err(e) => Err(e),
         };
         match deleted {
@@ -280,14 +280,18 @@ fn decide(
 /// The `limit` state keys whose last run (when the key was written: runs over the limit write
 /// nothing) is more than [`LIMIT_KEEP_WINDOWS`] windows ago; a key of a rule without a limit
 /// now has a window of zero.
-fn expired_limits(keys: &[(String, Timestamp)], rules: &RuleSet, now: i64) -> Vec<String> {
+fn expired_limits(
+    keys: &[(String, Timestamp)],
+    rules: &RuleSet,
+    now: i64,
+) -> Vec<(String, Timestamp)> {
     keys.iter()
         .filter(|(key, written)| {
             let keep = limit_window(key, rules) * LIMIT_KEEP_WINDOWS;
             let keep = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 4);
             written.millis().saturating_add(keep) < now
         })
-        .map(|(key, _)| key.clone())
+        .cloned()
         .collect()
 }
 

@@ -211,6 +211,19 @@ pub(super) fn cancel(tx: &Connection, id: i64) -> Result<usize, JournalError> {
     )?)
 }
 
+/// Deletes state keys not written since the time given with each; returns how many went.
+pub(super) fn delete_state_unchanged(
+    tx: &Connection,
+    keys: &[(String, Timestamp)],
+) -> Result<usize, JournalError> {
+    let mut stmt = tx.prepare_cached("DELETE FROM kv WHERE key = ?1 AND updated_at <= ?2")?;
+    let mut deleted = 0;
+    for (key, written) in keys {
+        deleted += stmt.execute(params![key, written.millis()])?;
+    }
+    Ok(deleted)
+}
+
 const COLUMNS: &str = "id, event_id, rule, kind, action_index, source, order_id, status, due_at, \
                        created_at, finished_at, outcome, if_still, max_late, events, jobs";
 

@@ -150,6 +150,33 @@ fn a_due_wait_settled_as_cancelled_creates_no_jobs_and_keeps_the_reason() {
 }
 
 #[test]
+fn expired_limit_state_is_deleted_unless_written_again_since_it_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+    let set = |k: &str| Write::State(k.into(), serde_json::json!([1]));
+    store
+        .write_batch(&[set("limit:r:a"), set("limit:r:b")], W)
+        .unwrap();
+    let read = store.state_keys("limit:").unwrap();
+    // A run planned between the worker's read and its delete rewrites `b`.
+    std::thread::sleep(Duration::from_millis(5));
+    store.write_batch(&[set("limit:r:b")], W).unwrap();
+    assert_eq!(
+        store
+            .write_batch(&[Write::DeleteStateUnchanged(read)], W)
+            .unwrap(),
+        vec![Written::Changed(1)]
+    );
+    let left: Vec<String> = store
+        .state_keys("limit:")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, vec!["limit:r:b"]);
+}
+
+#[test]
 fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
