@@ -127,6 +127,9 @@ impl PgStore {
             Write::DeleteState(keys) => Written::Changed(jobs::delete_state(tx, keys).await?),
             Write::FireTimers(f) => Written::Changed(timers::fire(tx, f).await?),
             Write::CancelTimer(id) => Written::Changed(timers::cancel(tx, *id).await?),
+            Write::DeleteStateUnchanged(keys) => {
+                Written::Changed(timers::delete_state_unchanged(tx, keys).await?)
+            }
         })
     }
 }
