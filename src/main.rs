@@ -10,12 +10,6 @@ use tracing::Level;
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::prelude::*;
 
-/// mimalloc instead of the system allocator: every webhook allocates and frees many small
-/// buffers and JSON nodes on several threads; glibc's malloc (and its consolidation) was the
-/// largest user-space cost of the tokio threads in `perf` (BENCHMARKS.md, issue 11 third round).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Crates that log request paths, query strings, URLs or raw bytes below INFO or DEBUG: a
 /// Selldone token sits in the webhook path (warp logs `param?: "<token>"` at TRACE and an
 /// undecodable query string at DEBUG) and a Slack webhook URL is a credential. These caps hold
