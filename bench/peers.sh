@@ -9,7 +9,8 @@
 #             big-paid-order rule appends every message to <data_dir>/slack.jsonl
 # then runs ../shared/bench/run-peers.sh against both beside the peers it starts itself.
 # While it runs, every second it samples each daemon's WAL size (max printed at the end) and,
-# at the end, prints per-thread CPU (from /proc/<pid>/task/*/stat) per journaled event, and
+# at the end, prints per-thread CPU (from /proc/<pid>/task/*/stat) and bytes written
+# (/proc/<pid>/task/*/io) per journaled event, and
 # checks that sf-rules planned and delivered every event (jobs done = events, slack.jsonl lines).
 #
 # Then (phase `e2e`) it measures each daemon on its own, independent of what else runs on the
@@ -151,13 +152,16 @@ PY
 }
 
 # thread_ticks PID: "comm ticks" per thread name (utime + stime, threads of one name summed).
+# Also "bytes written": wchar of /proc/<pid>/task/*/io (what the thread passed to write(2) and
+# pwrite(2): WAL frames and checkpoints for the journal threads), 0 where unreadable.
 thread_ticks() {
-    local t stat comm
+    local t stat comm wchar
     for t in /proc/"$1"/task/*; do
         stat=$(cat "$t/stat" 2>/dev/null) || continue
+        wchar=$(awk '/^wchar/ {print $2}' "$t/io" 2>/dev/null) || wchar=0
         comm=${stat#*(}; comm=${comm%%)*}
-        awk -v c="${comm// /_}" '{print c, $12 + $13}' <<<"${stat##*) }"
-    done | awk '{s[$1] += $2} END {for (c in s) print c, s[c]}' | sort
+        awk -v c="${comm// /_}" -v w="${wchar:-0}" '{print c, $12 + $13, w}' <<<"${stat##*) }"
+    done | awk '{s[$1] += $2; w[$1] += $3} END {for (c in s) print c, s[c], w[c]}' | sort
 }
 # metric NAME PATTERN: sum of the samples of a metric whose line matches PATTERN.
 metric() {
@@ -166,9 +170,10 @@ metric() {
 accepted() { metric "$1" '^storeflow_webhooks_total\\{.*outcome="accepted"'; }
 CLK_TCK=$(getconf CLK_TCK)
 cpu_table() { # cpu_table TICKS0 TICKS1 EVENTS
-    join -a2 -e0 -o 0,1.2,2.2 "$1" "$2" |
-        awk -v e="$3" -v hz="$CLK_TCK" '{d = $3 - $2; t += d; if (d > 0) printf "   %-22s %8.1f us/event\n", $1, d * 1e6 / hz / e}
-            END {printf "   %-22s %8.1f us/event\n", "TOTAL", t * 1e6 / hz / e}'
+    join -a2 -e0 -o 0,1.2,1.3,2.2,2.3 "$1" "$2" |
+        awk -v e="$3" -v hz="$CLK_TCK" '{d = $4 - $2; t += d; b = $5 - $3; tb += b
+                if (d > 0) printf "   %-22s %8.1f us/event %8.2f KB written/event\n", $1, d * 1e6 / hz / e, b / 1024 / e}
+            END {printf "   %-22s %8.1f us/event %8.2f KB written/event\n", "TOTAL", t * 1e6 / hz / e, tb / 1024 / e}'
 }
 
 if [[ -n "${BASE:-}" ]]; then
