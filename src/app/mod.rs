@@ -205,12 +205,14 @@ fn start(
     } = parts;
     let bell = doorbell.0.clone();
     let jobs_planned = Arc::new(Notify::new());
+    let timers_planned = Arc::new(Notify::new());
     let timer_counts = Arc::new(TimerCounts::default());
     Pipeline {
         reader: pipeline_reader,
         journal: journal.clone(),
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
+        timers_planned: timers_planned.clone(),
         handoff: journal.handoff(),
     }
     .start(doorbell, shutdown.clone(), tracker)
@@ -229,6 +231,7 @@ fn start(
         journal: journal.clone(),
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
+        timers_planned,
         counts: timer_counts.clone(),
     };
     tracker.spawn(timers.run(shutdown.clone()));

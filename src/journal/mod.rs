@@ -35,7 +35,9 @@ pub use records::{
     Requeue, SecretCount, Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
-pub use timers::{Firing, NewTimer, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites};
+pub use timers::{
+    Firing, NewTimer, Settle, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites,
+};
 pub use writer::{Journal, OnClose};
 
 /// One write in a group commit.
@@ -73,6 +75,9 @@ pub enum Write {
     FireTimers(Vec<Firing>),
     /// Cancels one pending timer (`storeflow timers cancel`).
     CancelTimer(i64),
+    /// Deletes script state keys (expired `limit` state) unless written again since the time
+    /// given with each (the timer worker read them then; a run planned meanwhile keeps its key).
+    DeleteStateUnchanged(Vec<(String, Timestamp)>),
 }
 
 /// The answer to one [`Write`].
@@ -283,7 +288,7 @@ pub trait Store: Send + 'static {
     }
 
     /// One order's events of one source as (id, topic, canonical name), oldest first: the lean
-    /// read a `wait` with `unless` makes for every event it plans.
+    /// read the timer worker makes when a `wait` with `unless` comes due.
     fn order_timeline(
         &self,
         source: &str,
