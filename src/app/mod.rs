@@ -204,6 +204,8 @@ fn start(
         rules,
     } = parts;
     let bell = doorbell.0.clone();
+    // Who this process is among replicas sharing the journal (unused by SQLite).
+    let replica = journal::ReplicaId::new();
     let jobs_planned = Arc::new(Notify::new());
     let timer_counts = Arc::new(TimerCounts::default());
     Pipeline {
@@ -212,6 +214,8 @@ fn start(
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
         handoff: journal.handoff(),
+        owner: replica.to_string(),
+        terms: config.replicas.terms(),
     }
     .start(doorbell, shutdown.clone(), tracker)
     .map_err(|source| AppError::Thread {
@@ -224,12 +228,15 @@ fn start(
         bell,
         (shutdown.clone(), tracker),
     );
+    let duty_reader = timers_reader.clone();
     let timers = TimerWorker {
         reader: timers_reader,
         journal: journal.clone(),
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
         counts: timer_counts.clone(),
+        owner: replica.to_string(),
+        terms: config.replicas.terms(),
     };
     tracker.spawn(timers.run(shutdown.clone()));
     let dispatcher = Dispatcher {
@@ -239,10 +246,22 @@ fn start(
         delivery: config.delivery.clone(),
         wake: jobs_planned.clone(),
         drain: SHUTDOWN_DEADLINE,
+        owner: replica.to_string(),
+        terms: config.replicas.terms(),
     };
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
-    tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
+    let duty = retention::Duty {
+        reader: duty_reader,
+        owner: replica.to_string(),
+        terms: config.replicas.terms(),
+    };
+    tracker.spawn(retention::run(
+        journal.clone(),
+        retention,
+        duty,
+        shutdown.clone(),
+    ));
     let served = serving(
         config,
         sources,

@@ -9,6 +9,7 @@
 //! can call it.
 
 pub mod metrics;
+pub mod replicas;
 mod repeated;
 
 use std::fmt::Display;

@@ -18,6 +18,10 @@
 //! claimed again, no new job is started, and only the journal write is retried, with an
 //! exponential backoff, until it succeeds. A job that was delivered is then recorded done and
 //! never sent again; a retry keeps the time computed when it failed.
+//!
+//! When replicas share the journal (DESIGN.md §13) the jobs are claimed in the journal too,
+//! under a lease with a fence (see [`super::lease`]): a claim this replica can no longer renew
+//! is given up, and an attempt carries its fence so the journal refuses a late completion.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,11 +32,16 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::claims::{Claim, InFlight};
+use super::lease::JobLeases;
 use super::retry;
 use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
-use crate::journal::{AttemptOutcome, Job, Journal, NextStep, Reader, Write};
+use crate::journal::{
+    AttemptOutcome, Claimed, Job, Journal, JournalError, LeaseTerms, NextStep, Reader, Write,
+    Written,
+};
 use crate::model::event::Timestamp;
+use crate::telemetry::replicas::Fenced;
 use crate::telemetry::{self, metrics::JobOutcome};
 
 /// Due jobs read per look at the journal.
@@ -58,6 +67,11 @@ struct Shared {
     wake: Arc<Notify>,
     /// Claimed jobs still waiting for a permit give up at shutdown (they stay pending).
     stop: CancellationToken,
+    /// Who claims jobs in the journal, for how long.
+    owner: String,
+    terms: LeaseTerms,
+    /// The claims held in a shared journal (replicas); `None` when the store is not shared.
+    leases: Option<Arc<JobLeases>>,
 }
 
 /// The journal failed a read or a write; the loop backs off.
@@ -88,6 +102,10 @@ pub struct Dispatcher {
     pub wake: Arc<Notify>,
     /// How long shutdown waits for deliveries in flight.
     pub drain: Duration,
+    /// This replica, as the owner of its claims in a shared journal.
+    pub owner: String,
+    /// How long claims in a shared journal last and how often they are renewed.
+    pub terms: LeaseTerms,
 }
 
 impl Dispatcher {
@@ -95,6 +113,11 @@ impl Dispatcher {
     /// pending in the journal. Deliveries are tasks of `tracker`, the daemon's one tracker.
     pub async fn run(self, stop: CancellationToken, tracker: TaskTracker) {
         let permits = Arc::new(Semaphore::new(self.delivery.concurrency.max(1)));
+        let replicas = self.reader.read_blocking(|s| s.shared());
+        let leases = replicas.then(|| JobLeases::new(self.owner.clone(), self.terms));
+        if let Some(leases) = &leases {
+            tracker.spawn(leases.clone().keep(self.reader.clone(), stop.clone()));
+        }
         let shared = Arc::new(Shared {
             journal: self.journal,
             actions: self.actions,
@@ -102,6 +125,9 @@ impl Dispatcher {
             in_flight: Mutex::default(),
             wake: self.wake,
             stop: stop.clone(),
+            owner: self.owner,
+            terms: self.terms,
+            leases,
         });
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() {
@@ -173,21 +199,33 @@ impl Shared {
             return Ok(MAX_IDLE);
         }
         let generation = self.generation();
-        let due = logged(
-            reader
-                .due_jobs(Timestamp::now(), CLAIM_BATCH - claimed)
-                .await,
-        )?;
-        for job in due {
+        let asked = Instant::now();
+        let due = logged(self.claim_due(reader, CLAIM_BATCH - claimed).await)?;
+        for Claimed { item: job, fence } in due {
             match self.claim(job.id, generation) {
                 Claim::Taken => {}
                 Claim::Busy => continue,
                 Claim::Stale => break,
             }
+            if let Some(leases) = &self.leases {
+                leases.add(job.id, fence, asked);
+            }
             let (shared, permits) = (self.clone(), permits.clone());
             tracker.spawn(async move { shared.queued(job, permits).await });
         }
         idle_time(reader, self.claimed()).await
+    }
+
+    /// Due jobs, claimed in the journal for this replica when it is shared.
+    async fn claim_due(
+        &self,
+        reader: &Reader,
+        limit: usize,
+    ) -> Result<Vec<Claimed<Job>>, JournalError> {
+        let (owner, length) = (self.owner.clone(), self.terms.length);
+        reader
+            .read(move |s| s.claim_jobs(&owner, Timestamp::now(), length, limit))
+            .await
     }
 
     /// A claimed job: waits for a delivery permit, then delivers; at shutdown it gives the
@@ -207,6 +245,9 @@ impl Shared {
             }
             _ => {
                 self.unclaim(job.id);
+                if let Some(leases) = &self.leases {
+                    leases.remove(job.id); // runs out in the journal: then anyone claims it
+                }
                 self.wake.notify_one();
             }
         }
@@ -293,9 +334,16 @@ impl Shared {
     async fn flush_held(&self) -> Result<(), JournalDown> {
         for outcome in self.held() {
             let job_id = outcome.job_id;
-            if let Err(e) = self.journal.write(Write::Attempt(outcome)).await {
-                telemetry::attempt_unjournaled(Some(job_id), &e);
-                return Err(JournalDown);
+            match self.journal.write(self.attempt_write(outcome)).await {
+                Err(e) => {
+                    telemetry::attempt_unjournaled(Some(job_id), &e);
+                    return Err(JournalDown);
+                }
+                Ok(Written::Fenced) => telemetry::replicas::fenced_off(Fenced::Attempt, &job_id),
+                Ok(_) => {}
+            }
+            if let Some(leases) = &self.leases {
+                leases.remove(job_id);
             }
             if let Ok(mut f) = self.in_flight.lock() {
                 f.held.remove(&job_id);
@@ -322,7 +370,10 @@ impl Shared {
             attempt: job.attempts + 1,
         };
         let started_at = Timestamp::now();
-        let result = self.execute(&job, &ctx).await;
+        let Some(result) = self.execute_while_claimed(&job, &ctx).await else {
+            self.abandon(job.id);
+            return;
+        };
         let finished_at = Timestamp::now();
         let (next, error) = self.next_step(result, finished_at, ctx.attempt);
         telemetry::metrics::job_finished(
@@ -341,11 +392,60 @@ impl Shared {
             error,
             next,
         };
-        if let Err(e) = self.journal.write(Write::Attempt(outcome.clone())).await {
-            telemetry::attempt_unjournaled(None, &e);
-            self.hold(outcome);
-        }
+        self.journal_attempt(outcome).await;
         self.release(job.id);
+        self.wake.notify_one();
+    }
+
+    /// Journals an attempt's outcome, or holds it when the journal fails.
+    async fn journal_attempt(&self, outcome: AttemptOutcome) {
+        let job_id = outcome.job_id;
+        match self.journal.write(self.attempt_write(outcome.clone())).await {
+            Err(e) => {
+                telemetry::attempt_unjournaled(None, &e);
+                self.hold(outcome);
+                return; // held: the claim and its fence stay until it is journaled
+            }
+            Ok(Written::Fenced) => telemetry::replicas::fenced_off(Fenced::Attempt, &job_id),
+            Ok(_) => {}
+        }
+        if let Some(leases) = &self.leases {
+            leases.remove(job_id);
+        }
+    }
+
+    /// The write recording an attempt: fenced by the job's claim in a shared journal.
+    fn attempt_write(&self, outcome: AttemptOutcome) -> Write {
+        match &self.leases {
+            Some(leases) => leases.fenced(outcome.job_id, Write::Attempt(outcome)),
+            None => Write::Attempt(outcome),
+        }
+    }
+
+    /// Runs the job's action; `None` when this replica lost its claim first (not renewed in
+    /// time, or taken over): the delivery is abandoned and nothing is journaled.
+    async fn execute_while_claimed(
+        &self,
+        job: &Job,
+        ctx: &JobContext,
+    ) -> Option<Result<(), ActionError>> {
+        let Some(leases) = &self.leases else {
+            return Some(self.execute(job, ctx).await);
+        };
+        let lost = leases.lost(job.id);
+        tokio::select! {
+            biased;
+            _ = lost.cancelled() => None,
+            result = self.execute(job, ctx) => Some(result),
+        }
+    }
+
+    /// Lets go of a job whose claim was lost, without journaling anything.
+    fn abandon(&self, job_id: i64) {
+        if let Some(leases) = &self.leases {
+            leases.remove(job_id);
+        }
+        self.release(job_id);
         self.wake.notify_one();
     }
 

@@ -273,7 +273,7 @@ impl Store for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
-            out.push(match write {
+            out.push(match unfenced(write) {
                 Write::Append(inc) => Written::Appended(events::append(&tx, inc, dedupe_window)?),
                 Write::Processed(p) => Written::Processed(jobs::processed(&tx, p)?),
                 Write::Attempt(a) => Written::Changed(jobs::record_attempt(&tx, a)?),
@@ -290,6 +290,7 @@ impl Store for SqliteStore {
                 Write::DeleteState(keys) => Written::Changed(jobs::delete_state(&tx, keys)?),
                 Write::FireTimers(f) => Written::Changed(timers::fire(&tx, f)?),
                 Write::CancelTimer(id) => Written::Changed(timers::cancel(&tx, *id)?),
+                Write::Fenced(..) => unreachable_fenced()?,
             });
         }
         tx.commit()?;
@@ -467,6 +468,20 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
         timers::order_timeline(&self.conn, source, order_id, limit)
     }
+}
+
+/// The write a [`Write::Fenced`] wraps: SQLite is not shared (this daemon holds the journal
+/// alone), so no claim can have moved and fenced writes apply as they are.
+fn unfenced(mut write: &Write) -> &Write {
+    while let Write::Fenced(_, inner) = write {
+        write = inner;
+    }
+    write
+}
+
+/// [`unfenced`] never answers a fenced write.
+fn unreachable_fenced() -> Result<Written, JournalError> {
+    Err(JournalError::CommitFailed("a fenced write was not unwrapped".into()))
 }
 
 #[cfg(test)]
