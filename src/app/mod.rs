@@ -207,6 +207,7 @@ fn start(
     // Who this process is among replicas sharing the journal (unused by SQLite).
     let replica = journal::ReplicaId::new();
     let jobs_planned = Arc::new(Notify::new());
+    watch_other_replicas(&pipeline_reader, &bell, &jobs_planned, shutdown)?;
     let timer_counts = Arc::new(TimerCounts::default());
     Pipeline {
         reader: pipeline_reader,
@@ -272,6 +273,25 @@ fn start(
         timer_counts,
     )?;
     Ok(Serving { served, watcher })
+}
+
+/// Wakes the pipeline and the dispatcher when other replicas sharing the journal append events
+/// or create jobs (nothing to do for a journal that is not shared).
+fn watch_other_replicas(
+    reader: &Reader,
+    pipeline: &SyncSender<()>,
+    dispatcher: &Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> Result<(), AppError> {
+    let (pipeline, dispatcher) = (pipeline.clone(), dispatcher.clone());
+    let wake: journal::Wake = Arc::new(move |change| match change {
+        journal::Change::Events => {
+            let _ = pipeline.try_send(());
+        }
+        journal::Change::Jobs => dispatcher.notify_one(),
+    });
+    reader.read_blocking(|s| s.watch_changes(wake, shutdown.clone()))?;
+    Ok(())
 }
 
 /// The intake route's and `/healthz`'s shared state.

@@ -96,6 +96,33 @@ pub enum Fence {
     Timers(Vec<(i64, i64)>),
 }
 
+/// What another replica changed in a shared journal that a worker here waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Events were appended (or released from quarantine): the pipeline has work.
+    Events,
+    /// Jobs were created or re-queued: the dispatcher has work.
+    Jobs,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Events => "events",
+            Change::Jobs => "jobs",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Change> {
+        [Change::Events, Change::Jobs]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// Called for every [`Change`] another replica announces (see [`super::Store::watch_changes`]).
+pub type Wake = std::sync::Arc<dyn Fn(Change) + Send + Sync>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ use crate::model::event::{Event, Incoming, Timestamp};
 pub use handoff::Handoff;
 pub use health::{JournalHealth, Problem};
 pub use key::JobKey;
-pub use lease::{Claimed, Fence, LeaseTerms, ReplicaId};
+pub use lease::{Change, Claimed, Fence, LeaseTerms, ReplicaId, Wake};
 pub use open::{open_existing, open_reader, start_writer};
 pub use reader::Reader;
 pub use records::{
@@ -378,6 +378,17 @@ pub trait Store: Send + 'static {
     /// Lets the lease `name` go if `owner` holds it (shutdown), so another replica takes it
     /// over at once.
     fn release_lease(&self, _name: &str, _owner: &str) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    /// Calls `wake` whenever another replica announces a [`Change`] (events appended, jobs
+    /// created), until `stop`, so workers start at once instead of at their next poll; polling
+    /// stays the fallback. Not shared: nothing to watch (the writer rings the workers itself).
+    fn watch_changes(
+        &self,
+        _wake: Wake,
+        _stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(), JournalError> {
         Ok(())
     }
 }

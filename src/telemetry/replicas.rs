@@ -10,6 +10,7 @@ pub const FENCED_WRITES_TOTAL: &str = "storeflow_fenced_writes_total";
 
 static RENEW_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static LEASE_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
+static LISTENER_LOST: Repeated = Repeated::new(REPEAT_WINDOW);
 
 /// What a refused fenced write was.
 #[derive(Debug, Clone, Copy)]
@@ -61,4 +62,10 @@ pub fn lease_failed(name: &str, error: &dyn Display) {
 /// This replica took over a named lease (after another let it go or stopped renewing it).
 pub fn lease_taken(name: &str, fence: i64) {
     tracing::info!(target: "storeflow::worker", lease = name, fence, "lease taken: this replica runs it now");
+}
+
+/// The connection that listens for other replicas' changes failed; it reconnects, and polling
+/// covers the gap.
+pub fn listener_lost(error: &dyn Display) {
+    crate::rate_limited_warn!(LISTENER_LOST, target: "storeflow::journal", error = %error, "listening for other replicas' changes failed; reconnecting (workers poll meanwhile)");
 }
