@@ -117,7 +117,7 @@ pub async fn run(
         } else {
             "http"
         };
-        tracing::info!(journal = %config.journal_path().display(), "listening on {scheme}://{addr}");
+        tracing::info!(journal = %journal::Location::of(&config), "listening on {scheme}://{addr}");
     }
     let token = shutdown.clone();
     server::run(listener, serving.served, listening, async move {
@@ -153,7 +153,7 @@ fn build(
     sources: sources::Sources,
     tracker: &TaskTracker,
 ) -> Result<Parts, AppError> {
-    let path = config.journal_path();
+    let path = journal::Location::of(config);
     let (bell, rings) = std::sync::mpsc::sync_channel(1);
     let journal = journal::start_writer(
         &path,
@@ -308,7 +308,7 @@ fn serving(
     let console = Arc::new(server::ui::Console::new(
         Arc::new(config.clone()),
         server::ui::ConsoleParts {
-            reader: journal::open_reader(&config.journal_path())?,
+            reader: journal::open_reader(journal::Location::of(config))?,
             journal: journal.clone(),
             rules: rules.clone(),
             load_options: load_options(config),

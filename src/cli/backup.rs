@@ -15,7 +15,7 @@ pub struct BackupArgs {
 }
 
 pub fn run(config: &Config, args: BackupArgs) -> anyhow::Result<ExitCode> {
-    let journal = crate::journal::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(crate::journal::Location::of(config))?;
     let summary = journal.read_blocking(|store| store.backup_into(&args.file))?;
     outln!(
         "backed up {} events ({:.1} MB) to {}",

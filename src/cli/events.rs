@@ -56,7 +56,7 @@ pub enum EventsCommand {
 }
 
 pub fn run(config: &Config, args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let journal = crate::journal::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(crate::journal::Location::of(config))?;
     journal.write_blocking(|store| run_on(config, args, store))
 }
 

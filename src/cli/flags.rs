@@ -37,7 +37,7 @@ pub enum FlagsCommand {
 }
 
 pub fn run(config: &Config, args: FlagsArgs) -> anyhow::Result<ExitCode> {
-    let journal = crate::journal::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(crate::journal::Location::of(config))?;
     journal.write_blocking(|store| run_on(config, args, store))
 }
 

@@ -65,7 +65,7 @@ fn parse_status(s: &str) -> Result<JobStatus, String> {
 }
 
 pub fn run(config: &Config, args: JobsArgs) -> anyhow::Result<ExitCode> {
-    let journal = crate::journal::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(crate::journal::Location::of(config))?;
     journal.write_blocking(|store| run_on(config, args, store))
 }
 

@@ -7,6 +7,7 @@ mod events;
 mod flags;
 mod init;
 mod jobs;
+mod migrate;
 mod orders;
 pub mod output;
 mod replan;
@@ -63,6 +64,8 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Copy the journal to a new file, consistently, while `serve` runs (a backup)
     Backup(backup::BackupArgs),
+    /// Apply the journal's pending schema migrations (PostgreSQL: versioned, listed as they run)
+    Migrate,
     /// Create a project: a commented storeflow.yaml, example rules with tests, templates, plugins
     Init(init::InitArgs),
 }
@@ -108,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign::run(&load_config(cli.config)?, args),
         Command::Init(args) => init::run(args),
         Command::Backup(args) => backup::run(&load_config(cli.config)?, args),
+        Command::Migrate => migrate::run(&load_config(cli.config)?),
     }
 }
 

@@ -36,7 +36,7 @@ const LIMIT: usize = 1000;
 
 pub fn run(config: &Config, args: OrdersArgs) -> anyhow::Result<ExitCode> {
     let OrdersCommand::Show { id, source, json } = args.command;
-    let journal = crate::journal::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(crate::journal::Location::of(config))?;
     journal.read_blocking(|store| show(store, &id, source.as_deref(), json))
 }
 

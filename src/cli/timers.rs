@@ -35,7 +35,7 @@ pub enum TimersCommand {
 }
 
 pub fn run(config: &Config, args: TimersArgs) -> anyhow::Result<ExitCode> {
-    let journal = crate::journal::open_existing(&config.journal_path())?;
+    let journal = crate::journal::open_existing(crate::journal::Location::of(config))?;
     journal.write_blocking(|store| match args.command {
         Some(TimersCommand::Cancel { id }) => cancel(config, store, id),
         None => list(store, &args),

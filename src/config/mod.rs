@@ -45,6 +45,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `tls: {cert, key}`: serve HTTPS on `listen` (reloaded on SIGHUP).
     pub tls: Option<TlsConfig>,
+    /// `journal: {url}`: the journal in PostgreSQL instead of SQLite in `data_dir` (§13).
+    pub journal: JournalConfig,
     /// How long events, traces and finished jobs are kept.
     #[serde(deserialize_with = "de_duration")]
     pub retention: Duration,
@@ -70,6 +72,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             log: LogConfig::default(),
             tls: None,
+            journal: JournalConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
             replicas: ReplicasConfig::default(),
         }
@@ -104,6 +107,15 @@ impl Default for ScriptsConfig {
             max_value_bytes: 64 * 1024,
         }
     }
+}
+
+/// Where the journal lives (DESIGN.md §13).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalConfig {
+    /// `postgres://user:password@host:port/db`; unset: SQLite in `data_dir`. A secret: it
+    /// holds the database password, so it is never logged or shown whole.
+    pub url: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,11 +10,14 @@
 //! reads run on a blocking thread), and sees the backend only as `dyn Store` and
 //! [`JournalError`]: this is where another backend (PostgreSQL) plugs in.
 
+#[cfg(test)]
+mod contract;
 mod handoff;
 mod health;
 mod key;
 pub mod lease;
 mod open;
+pub mod pg;
 pub mod query;
 mod reader;
 mod records;
@@ -29,7 +32,7 @@ pub use handoff::Handoff;
 pub use health::{JournalHealth, Problem};
 pub use key::JobKey;
 pub use lease::{Change, Claimed, Fence, LeaseTerms, ReplicaId, Wake};
-pub use open::{open_existing, open_reader, start_writer};
+pub use open::{migrate, open_existing, open_reader, start_writer, Location};
 pub use reader::Reader;
 pub use records::{
     base_rule, replan_rule_key, replay_rule_key, Appended, Attempt, AttemptOutcome, EventStatus,

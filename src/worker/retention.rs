@@ -34,7 +34,7 @@ pub const DYNAMIC_ANSWER_PREFIX: &str = "dynamic:";
 #[derive(Debug, Clone)]
 pub struct Retention {
     pub keep: Duration,
-    pub journal_path: PathBuf,
+    pub journal: crate::journal::Location,
     pub data_dir: PathBuf,
 }
 
@@ -42,7 +42,7 @@ impl Retention {
     pub fn from_config(config: &Config) -> Retention {
         Retention {
             keep: config.retention,
-            journal_path: config.journal_path(),
+            journal: crate::journal::Location::of(config),
             data_dir: config.data_dir.clone(),
         }
     }
@@ -115,7 +115,7 @@ impl Retention {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention pruning failed"),
         }
-        let orphans = match crate::journal::open_reader(&self.journal_path) {
+        let orphans = match crate::journal::open_reader(&self.journal) {
             Ok(reader) => reader.read(move |s| orphaned_answers(s, before)).await,
             Err(e) => Err(e),
         };

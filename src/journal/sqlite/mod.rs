@@ -12,8 +12,8 @@ mod gauges;
 mod identity;
 mod jobs;
 mod quarantine;
-mod timers;
-mod trace_codec;
+pub(super) mod timers;
+pub(super) mod trace_codec;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

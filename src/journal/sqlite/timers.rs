@@ -51,7 +51,7 @@ struct StoredJob {
     error: Option<String>,
 }
 
-fn jobs_json(jobs: &[NewJob]) -> String {
+pub(in crate::journal) fn jobs_json(jobs: &[NewJob]) -> String {
     let stored: Vec<StoredJob> = jobs
         .iter()
         .map(|j| StoredJob {
@@ -65,7 +65,7 @@ fn jobs_json(jobs: &[NewJob]) -> String {
     serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
 }
 
-fn jobs_of(text: &str) -> Vec<NewJob> {
+pub(in crate::journal) fn jobs_of(text: &str) -> Vec<NewJob> {
     let stored: Vec<StoredJob> = serde_json::from_str(text).unwrap_or_default();
     stored
         .into_iter()
@@ -329,7 +329,3 @@ pub(super) fn order_timeline(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
-
-#[cfg(test)]
-#[path = "timers_tests.rs"]
-mod tests;

@@ -27,7 +27,7 @@ struct Shared<'a> {
 }
 
 /// The stored text of `trace`: compact when it has candidate rules with files, else as is.
-pub(super) fn compact(trace: &Value) -> String {
+pub(in crate::journal) fn compact(trace: &Value) -> String {
     let files = distinct_files(trace);
     if files.is_empty() || trace.get(FILES).is_some() || trace.get(ACTUALS).is_some() {
         return trace.to_string();
@@ -47,7 +47,7 @@ pub(super) fn compact(trace: &Value) -> String {
 }
 
 /// The trace as it was before [`compact`] (the identity for a trace stored without `"files"`).
-pub(super) fn restore(mut stored: Value) -> Value {
+pub(in crate::journal) fn restore(mut stored: Value) -> Value {
     let Some(obj) = stored.as_object_mut() else {
         return stored;
     };

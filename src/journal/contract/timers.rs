@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use super::super::SqliteStore;
+use super::{contract, TestStore};
 use crate::journal::{
-    Firing, NewJob, NewTimer, Processed, Store, TimerFilter, TimerKind, TimerStatus, TimerWrites,
-    Write, Written,
+    Firing, NewJob, NewTimer, Processed, TimerFilter, TimerKind, TimerStatus, TimerWrites, Write,
+    Written,
 };
 use crate::model::event::{Event, Incoming, OrderView, Timestamp};
 
 const W: Duration = Duration::from_secs(60);
 
-fn append(store: &mut SqliteStore, key: &str, kind: &str) -> String {
+fn append(store: &mut TestStore, key: &str, kind: &str) -> String {
     let body = bytes::Bytes::from_static(br#"{"data":{}}"#);
     let event = Event {
         id: Event::new_id(),
@@ -41,7 +41,7 @@ fn append(store: &mut SqliteStore, key: &str, kind: &str) -> String {
     id
 }
 
-fn process(store: &mut SqliteStore, id: &str, timers: Vec<NewTimer>, cancels: &[&str]) {
+fn process(store: &mut TestStore, id: &str, timers: Vec<NewTimer>, cancels: &[&str]) {
     let p = Processed {
         event_id: id.into(),
         trace: serde_json::json!({}),
@@ -82,10 +82,7 @@ fn wait(rule: &str) -> NewTimer {
     }
 }
 
-#[test]
-fn a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+fn a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule(mut store: TestStore) {
     let paid = append(&mut store, "a", "order:paid");
     process(&mut store, &paid, vec![wait("late"), wait("other")], &[]);
     let shipped = append(&mut store, "b", "order:shipped");
@@ -122,18 +119,10 @@ fn a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule() {
     assert_eq!(store.next_timer_due().unwrap(), None);
 }
 
-#[test]
-fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = SqliteStore::open(&dir.path().join("j.db")).unwrap();
+fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers(mut store: TestStore) {
     let paid = append(&mut store, "a", "order:paid");
     process(&mut store, &paid, vec![wait("late")], &[]);
-    let count = |store: &SqliteStore, table: &str| -> i64 {
-        store
-            .conn
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap()
-    };
+    let count = |store: &TestStore| store.timers(&TimerFilter::default()).unwrap().len();
     let later = Timestamp(Timestamp::now().millis() + 3_600_000);
     // The event is older than the cut, but its wait is still pending: both stay.
     store
@@ -145,10 +134,15 @@ fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers() {
     // Once the wait is cancelled (finished), the next prune takes the timer and its event.
     let shipped = append(&mut store, "b", "order:shipped");
     process(&mut store, &shipped, Vec::new(), &["late"]);
-    assert_eq!(count(&store, "timers"), 1);
+    assert_eq!(count(&store), 1);
     store
         .write_batch(&[Write::Prune { before: later }], W)
         .unwrap();
-    assert_eq!(count(&store, "timers"), 0);
+    assert_eq!(count(&store), 0);
     assert!(store.event(&paid).unwrap().is_none());
 }
+
+contract!(
+    a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule,
+    retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers,
+);
