@@ -7,6 +7,9 @@ use super::{Repeated, REPEAT_WINDOW};
 /// Writes refused because the claim or lease they were made under had moved to another replica
 /// (a replica paused or cut off past its lease), by what was refused.
 pub const FENCED_WRITES_TOTAL: &str = "storeflow_fenced_writes_total";
+/// Job claims this replica gave up because it could not renew them in time or another replica
+/// had taken them over.
+pub const CLAIMS_LOST_TOTAL: &str = "storeflow_claims_lost_total";
 
 static RENEW_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
 static LEASE_FAILED: Repeated = Repeated::new(REPEAT_WINDOW);
@@ -45,6 +48,7 @@ pub fn fenced_off(what: Fenced, id: &dyn Display) {
 
 /// This replica gave up work it held because it could not renew the claim in time.
 pub fn claim_lost(job_id: i64) {
+    metrics::counter!(CLAIMS_LOST_TOTAL).increment(1);
     tracing::warn!(target: "storeflow::worker::dispatcher", job_id, "claim lost (not renewed in time or taken over); the delivery is abandoned and another replica runs the job");
 }
 

@@ -13,6 +13,7 @@ use crate::journal::{SqliteStore, Store};
 
 mod admin;
 mod core;
+mod leases;
 mod postgres;
 mod timers;
 
