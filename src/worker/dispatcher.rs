@@ -293,7 +293,13 @@ impl Shared {
         let Ok(mut f) = self.in_flight.lock() else {
             return Claim::Stale;
         };
-        match f.finished_since(read_at, id) {
+        // A shared journal's claim is never a stale list: the row was claimed for this replica
+        // just now, and a finished attempt ended its previous claim in the same commit.
+        let finished = match self.leases {
+            Some(_) => Some(false),
+            None => f.finished_since(read_at, id),
+        };
+        match finished {
             None => Claim::Stale,
             Some(true) => Claim::Busy,
             Some(false) if f.held.contains_key(&id) || !f.ids.insert(id) => Claim::Busy,

@@ -2,10 +2,14 @@
 //! PostgreSQL a write under a claim that moved is refused; on SQLite (not shared) claims are the
 //! due jobs and fenced writes apply as they are.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::TestStore;
-use crate::journal::lease::Fence;
+use crate::journal::lease::{Change, Fence, Wake};
+use crate::journal::pg::{PgStore, PgUrl};
 use crate::journal::{AttemptOutcome, JobStatus, NewJob, NextStep, Processed, Write, Written};
 use crate::model::event::{Event, Incoming, Timestamp};
 
@@ -30,7 +34,7 @@ fn one_job(store: &mut TestStore) -> i64 {
     let id = event.id.clone();
     let incoming = Incoming {
         event,
-        dedupe_key: "k".into(),
+        dedupe_key: id.clone(),
         body,
     };
     let job = NewJob {
@@ -133,4 +137,50 @@ fn sqlite_claims_are_the_due_jobs_and_fenced_writes_apply_as_they_are() {
     assert_eq!(store.hold_lease("x", "b", LONG).unwrap(), Some(0));
     let w = fenced(Fence::Jobs(vec![(id, 99)]), done(id));
     assert_eq!(store.write_batch(&[w], WINDOW).unwrap(), vec![Written::Changed(1)]);
+}
+
+/// The next `want` among the wake-ups, within `deadline`.
+fn expect(rx: &std::sync::mpsc::Receiver<Change>, want: Change, deadline: Duration) {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(got) if got == want => return,
+            Ok(_) => continue,
+            Err(e) => panic!("no {want:?} wake-up within {deadline:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_commit_wakes_every_listener_and_a_lost_listener_reconnects() {
+    let cluster = crate::journal::pg::cluster::Cluster::private();
+    let url = PgUrl::parse(&cluster.database()).unwrap();
+    let mut store = TestStore {
+        store: Box::new(PgStore::open(&url).unwrap()),
+        _dir: None,
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let wake: Wake = Arc::new(move |c| {
+        let _ = tx.lock().map(|tx| tx.send(c));
+    });
+    let stop = CancellationToken::new();
+    store.watch_changes(wake, stop.clone()).unwrap();
+    let wait = Duration::from_secs(20);
+    // Once listening it looks once for what it may have missed.
+    expect(&rx, Change::Jobs, wait);
+    while rx.try_recv().is_ok() {}
+
+    one_job(&mut store); // appends an event and plans a job: both announced at the commit
+    expect(&rx, Change::Events, wait);
+    expect(&rx, Change::Jobs, wait);
+
+    cluster.stop().unwrap();
+    cluster.restart().unwrap();
+    while rx.try_recv().is_ok() {}
+    expect(&rx, Change::Jobs, wait); // reconnected (and looking once again)
+    one_job(&mut store);
+    expect(&rx, Change::Events, wait);
+    stop.cancel();
 }
