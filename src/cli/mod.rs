@@ -7,6 +7,7 @@ mod events;
 mod flags;
 mod init;
 mod jobs;
+mod journal;
 mod migrate;
 mod orders;
 pub mod output;
@@ -64,6 +65,8 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Copy the journal to a new file, consistently, while `serve` runs (a backup)
     Backup(backup::BackupArgs),
+    /// Move the journal: `journal copy --from sqlite:PATH --to postgres://…`
+    Journal(journal::JournalArgs),
     /// Apply the journal's pending schema migrations (PostgreSQL: versioned, listed as they run)
     Migrate,
     /// Create a project: a commented storeflow.yaml, example rules with tests, templates, plugins
@@ -112,6 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init::run(args),
         Command::Backup(args) => backup::run(&load_config(cli.config)?, args),
         Command::Migrate => migrate::run(&load_config(cli.config)?),
+        Command::Journal(args) => journal::run(&load_config(cli.config)?, args),
     }
 }
 

@@ -118,6 +118,19 @@ pub struct JournalConfig {
     pub url: Secret,
 }
 
+impl JournalConfig {
+    /// A set URL must be a PostgreSQL one; the message never shows it (it holds a password).
+    fn validate(&self) -> Result<(), String> {
+        let url = self.url.expose().trim();
+        if url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(());
+        }
+        Err("journal.url must be a PostgreSQL URL: \
+             postgres://user:password@host:port/database"
+            .into())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
@@ -189,6 +202,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: ReplicasError,
     },
+    #[error("{path}: {message}")]
+    Journal { path: PathBuf, message: String },
 }
 
 impl Config {
@@ -251,6 +266,13 @@ impl Config {
                 path: path(),
                 source,
             })?;
+        config
+            .journal
+            .validate()
+            .map_err(|message| ConfigError::Journal {
+                path: path(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -276,6 +298,18 @@ mod tests {
             _ => None,
         };
         Config::parse(text, Path::new("storeflow.yaml"), env)
+    }
+
+    #[test]
+    fn regression_a_journal_url_that_is_not_postgres_is_refused_without_echoing_it() {
+        let err = parse("journal:\n  url: mysql://u:hunter2@db/x\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("postgres://user:password@host"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        let ok = parse("journal:\n  url: postgres://u:${SECRET}@db/x\n").unwrap();
+        assert_eq!(ok.journal.url.expose(), "postgres://u:s3cret@db/x");
+        assert!(!format!("{ok:?}").contains("s3cret"));
+        assert!(!parse("").unwrap().journal.url.is_set());
     }
 
     #[test]

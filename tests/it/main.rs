@@ -21,6 +21,7 @@ mod init;
 mod intake;
 mod layering;
 mod metrics;
+mod postgres;
 mod receivers;
 mod regression_cli;
 mod regression_model;

@@ -67,8 +67,7 @@ fn replicas_appending_the_same_delivery_at_once_make_one_event() {
         .collect();
     let answers: Vec<Vec<Appended>> = replicas.into_iter().map(|r| r.join().unwrap()).collect();
     let store = PgStore::open(&url).unwrap();
-    for i in 0..ROUNDS {
-        let (a, b) = (&answers[0][i], &answers[1][i]);
+    for (i, (a, b)) in answers[0].iter().zip(&answers[1]).enumerate() {
         assert_eq!(
             a.event_id, b.event_id,
             "round {i}: both answer the one event"

@@ -153,6 +153,17 @@ where
     Ok(())
 }
 
+/// Runs `f` on the journal's runtime from a thread outside any runtime (the CLI), without
+/// asking `f` to be `Send` (it may hold a SQLite statement across its awaits).
+pub(super) fn block_on_here<F: Future>(f: F) -> Result<F::Output, JournalError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(JournalError::ReadFailed(
+            "the journal copy cannot run inside an async runtime".into(),
+        ));
+    }
+    Ok(runtime()?.block_on(f))
+}
+
 /// The pool of `url`, created on first use (no connection is opened until one is needed).
 pub(super) fn pool(url: &PgUrl) -> Result<Pool, JournalError> {
     static POOLS: OnceLock<Mutex<HashMap<PgUrl, Pool>>> = OnceLock::new();

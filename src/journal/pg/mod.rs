@@ -9,6 +9,7 @@
 mod admin;
 mod claims;
 pub mod conn;
+pub mod copy;
 mod events;
 mod fence;
 mod flags;
@@ -84,7 +85,7 @@ impl PgStore {
         &self.url
     }
 
-    async fn client(&self) -> Result<Object, JournalError> {
+    pub(super) async fn client(&self) -> Result<Object, JournalError> {
         self.pool
             .get()
             .await

@@ -240,6 +240,11 @@ impl SqliteStore {
         Self::open(path)
     }
 
+    /// The connection, for copying the journal elsewhere (`storeflow journal copy`).
+    pub(in crate::journal) fn into_connection(self) -> Connection {
+        self.conn
+    }
+
     fn check_files(&self) -> Result<(), JournalError> {
         self.files.as_ref().map_or(Ok(()), FileIdentity::verify)
     }
