@@ -9,8 +9,8 @@
 //! can call it.
 
 pub mod metrics;
-pub mod replicas;
 mod repeated;
+pub mod replicas;
 
 use std::fmt::Display;
 

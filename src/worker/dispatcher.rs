@@ -406,7 +406,11 @@ impl Shared {
     /// Journals an attempt's outcome, or holds it when the journal fails.
     async fn journal_attempt(&self, outcome: AttemptOutcome) {
         let job_id = outcome.job_id;
-        match self.journal.write(self.attempt_write(outcome.clone())).await {
+        match self
+            .journal
+            .write(self.attempt_write(outcome.clone()))
+            .await
+        {
             Err(e) => {
                 telemetry::attempt_unjournaled(None, &e);
                 self.hold(outcome);

@@ -161,7 +161,10 @@ impl JobLeases {
         }
         let asked = Instant::now();
         let (owner, length, ask) = (self.owner.clone(), self.terms.length, live.clone());
-        match reader.read(move |s| s.renew_jobs(&owner, &ask, length)).await {
+        match reader
+            .read(move |s| s.renew_jobs(&owner, &ask, length))
+            .await
+        {
             Ok(renewed) => self.renewed(asked, &live, &renewed),
             Err(e) => crate::telemetry::replicas::renew_failed(&e),
         }
@@ -189,7 +192,10 @@ mod tests {
         let t0 = Instant::now();
         l.add(1, 7, t0);
         l.add(2, 8, t0);
-        assert_eq!(l.expire(t0 + Duration::from_secs(5)), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(
+            l.expire(t0 + Duration::from_secs(5)),
+            Some(t0 + Duration::from_secs(10))
+        );
         l.renewed(t0 + Duration::from_secs(3), &[(1, 7), (2, 8)], &[1]);
         assert!(l.lost(2).is_cancelled(), "taken over by another replica");
         assert!(!l.lost(1).is_cancelled());

@@ -90,7 +90,11 @@ impl Pipeline {
         let shared = self.reader.read_blocking(|s| s.shared());
         let mut held = None;
         while !stop.is_cancelled() {
-            let lease = if shared { self.lease(&mut held) } else { Some(None) };
+            let lease = if shared {
+                self.lease(&mut held)
+            } else {
+                Some(None)
+            };
             let busy = match (self.rules.current(), lease) {
                 (Some(set), Some(fence)) => self.round(&set, fence.as_ref()).unwrap_or_else(|e| {
                     crate::telemetry::pipeline_round_failed(&e);
@@ -178,7 +182,11 @@ impl Pipeline {
     }
 
     /// Sets events aside with their reason (see [`Write::Quarantine`]).
-    fn quarantine(&self, events: Vec<Unreadable>, fence: Option<&Fence>) -> Result<(), JournalError> {
+    fn quarantine(
+        &self,
+        events: Vec<Unreadable>,
+        fence: Option<&Fence>,
+    ) -> Result<(), JournalError> {
         for u in events {
             crate::telemetry::event_quarantined(&u.event_id, &u.reason);
             if u.event_id.is_empty() {

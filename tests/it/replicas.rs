@@ -2,9 +2,6 @@
 //! processes on different ports over one throwaway database, an HTTP sink that can hold its
 //! answers, and the journal read back with `psql`.
 
-#[path = "../../src/journal/pg/cluster.rs"]
-mod cluster;
-
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -15,7 +12,7 @@ use tokio::sync::watch;
 use warp::Filter;
 
 use crate::helpers::{post, sign, wait_for_async, Process};
-use cluster::Cluster;
+use crate::postgres::cluster::{self, Cluster};
 
 /// Short leases so takeovers happen within a test (documented minimum: 1 s).
 const LEASE: Duration = Duration::from_secs(2);
@@ -153,7 +150,8 @@ impl Replica {
 
 /// A distinct signed Sellix `order:paid` delivery for order `n`.
 fn delivery(n: usize) -> (Vec<u8>, String) {
-    let body = format!(r#"{{"event":"order:paid","data":{{"uniqid":"ord-{n}","status":"COMPLETED"}}}}"#);
+    let body =
+        format!(r#"{{"event":"order:paid","data":{{"uniqid":"ord-{n}","status":"COMPLETED"}}}}"#);
     let sig = sign(body.as_bytes());
     (body.into_bytes(), sig)
 }
@@ -161,7 +159,10 @@ fn delivery(n: usize) -> (Vec<u8>, String) {
 /// Posts delivery `n` to `replica`; answers (status, event id, duplicate).
 async fn send(replica: &Replica, n: usize) -> (u16, String, bool) {
     let (body, sig) = delivery(n);
-    let headers = [("x-sellix-event", "order:paid"), ("x-sellix-signature", sig.as_str())];
+    let headers = [
+        ("x-sellix-event", "order:paid"),
+        ("x-sellix-signature", sig.as_str()),
+    ];
     let a = post(&replica.process.url("/hooks/sellix"), &headers, body).await;
     let id = a.json["event_id"].as_str().unwrap_or("").to_string();
     (a.status, id, a.json["duplicate"] == true)
@@ -174,7 +175,7 @@ fn count(db: &Cluster, name: &str, sql: &str) -> i64 {
 
 /// The replica (of `replicas`) whose process holds the claim `owner` (`host:pid:random`).
 fn by_owner<'a>(replicas: &'a [Replica], owner: &str) -> &'a Replica {
-    let pid: u32 = owner.rsplitn(3, ':').nth(1).unwrap().parse().unwrap();
+    let pid: u32 = owner.rsplit(':').nth(1).unwrap().parse().unwrap();
     replicas.iter().find(|r| r.pid() == pid).unwrap()
 }
 
@@ -210,14 +211,25 @@ async fn two_replicas_share_deliveries_and_one_delivery_sent_to_both_is_one_even
     let (a, b) = tokio::join!(send(&replicas[0], 1000), send(&replicas[1], 1000));
     assert_eq!((a.0, b.0), (200, 200));
     assert_eq!(a.1, b.1, "the same delivery to both replicas is one event");
-    assert!(a.2 != b.2, "one of the two answers says duplicate: {a:?} {b:?}");
+    assert!(
+        a.2 != b.2,
+        "one of the two answers says duplicate: {a:?} {b:?}"
+    );
 
     all_done(db, &name, 41).await;
     assert_eq!(count(db, &name, "SELECT count(*) FROM events"), 41);
-    assert_eq!(count(db, &name, "SELECT count(*) FROM traces"), 41, "planned once each");
+    assert_eq!(
+        count(db, &name, "SELECT count(*) FROM traces"),
+        41,
+        "planned once each"
+    );
     assert_eq!(count(db, &name, "SELECT count(*) FROM attempts"), 41);
     let unattributed = "SELECT count(*) FROM attempts WHERE replica IS NULL OR fence IS NULL";
-    assert_eq!(count(db, &name, unattributed), 0, "every attempt was fenced");
+    assert_eq!(
+        count(db, &name, unattributed),
+        0,
+        "every attempt was fenced"
+    );
     let keys = sink.by_key();
     assert_eq!(keys.len(), 41);
     assert!(keys.values().all(|at| at.len() == 1), "nothing sent twice");
@@ -242,21 +254,29 @@ async fn regression_a_killed_or_paused_replica_loses_nothing_and_completes_nothi
     assert_eq!(send(&replicas[0], 1).await.0, 200);
 
     // The first delivery is in flight: kill the replica making it.
-    wait_for_async("the first delivery", || async { (sink.requests() >= 1).then_some(()) }).await;
+    wait_for_async("the first delivery", || async {
+        (sink.requests() >= 1).then_some(())
+    })
+    .await;
     let first = db.psql(&name, owner).unwrap();
     let killed = by_owner(&replicas, first.split(' ').next().unwrap());
     killed.signal("-KILL");
 
     // Another replica takes the job over once the lease ran out: pause it mid-delivery.
-    wait_for_async("the job taken over", || async { (sink.requests() >= 2).then_some(()) }).await;
+    wait_for_async("the job taken over", || async {
+        (sink.requests() >= 2).then_some(())
+    })
+    .await;
     let second = db.psql(&name, owner).unwrap();
     assert_ne!(first, second, "a new claim, a new fence");
     let paused = by_owner(&replicas, second.split(' ').next().unwrap());
     paused.signal("-STOP");
 
     // The third takes it over in turn; now let the deliveries through.
-    wait_for_async("the job taken over again", || async { (sink.requests() >= 3).then_some(()) })
-        .await;
+    wait_for_async("the job taken over again", || async {
+        (sink.requests() >= 3).then_some(())
+    })
+    .await;
     let third = db.psql(&name, owner).unwrap();
     let last = by_owner(&replicas, third.split(' ').next().unwrap());
     // The paused replica's delivery "succeeds" while the third's is still in flight.
@@ -269,14 +289,21 @@ async fn regression_a_killed_or_paused_replica_loses_nothing_and_completes_nothi
     })
     .await;
     let job = "SELECT status || ' ' || attempts FROM jobs";
-    assert_eq!(db.psql(&name, job).unwrap(), "pending 0", "the stale replica completed nothing");
+    assert_eq!(
+        db.psql(&name, job).unwrap(),
+        "pending 0",
+        "the stale replica completed nothing"
+    );
     sink.open();
     all_done(db, &name, 1).await;
 
     let attempts = db
         .psql(&name, "SELECT replica || ' ' || fence FROM attempts")
         .unwrap();
-    assert_eq!(attempts, third, "one attempt, by the replica that held the job last");
+    assert_eq!(
+        attempts, third,
+        "one attempt, by the replica that held the job last"
+    );
     assert!(third.contains(&format!(":{}:", last.pid())));
     let at = &sink.by_key().into_values().next().unwrap();
     assert_eq!(at.len(), 3, "one delivery per claim");
@@ -286,7 +313,10 @@ async fn regression_a_killed_or_paused_replica_loses_nothing_and_completes_nothi
     }
 
     // Every event acknowledged from now on, by the live replicas, is planned once and delivered.
-    let live: Vec<&Replica> = replicas.iter().filter(|r| r.pid() != killed.pid()).collect();
+    let live: Vec<&Replica> = replicas
+        .iter()
+        .filter(|r| r.pid() != killed.pid())
+        .collect();
     for n in 2..22 {
         let (status, _, duplicate) = send(live[n % live.len()], n).await;
         assert_eq!((status, duplicate), (200, false));
@@ -294,7 +324,8 @@ async fn regression_a_killed_or_paused_replica_loses_nothing_and_completes_nothi
     all_done(db, &name, 21).await;
     assert_eq!(count(db, &name, "SELECT count(*) FROM traces"), 21);
     assert_eq!(count(db, &name, "SELECT count(*) FROM attempts"), 21);
-    let stale = "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.fence <> j.fence";
+    let stale =
+        "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.fence <> j.fence";
     assert_eq!(count(db, &name, stale), 0, "no attempt under a stale fence");
 }
 
@@ -340,7 +371,13 @@ async fn database_restart_during_load_loses_nothing_acknowledged() {
     all_done(db, &name, events as i64).await;
     let listed = db.psql(&name, "SELECT id FROM events").unwrap();
     for id in &acked {
-        assert!(listed.lines().any(|l| l == id), "acknowledged event {id} lost");
+        assert!(
+            listed.lines().any(|l| l == id),
+            "acknowledged event {id} lost"
+        );
     }
-    assert_eq!(count(db, &name, "SELECT count(*) FROM traces") as usize, events);
+    assert_eq!(
+        count(db, &name, "SELECT count(*) FROM traces") as usize,
+        events
+    );
 }

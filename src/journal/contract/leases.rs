@@ -87,18 +87,37 @@ fn regression_a_paused_replica_cannot_complete_a_job_another_took_over() {
     let b = store.claim_jobs("b", now, LONG, 10).unwrap();
     assert_eq!(b.len(), 1, "a lease that ran out is claimed again");
     assert_eq!(b[0].fence, a[0].fence + 1, "every claim bumps the fence");
-    assert!(store.claim_jobs("a", now, LONG, 10).unwrap().is_empty(), "B holds it");
-    assert!(store.renew_jobs("a", &[(id, a[0].fence)], LONG).unwrap().is_empty());
-    assert_eq!(store.renew_jobs("b", &[(id, b[0].fence)], LONG).unwrap(), vec![id]);
+    assert!(
+        store.claim_jobs("a", now, LONG, 10).unwrap().is_empty(),
+        "B holds it"
+    );
+    assert!(store
+        .renew_jobs("a", &[(id, a[0].fence)], LONG)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.renew_jobs("b", &[(id, b[0].fence)], LONG).unwrap(),
+        vec![id]
+    );
 
     let late = fenced(Fence::Jobs(vec![(id, a[0].fence)]), done(id));
-    assert_eq!(store.write_batch(&[late], WINDOW).unwrap(), vec![Written::Fenced]);
+    assert_eq!(
+        store.write_batch(&[late], WINDOW).unwrap(),
+        vec![Written::Fenced]
+    );
     let job = store.job(id).unwrap().unwrap();
-    assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0), "nothing written");
+    assert_eq!(
+        (job.status, job.attempts),
+        (JobStatus::Pending, 0),
+        "nothing written"
+    );
     assert!(store.attempts(id).unwrap().is_empty());
 
     let current = fenced(Fence::Jobs(vec![(id, b[0].fence)]), done(id));
-    assert_eq!(store.write_batch(&[current], WINDOW).unwrap(), vec![Written::Changed(1)]);
+    assert_eq!(
+        store.write_batch(&[current], WINDOW).unwrap(),
+        vec![Written::Changed(1)]
+    );
     assert_eq!(store.job(id).unwrap().unwrap().status, JobStatus::Done);
 }
 
@@ -110,7 +129,11 @@ fn a_named_lease_has_one_holder_and_fences_the_previous_one() {
     let b = store.hold_lease(x, "b", long).unwrap().unwrap();
     assert!(b > a, "a new holder, a higher fence");
     assert_eq!(store.hold_lease(x, "a", long).unwrap(), None, "B holds it");
-    assert_eq!(store.hold_lease(x, "b", long).unwrap(), Some(b), "renewed: same fence");
+    assert_eq!(
+        store.hold_lease(x, "b", long).unwrap(),
+        Some(b),
+        "renewed: same fence"
+    );
     let lease = |owner: &str, fence| Fence::Lease {
         name: x.into(),
         owner: owner.into(),
@@ -118,7 +141,13 @@ fn a_named_lease_has_one_holder_and_fences_the_previous_one() {
     };
     let state = |v: i64| Write::State("k".into(), serde_json::json!(v));
     let out = store
-        .write_batch(&[fenced(lease("a", a), state(1)), fenced(lease("b", b), state(2))], WINDOW)
+        .write_batch(
+            &[
+                fenced(lease("a", a), state(1)),
+                fenced(lease("b", b), state(2)),
+            ],
+            WINDOW,
+        )
         .unwrap();
     assert_eq!(out[0], Written::Fenced);
     assert_eq!(store.state("k").unwrap(), Some(serde_json::json!(2)));
@@ -136,7 +165,10 @@ fn sqlite_claims_are_the_due_jobs_and_fenced_writes_apply_as_they_are() {
     assert_eq!((claims[0].item.id, claims[0].fence), (id, 0));
     assert_eq!(store.hold_lease("x", "b", LONG).unwrap(), Some(0));
     let w = fenced(Fence::Jobs(vec![(id, 99)]), done(id));
-    assert_eq!(store.write_batch(&[w], WINDOW).unwrap(), vec![Written::Changed(1)]);
+    assert_eq!(
+        store.write_batch(&[w], WINDOW).unwrap(),
+        vec![Written::Changed(1)]
+    );
 }
 
 /// The next `want` among the wake-ups, within `deadline`.

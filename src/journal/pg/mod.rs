@@ -27,8 +27,8 @@ use deadpool_postgres::{Object, Pool};
 
 use super::query::{EventPage, EventQuery, FlagPage, FlagQuery, JobPage, JobQuery, LastFired};
 use super::{
-    Attempt, BackupSummary, Claimed, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus,
-    JournalError, SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
+    Attempt, BackupSummary, Claimed, Event, EventStatus, EventSummary, Flag, FlagFilter, Job,
+    JobStatus, JournalError, SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
 };
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;

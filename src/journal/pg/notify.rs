@@ -30,10 +30,9 @@ pub(super) async fn after_batch(
             (Write::Append(_), Written::Appended(a)) => events |= !a.duplicate,
             (Write::Processed(_), Written::Processed(true)) => jobs = true,
             (Write::Release(_), Written::Changed(n)) => events |= *n > 0,
-            (
-                Write::FireTimers(_) | Write::Requeue(_) | Write::Replan(_),
-                Written::Changed(n),
-            ) => jobs |= *n > 0,
+            (Write::FireTimers(_) | Write::Requeue(_) | Write::Replan(_), Written::Changed(n)) => {
+                jobs |= *n > 0
+            }
             _ => {}
         }
     }
@@ -108,6 +107,8 @@ async fn listen_once(
     }
     match driver.await {
         Ok(Err(e)) => Err(e.into()),
-        _ => Err(JournalError::ReadFailed("the listener connection closed".into())),
+        _ => Err(JournalError::ReadFailed(
+            "the listener connection closed".into(),
+        )),
     }
 }

@@ -156,7 +156,8 @@ pub(super) async fn cancel(tx: &Transaction<'_>, id: i64) -> Result<usize, Journ
         .await? as usize)
 }
 
-pub(super) const COLUMNS: &str = "id, event_id, rule, kind, action_index, source, order_id, status, due_at, \
+pub(super) const COLUMNS: &str =
+    "id, event_id, rule, kind, action_index, source, order_id, status, due_at, \
                        created_at, finished_at, outcome, if_still, max_late, events, jobs";
 
 pub(super) async fn due(

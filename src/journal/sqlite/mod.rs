@@ -486,7 +486,9 @@ fn unfenced(mut write: &Write) -> &Write {
 
 /// [`unfenced`] never answers a fenced write.
 fn unreachable_fenced() -> Result<Written, JournalError> {
-    Err(JournalError::CommitFailed("a fenced write was not unwrapped".into()))
+    Err(JournalError::CommitFailed(
+        "a fenced write was not unwrapped".into(),
+    ))
 }
 
 #[cfg(test)]
