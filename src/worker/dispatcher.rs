@@ -42,7 +42,11 @@ use crate::journal::{
 };
 use crate::model::event::Timestamp;
 use crate::telemetry::replicas::Fenced;
+
+/// Claims, fences and lost claims when replicas share the journal.
+mod replicas;
 use crate::telemetry::{self, metrics::JobOutcome};
+use replicas::claim_sizes;
 
 /// Due jobs read per look at the journal.
 const CLAIM_BATCH: usize = 256;
@@ -161,15 +165,22 @@ impl Dispatcher {
 }
 
 /// How long to sleep: until the next retry falls due, at most [`MAX_IDLE`]; with jobs claimed,
-/// their deliveries wake the loop.
-async fn idle_time(reader: &Reader, claimed: usize) -> Result<Duration, JournalDown> {
+/// their deliveries wake the loop. In a shared journal a job due now that this replica could not
+/// claim is another replica's: it is looked at again after [`MAX_IDLE`] (when its claim may have
+/// run out), not every [`MIN_IDLE`] (new jobs wake the loop through the journal's notifications).
+async fn idle_time(reader: &Reader, claimed: usize, shared: bool) -> Result<Duration, JournalDown> {
     if claimed > 0 {
         return Ok(MAX_IDLE);
     }
     Ok(match logged(reader.next_due().await)? {
         Some(at) => {
             let wait = (at.millis() - Timestamp::now().millis()).max(0) as u64;
-            Duration::from_millis(wait).clamp(MIN_IDLE, MAX_IDLE)
+            let least = if shared && wait == 0 {
+                MAX_IDLE
+            } else {
+                MIN_IDLE
+            };
+            Duration::from_millis(wait).clamp(least, MAX_IDLE)
         }
         None => MAX_IDLE,
     })
@@ -195,12 +206,14 @@ impl Shared {
     ) -> Result<Duration, JournalDown> {
         self.flush_held().await?;
         let claimed = self.claimed();
-        if claimed >= REFILL_BELOW {
+        let shared = self.leases.is_some();
+        let (batch, refill_below) = claim_sizes(shared, self.delivery.concurrency);
+        if claimed >= refill_below {
             return Ok(MAX_IDLE);
         }
         let generation = self.generation();
         let asked = Instant::now();
-        let due = logged(self.claim_due(reader, CLAIM_BATCH - claimed).await)?;
+        let due = logged(self.claim_due(reader, batch - claimed).await)?;
         for Claimed { item: job, fence } in due {
             match self.claim(job.id, generation) {
                 Claim::Taken => {}
@@ -213,19 +226,7 @@ impl Shared {
             let (shared, permits) = (self.clone(), permits.clone());
             tracker.spawn(async move { shared.queued(job, permits).await });
         }
-        idle_time(reader, self.claimed()).await
-    }
-
-    /// Due jobs, claimed in the journal for this replica when it is shared.
-    async fn claim_due(
-        &self,
-        reader: &Reader,
-        limit: usize,
-    ) -> Result<Vec<Claimed<Job>>, JournalError> {
-        let (owner, length) = (self.owner.clone(), self.terms.length);
-        reader
-            .read(move |s| s.claim_jobs(&owner, Timestamp::now(), length, limit))
-            .await
+        idle_time(reader, self.claimed(), shared).await
     }
 
     /// A claimed job: waits for a delivery permit, then delivers; at shutdown it gives the
@@ -400,62 +401,6 @@ impl Shared {
         };
         self.journal_attempt(outcome).await;
         self.release(job.id);
-        self.wake.notify_one();
-    }
-
-    /// Journals an attempt's outcome, or holds it when the journal fails.
-    async fn journal_attempt(&self, outcome: AttemptOutcome) {
-        let job_id = outcome.job_id;
-        match self
-            .journal
-            .write(self.attempt_write(outcome.clone()))
-            .await
-        {
-            Err(e) => {
-                telemetry::attempt_unjournaled(None, &e);
-                self.hold(outcome);
-                return; // held: the claim and its fence stay until it is journaled
-            }
-            Ok(Written::Fenced) => telemetry::replicas::fenced_off(Fenced::Attempt, &job_id),
-            Ok(_) => {}
-        }
-        if let Some(leases) = &self.leases {
-            leases.remove(job_id);
-        }
-    }
-
-    /// The write recording an attempt: fenced by the job's claim in a shared journal.
-    fn attempt_write(&self, outcome: AttemptOutcome) -> Write {
-        match &self.leases {
-            Some(leases) => leases.fenced(outcome.job_id, Write::Attempt(outcome)),
-            None => Write::Attempt(outcome),
-        }
-    }
-
-    /// Runs the job's action; `None` when this replica lost its claim first (not renewed in
-    /// time, or taken over): the delivery is abandoned and nothing is journaled.
-    async fn execute_while_claimed(
-        &self,
-        job: &Job,
-        ctx: &JobContext,
-    ) -> Option<Result<(), ActionError>> {
-        let Some(leases) = &self.leases else {
-            return Some(self.execute(job, ctx).await);
-        };
-        let lost = leases.lost(job.id);
-        tokio::select! {
-            biased;
-            _ = lost.cancelled() => None,
-            result = self.execute(job, ctx) => Some(result),
-        }
-    }
-
-    /// Lets go of a job whose claim was lost, without journaling anything.
-    fn abandon(&self, job_id: i64) {
-        if let Some(leases) = &self.leases {
-            leases.remove(job_id);
-        }
-        self.release(job_id);
         self.wake.notify_one();
     }
 
