@@ -216,7 +216,7 @@ fn start(
         jobs_planned: jobs_planned.clone(),
         handoff: journal.handoff(),
         owner: replica.to_string(),
-        terms: config.replicas.terms(),
+        terms: lease_terms(config),
     }
     .start(doorbell, shutdown.clone(), tracker)
     .map_err(|source| AppError::Thread {
@@ -237,7 +237,7 @@ fn start(
         jobs_planned: jobs_planned.clone(),
         counts: timer_counts.clone(),
         owner: replica.to_string(),
-        terms: config.replicas.terms(),
+        terms: lease_terms(config),
     };
     tracker.spawn(timers.run(shutdown.clone()));
     let dispatcher = Dispatcher {
@@ -248,14 +248,14 @@ fn start(
         wake: jobs_planned.clone(),
         drain: SHUTDOWN_DEADLINE,
         owner: replica.to_string(),
-        terms: config.replicas.terms(),
+        terms: lease_terms(config),
     };
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
     let duty = retention::Duty {
         reader: duty_reader,
         owner: replica.to_string(),
-        terms: config.replicas.terms(),
+        terms: lease_terms(config),
     };
     tracker.spawn(retention::run(
         journal.clone(),
@@ -371,6 +371,14 @@ async fn stop(tracker: TaskTracker) {
             "workers or the journal writer did not stop within {:?}",
             SHUTDOWN_DEADLINE * 2
         );
+    }
+}
+
+/// How long claims of replicas sharing the journal last, from the config.
+fn lease_terms(config: &Config) -> journal::LeaseTerms {
+    journal::LeaseTerms {
+        length: config.replicas.lease,
+        renew_every: config.replicas.renew_every,
     }
 }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::values::de_duration;
-use crate::journal::LeaseTerms;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -54,13 +53,6 @@ impl ReplicasConfig {
             });
         }
         Ok(())
-    }
-
-    pub fn terms(&self) -> LeaseTerms {
-        LeaseTerms {
-            length: self.lease,
-            renew_every: self.renew_every,
-        }
     }
 }
 

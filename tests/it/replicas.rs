@@ -381,3 +381,52 @@ async fn database_restart_during_load_loses_nothing_acknowledged() {
         events
     );
 }
+
+/// The replica planning events (holding the pipeline lease) is killed, then its successor is
+/// paused: the events the others acknowledge meanwhile are planned once each by the next holder,
+/// and the paused one, resumed, plans nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_moves_on_when_its_replica_dies_or_hangs() {
+    let db = cluster::cluster();
+    let (name, url) = db.named_database();
+    let sink = Sink::start(true).await;
+    let replicas = [
+        Replica::start(&url, &sink),
+        Replica::start(&url, &sink),
+        Replica::start(&url, &sink),
+    ];
+    let holder = "SELECT owner FROM leases WHERE name = 'pipeline' AND until > now()";
+    let current = || async {
+        let owner = db.psql(&name, holder).unwrap();
+        (!owner.is_empty()).then_some(owner)
+    };
+    let first = wait_for_async("a replica holding the pipeline", current).await;
+    let killed = by_owner(&replicas, &first);
+    killed.signal("-KILL");
+    let live: Vec<&Replica> = replicas
+        .iter()
+        .filter(|r| r.pid() != killed.pid())
+        .collect();
+    for n in 0..5 {
+        assert_eq!(send(live[n % 2], n).await.0, 200);
+    }
+    all_done(db, &name, 5).await;
+
+    let second = wait_for_async("the next holder", current).await;
+    assert_ne!(first, second);
+    let paused = by_owner(&replicas, &second);
+    paused.signal("-STOP");
+    let other = live.iter().find(|r| r.pid() != paused.pid()).unwrap();
+    for n in 5..10 {
+        assert_eq!(send(other, n).await.0, 200);
+    }
+    all_done(db, &name, 10).await;
+    paused.signal("-CONT");
+    for n in 10..13 {
+        assert_eq!(send(paused, n).await.0, 200);
+    }
+    all_done(db, &name, 13).await;
+    assert_eq!(count(db, &name, "SELECT count(*) FROM traces"), 13);
+    assert_eq!(count(db, &name, "SELECT count(*) FROM attempts"), 13);
+    assert!(sink.by_key().values().all(|at| at.len() == 1));
+}

@@ -216,3 +216,38 @@ fn a_commit_wakes_every_listener_and_a_lost_listener_reconnects() {
     expect(&rx, Change::Events, wait);
     stop.cancel();
 }
+
+#[test]
+fn a_timer_claimed_over_is_settled_only_by_its_new_holder() {
+    use crate::journal::{Firing, TimerStatus};
+    let mut store = super::postgres();
+    let event = super::timers::append(&mut store, "t1", "order:paid");
+    super::timers::process(&mut store, &event, vec![super::timers::wait("r")], &[]);
+    let now = Timestamp::now();
+    let a = store.claim_timers("a", now, Duration::ZERO, 10).unwrap();
+    let b = store.claim_timers("b", now, LONG, 10).unwrap();
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert_eq!(b[0].fence, a[0].fence + 1);
+    assert!(
+        store.claim_timers("a", now, LONG, 10).unwrap().is_empty(),
+        "B holds it"
+    );
+    let id = b[0].item.id;
+    let fire = |fence| {
+        let firing = Firing {
+            id,
+            outcome: Ok(Vec::new()),
+        };
+        fenced(
+            Fence::Timers(vec![(id, fence)]),
+            Write::FireTimers(vec![firing]),
+        )
+    };
+    let late = store.write_batch(&[fire(a[0].fence)], WINDOW).unwrap();
+    assert_eq!(late, vec![Written::Fenced]);
+    let status = |store: &TestStore| store.timers(&Default::default()).unwrap()[0].status;
+    assert_eq!(status(&store), TimerStatus::Pending);
+    let current = store.write_batch(&[fire(b[0].fence)], WINDOW).unwrap();
+    assert_eq!(current, vec![Written::Changed(1)]);
+    assert_eq!(status(&store), TimerStatus::Fired);
+}
