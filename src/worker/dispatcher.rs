@@ -161,6 +161,9 @@ impl Dispatcher {
                 "attempts that could not be journaled are lost; those jobs run again at the next start"
             );
         }
+        if let Some(leases) = &shared.leases {
+            leases.give_back(&self.reader).await;
+        }
     }
 }
 
@@ -247,7 +250,7 @@ impl Shared {
             _ => {
                 self.unclaim(job.id);
                 if let Some(leases) = &self.leases {
-                    leases.remove(job.id); // runs out in the journal: then anyone claims it
+                    leases.unstarted(job.id); // given back to the journal at shutdown
                 }
                 self.wake.notify_one();
             }

@@ -35,6 +35,8 @@ pub(super) struct JobLeases {
     pub(super) owner: String,
     pub(super) terms: LeaseTerms,
     held: Mutex<HashMap<i64, Held>>,
+    /// Claims never started (shutdown came first), to give back to the journal.
+    unstarted: Mutex<Vec<(i64, i64)>>,
 }
 
 impl JobLeases {
@@ -43,6 +45,7 @@ impl JobLeases {
             owner,
             terms,
             held: Mutex::default(),
+            unstarted: Mutex::default(),
         })
     }
 
@@ -63,6 +66,30 @@ impl JobLeases {
     /// Forgets a claim: its attempt was journaled (or refused), or it was given back.
     pub(super) fn remove(&self, id: i64) -> Option<i64> {
         self.held.lock().ok()?.remove(&id).map(|h| h.fence)
+    }
+
+    /// Forgets a claim that was never started, to give it back at shutdown.
+    pub(super) fn unstarted(&self, id: i64) {
+        if let (Some(fence), Ok(mut unstarted)) = (self.remove(id), self.unstarted.lock()) {
+            unstarted.push((id, fence));
+        }
+    }
+
+    /// Gives the claims never started back to the journal (shutdown), so other replicas take
+    /// them at once instead of when their lease runs out.
+    pub(super) async fn give_back(&self, reader: &Reader) {
+        let jobs = self
+            .unstarted
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default();
+        if jobs.is_empty() {
+            return;
+        }
+        let owner = self.owner.clone();
+        if let Err(e) = reader.read(move |s| s.release_jobs(&owner, &jobs)).await {
+            crate::telemetry::replicas::renew_failed(&e);
+        }
     }
 
     /// The token cancelled when the claim on `id` is lost (a cancelled one when there is none).

@@ -122,6 +122,20 @@ fn regression_a_paused_replica_cannot_complete_a_job_another_took_over() {
 }
 
 #[test]
+fn a_claim_given_back_is_claimable_at_once() {
+    let mut store = super::postgres();
+    let id = one_job(&mut store);
+    let now = Timestamp::now();
+    let a = store.claim_jobs("a", now, LONG, 10).unwrap();
+    assert!(store.claim_jobs("b", now, LONG, 10).unwrap().is_empty());
+    store.release_jobs("b", &[(id, a[0].fence)]).unwrap(); // not b's: changes nothing
+    assert!(store.claim_jobs("b", now, LONG, 10).unwrap().is_empty());
+    store.release_jobs("a", &[(id, a[0].fence)]).unwrap(); // a stops before starting it
+    let b = store.claim_jobs("b", now, LONG, 10).unwrap();
+    assert_eq!((b.len(), b[0].fence), (1, a[0].fence + 1));
+}
+
+#[test]
 fn a_named_lease_has_one_holder_and_fences_the_previous_one() {
     let mut store = super::postgres();
     let (x, long) = ("x", LONG);
