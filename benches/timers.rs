@@ -20,6 +20,7 @@ use storeflow::sources::{registry, verify};
 
 const TIMERS: usize = 100_000;
 const EVENTS: usize = 20_000;
+const WAIT_RULE: &str = "rules:\n  - name: r\n    on: order.paid\n    wait: { for: 48h, unless: [order.shipped, order.cancelled] }\n    actions:\n      - flag: { kind: late, note: \"{{ order.id }}\" }\n";
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -37,7 +38,7 @@ fn main() {
         TIMERS as f64 / firing.as_secs_f64()
     );
     let plain = "rules:\n  - name: r\n    on: order.paid\n    actions:\n      - flag: { kind: late, note: \"{{ order.id }}\" }\n";
-    let waiting = "rules:\n  - name: r\n    on: order.paid\n    wait: { for: 48h, unless: [order.shipped, order.cancelled] }\n    actions:\n      - flag: { kind: late, note: \"{{ order.id }}\" }\n";
+    let waiting = WAIT_RULE;
     let bare = waiting.replace(", unless: [order.shipped, order.cancelled]", "");
     let mut runs: Vec<(f64, f64, f64)> = Vec::new();
     for _ in 0..3 {
@@ -92,6 +93,11 @@ async fn fire_pending() -> (Duration, Duration) {
     let data = dir.path().join("data");
     let db = data.join("storeflow.db");
     seed_timers(&db);
+    // The timers' rule, with an `unless`: firing each wait reads its order's timeline (an
+    // `unless` event journaled before the wait started cancels it at its due time).
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(rules.join("r.yaml"), WAIT_RULE).expect("rules");
     let yaml = format!(
         "data_dir: {}\nrules_dir: {}\n",
         data.display(),

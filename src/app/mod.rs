@@ -207,6 +207,7 @@ fn start(
     // Who this process is among replicas sharing the journal (unused by SQLite).
     let replica = journal::ReplicaId::new();
     let jobs_planned = Arc::new(Notify::new());
+    let timers_planned = Arc::new(Notify::new());
     watch_other_replicas(&pipeline_reader, &bell, &jobs_planned, shutdown)?;
     let timer_counts = Arc::new(TimerCounts::default());
     Pipeline {
@@ -214,6 +215,7 @@ fn start(
         journal: journal.clone(),
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
+        timers_planned: timers_planned.clone(),
         handoff: journal.handoff(),
         owner: replica.to_string(),
         terms: lease_terms(config),
@@ -235,6 +237,7 @@ fn start(
         journal: journal.clone(),
         rules: rules.clone(),
         jobs_planned: jobs_planned.clone(),
+        timers_planned,
         counts: timer_counts.clone(),
         owner: replica.to_string(),
         terms: lease_terms(config),

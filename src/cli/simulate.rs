@@ -192,7 +192,6 @@ fn timers_json(timers: &[crate::journal::NewTimer]) -> serde_json::Value {
                 "rule": t.rule,
                 "kind": t.kind,
                 "due_at": t.due_at,
-                "cancelled": t.cancelled,
                 "if_still": t.if_still,
                 "jobs": t.jobs.iter().map(|j| serde_json::json!({"kind": j.kind, "params": j.params})).collect::<Vec<_>>(),
             })

@@ -40,7 +40,9 @@ pub use records::{
     Requeue, SecretCount, Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
-pub use timers::{Firing, NewTimer, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites};
+pub use timers::{
+    Firing, NewTimer, Settle, Timer, TimerFilter, TimerKind, TimerStatus, TimerWrites,
+};
 pub use writer::{Journal, OnClose};
 
 /// One write in a group commit.
@@ -78,6 +80,9 @@ pub enum Write {
     FireTimers(Vec<Firing>),
     /// Cancels one pending timer (`storeflow timers cancel`).
     CancelTimer(i64),
+    /// Deletes script state keys (expired `limit` state) unless written again since the time
+    /// given with each (the timer worker read them then; a run planned meanwhile keeps its key).
+    DeleteStateUnchanged(Vec<(String, Timestamp)>),
     /// A write made under a claim or a lease (replicas, see [`lease`]): applied only while the
     /// fence still holds, else answered [`Written::Fenced`] and nothing changes. A store that is
     /// not shared applies the inner write as it is.
@@ -295,7 +300,7 @@ pub trait Store: Send + 'static {
     }
 
     /// One order's events of one source as (id, topic, canonical name), oldest first: the lean
-    /// read a `wait` with `unless` makes for every event it plans.
+    /// read the timer worker makes when a `wait` with `unless` comes due.
     fn order_timeline(
         &self,
         source: &str,

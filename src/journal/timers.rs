@@ -87,8 +87,6 @@ pub struct NewTimer {
     pub if_still: Option<String>,
     /// Why it is due when it is (e.g. "postponed by quiet hours to 07:00 Europe/Berlin").
     pub note: Option<String>,
-    /// Created already cancelled, with this reason (an `unless` event already journaled).
-    pub cancelled: Option<String>,
     /// A digest fires as soon as it holds this many events.
     pub digest_max: Option<u32>,
 }
@@ -141,9 +139,38 @@ pub struct Timer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Firing {
     pub id: i64,
-    /// `Ok(jobs)`: fire, creating these jobs (for waits and delays, the stored ones);
-    /// `Err(reason)`: skip it, with the reason.
-    pub outcome: Result<Vec<NewJob>, String>,
+    pub outcome: Settle,
+}
+
+/// What becomes of a due timer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settle {
+    /// Fire it, creating these jobs (for waits and delays, the stored ones).
+    Fire(Vec<NewJob>),
+    /// Skip it, with the reason (`max_late`, `if_still` false, rule gone).
+    Skip(String),
+    /// Cancel it, with the reason: an `unless` event of its order is journaled (one that came
+    /// before the wait started is only looked for when the wait comes due).
+    Cancel(String),
+}
+
+impl Settle {
+    /// The status the timer gets, and the reason stored with it.
+    pub fn status(&self) -> (TimerStatus, Option<&str>) {
+        match self {
+            Settle::Fire(_) => (TimerStatus::Fired, None),
+            Settle::Skip(reason) => (TimerStatus::Skipped, Some(reason)),
+            Settle::Cancel(reason) => (TimerStatus::Cancelled, Some(reason)),
+        }
+    }
+
+    /// The jobs to create (none unless it fires).
+    pub fn jobs(&self) -> &[NewJob] {
+        match self {
+            Settle::Fire(jobs) => jobs,
+            Settle::Skip(_) | Settle::Cancel(_) => &[],
+        }
+    }
 }
 
 /// Which timers a listing shows.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::journal::{JobKey, NewJob, Store};
 use crate::model::actions::ActionKind;
 use crate::rules::{PlannedAction, RuleSet, RuleTrace};
-use crate::script::{Intent, ScriptError, State, StateChanges, TimelineEntry};
+use crate::script::{Intent, ScriptError, State, StateChanges};
 use crate::template::EventView;
 
 /// Script state as this event sees it: its own earlier writes, then the batch's, then the
@@ -28,10 +28,6 @@ impl State for Layered<'_> {
             .find_map(|l| l.get(key).cloned())
             .or_else(|| self.store.get(key))
     }
-
-    fn order_timeline(&self, source: &str, order_id: &str) -> Vec<TimelineEntry> {
-        self.store.order_timeline(source, order_id)
-    }
 }
 
 /// The journal's `kv` table as script state (a read error reads as "not set").
@@ -41,16 +37,7 @@ impl<S: Store + ?Sized> State for JournalState<'_, S> {
     fn get(&self, key: &str) -> Option<Value> {
         self.0.state(key).ok().flatten()
     }
-
-    fn order_timeline(&self, source: &str, order_id: &str) -> Vec<TimelineEntry> {
-        self.0
-            .order_timeline(source, order_id, TIMELINE_LIMIT)
-            .unwrap_or_default()
-    }
 }
-
-/// At most this many events of one order are read for `unless`.
-const TIMELINE_LIMIT: usize = 1000;
 
 /// What one matched rule produced.
 pub struct RuleRun {

@@ -12,7 +12,7 @@ use crate::journal::{NewJob, NewTimer, TimerKind};
 use crate::model::event::{Event, Timestamp};
 use crate::rules::compile::time::{Limit, Wait};
 use crate::rules::compile::Rule;
-use crate::rules::time::pattern_matches;
+use crate::rules::time::{duration_text, pattern_matches};
 use crate::rules::RuleSet;
 use crate::script::State;
 use crate::template::render::sparse_context;
@@ -36,7 +36,9 @@ pub struct TimeNote {
 pub enum TimeWhat {
     /// A wait started (its actions run when it ends).
     Wait,
-    /// A wait that an `unless` event already journaled cancelled at once.
+    /// A wait cancelled by an `unless` event. The pipeline notes it no more (traces of older
+    /// versions have it: an `unless` event journaled before the wait started cancelled it at
+    /// once); the rule-test runner's history notes every cancellation with it.
     Cancelled,
     /// An action delayed (`delay`).
     Delayed,
@@ -83,7 +85,7 @@ pub fn apply(
                     "limited: {} run(s) for key `{}` within {}",
                     runs.len(),
                     key_text(&key, &r.name),
-                    humantime::format_duration(limit.per)
+                    duration_text(limit.per)
                 ),
             ));
             return out;
@@ -110,7 +112,7 @@ pub fn apply(
         return out;
     }
     if let Some(wait) = &r.time.wait {
-        wait_timer(r, wait, event, jobs, state, &mut out);
+        wait_timer(r, wait, event, jobs, &mut out);
         return out;
     }
     for job in jobs {
@@ -152,7 +154,6 @@ fn timer(
         max_late_ms: r.time.max_late.map(ms),
         if_still: None,
         note,
-        cancelled: None,
         digest_max: None,
     }
 }
@@ -195,14 +196,10 @@ fn limit_runs(limit: &Limit, stored: Option<Value>, now: i64) -> (Vec<i64>, bool
     (runs, false)
 }
 
-fn wait_timer(
-    r: &Rule,
-    wait: &Wait,
-    event: &Event,
-    jobs: Vec<NewJob>,
-    state: &dyn State,
-    out: &mut Timed,
-) {
+/// A wait's timer. An `unless` event journaled before the wait started is not looked for
+/// here (that was one order read per event planned): the timer worker finds it when the wait
+/// comes due and cancels the wait then (`worker::timers`).
+fn wait_timer(r: &Rule, wait: &Wait, event: &Event, jobs: Vec<NewJob>, out: &mut Timed) {
     let now = event.received_at.millis();
     let mut due = now + ms(wait.duration);
     let mut detail = format!(
@@ -223,30 +220,10 @@ fn wait_timer(
             Timestamp(due).to_rfc3339()
         );
     }
-    let mut t = timer(r, TimerKind::Wait, -1, due, jobs, None);
-    let order = event.order.as_ref().map(|o| o.id.as_str());
-    let order = order.filter(|_| !wait.unless.is_empty());
-    let already = order.and_then(|o| {
-        let timeline = state.order_timeline(&event.source, o);
-        timeline.into_iter().find(|(id, topic, canonical)| {
-            id != &event.id
-                && wait
-                    .unless
-                    .iter()
-                    .any(|p| pattern_matches(p, topic, canonical.as_deref()))
-        })
-    });
-    let what = match already {
-        Some((id, topic, _)) => {
-            let reason = format!("cancelled: the order already has {topic} (event {id})");
-            detail = reason.clone();
-            t.cancelled = Some(reason);
-            TimeWhat::Cancelled
-        }
-        None => TimeWhat::Wait,
-    };
-    out.timers.push(t);
-    out.notes.push(note(r, what, None, Some(due), detail));
+    out.timers
+        .push(timer(r, TimerKind::Wait, -1, due, jobs, None));
+    out.notes
+        .push(note(r, TimeWhat::Wait, None, Some(due), detail));
 }
 
 /// A job due now, or (delayed, or due in quiet hours) a timer holding it.
@@ -259,7 +236,7 @@ fn delay_or_now(r: &Rule, event: &Event, job: NewJob, out: &mut Timed) {
     let mut what = TimeWhat::Delayed;
     let mut detail = format!(
         "delayed {}",
-        humantime::format_duration(std::time::Duration::from_millis(delay as u64))
+        duration_text(std::time::Duration::from_millis(delay as u64))
     );
     let quiet = at.and_then(|a| a.quiet.as_ref()).or(r.time.quiet.as_ref());
     if let Some((q, end)) = quiet.and_then(|q| Some((q, q.end_if_quiet(due)?))) {
@@ -304,11 +281,27 @@ pub fn cancels(set: &RuleSet, event: &Event) -> Vec<(String, String)> {
                     .any(|p| pattern_matches(p, &event.topic, event.canonical.as_deref()))
             })
         })
-        .map(|r| {
-            (
-                r.name.clone(),
-                format!("cancelled by {} (event {})", event.topic, event.id),
-            )
-        })
+        .map(|r| (r.name.clone(), cancel_reason(&event.topic, &event.id)))
         .collect()
+}
+
+/// Why a wait is cancelled at its due time: the first event of its order's timeline (id, topic,
+/// canonical name; not the wait's own event) that matches one of its `unless` patterns. The
+/// timer worker and the rule-test runner both ask this when a wait comes due.
+pub fn unless_match<'e>(
+    unless: &[String],
+    own: &str,
+    timeline: impl IntoIterator<Item = (&'e str, &'e str, Option<&'e str>)>,
+) -> Option<String> {
+    timeline
+        .into_iter()
+        .find(|(id, topic, canonical)| {
+            *id != own && unless.iter().any(|p| pattern_matches(p, topic, *canonical))
+        })
+        .map(|(id, topic, _)| cancel_reason(topic, id))
+}
+
+/// What a wait cancelled by an `unless` event says, whenever that event came.
+pub fn cancel_reason(topic: &str, event_id: &str) -> String {
+    format!("cancelled by {topic} (event {event_id})")
 }

@@ -25,6 +25,29 @@ pub fn pattern_matches(pattern: &str, topic: &str, canonical: Option<&str>) -> b
     subject.is_some_and(|s| super::pattern::Glob::new(pattern).is_match(s))
 }
 
+/// A duration as rules write it (`7d`, `1h 30m`, `45s`, `250ms`), for traces and messages
+/// (humantime's own form reads `7days`).
+pub fn duration_text(d: std::time::Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut parts = Vec::new();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if ms >= size {
+            parts.push(format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    parts.join(" ")
+}
+
 impl QuietHours {
     /// When the quiet window around `at_ms` ends (ms), or `None` when `at_ms` is not in it.
     /// DST-correct: the end is the local wall time `to` on the right day, in the zone's offset
@@ -171,6 +194,16 @@ mod tests {
             Some(ms("2026-06-01T11:00:00Z"))
         );
         assert_eq!(q.end_if_quiet(ms("2026-06-01T11:00:00Z")), None);
+    }
+
+    #[test]
+    fn durations_read_as_rules_write_them() {
+        let text = |ms: u64| duration_text(std::time::Duration::from_millis(ms));
+        assert_eq!(text(7 * 86_400_000), "7d");
+        assert_eq!(text(48 * 3_600_000), "2d");
+        assert_eq!(text(5_400_000), "1h 30m");
+        assert_eq!(text(1_250), "1s 250ms");
+        assert_eq!(text(0), "0s");
     }
 
     #[test]

@@ -79,17 +79,7 @@ pub struct Intent {
 /// Read access to persisted script state (the journal's `kv` table); the pipeline implements it.
 pub trait State {
     fn get(&self, key: &str) -> Option<serde_json::Value>;
-
-    /// The events journaled for one order of one source, oldest first, as (id, topic,
-    /// canonical name): what a `wait`'s `unless` checks when the wait starts. Empty where there
-    /// is no journal (dry runs).
-    fn order_timeline(&self, _source: &str, _order_id: &str) -> Vec<TimelineEntry> {
-        Vec::new()
-    }
 }
-
-/// One event of an order's timeline: id, topic, canonical name.
-pub type TimelineEntry = (String, String, Option<String>);
 
 /// A [`State`] with nothing in it: for `simulate`, rule tests and dynamic products.
 #[derive(Debug, Clone, Copy, Default)]

@@ -52,6 +52,8 @@ pub struct Pipeline {
     pub rules: Arc<LiveRules>,
     /// Rung after a commit that planned jobs, so the dispatcher starts at once.
     pub jobs_planned: Arc<Notify>,
+    /// Rung after a commit that created timers, so the timer worker looks at their due times.
+    pub timers_planned: Arc<Notify>,
     /// The events intake parsed, handed over by the writer after their commit
     /// ([`Journal::handoff`]).
     pub handoff: Arc<Handoff>,
@@ -159,6 +161,7 @@ impl Pipeline {
             return Ok(false);
         }
         let jobs = planned.iter().any(|(p, _)| !p.jobs.is_empty());
+        let timers = planned.iter().any(|(p, _)| !p.timers.timers.is_empty());
         let (planned, fired): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
         for (result, fired) in self
             .journal
@@ -177,6 +180,9 @@ impl Pipeline {
         self.quarantine(quarantined, fence)?;
         if jobs {
             self.jobs_planned.notify_one();
+        }
+        if timers {
+            self.timers_planned.notify_one();
         }
         Ok(full)
     }

@@ -40,5 +40,8 @@ mod rules;
 mod scripts;
 mod sources;
 mod timers;
+mod timers_limits;
 mod timers_ruletest;
+mod timers_unless;
+mod timers_wake;
 mod tls;

@@ -97,6 +97,22 @@ async fn the_daemon_on_postgres_acknowledges_dedupes_delivers_lists_and_restarts
     assert_eq!(events.len(), 1, "one event for two deliveries: {events:?}");
     assert_eq!(events[0]["status"], "processed");
 
+    // The admin API, the console's data and /metrics read PostgreSQL too.
+    let page: serde_json::Value = reqwest::get(daemon.url("/api/events"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], id.as_str(), "{page}");
+    let metrics = reqwest::get(daemon.url("/metrics")).await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let bytes = metrics
+        .lines()
+        .find(|l| l.starts_with("storeflow_journal_bytes "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(!bytes.ends_with(" 0"), "the database's size: {bytes}");
+
     // A restart keeps everything, and the delivery is still a duplicate.
     assert!(daemon.terminate().success());
     let daemon = Process::start(dir.path(), &yaml);
@@ -235,5 +251,43 @@ async fn journal_copy_moves_an_installation_from_sqlite_to_postgres() {
         (fresh.status, &fresh.json["duplicate"]),
         (200, &false.into())
     );
+    assert_eq!(lines(&cli(&config, &["events", "--json"])).len(), 2);
+}
+
+/// The database goes down under a running daemon: intake answers 503 (nothing acknowledged
+/// that is not committed) and takes webhooks again once the database is back, without a
+/// restart; what was acknowledged before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_database_outage_is_a_503_and_the_daemon_recovers_by_itself() {
+    let own = cluster::Cluster::private();
+    own.psql("postgres", "CREATE DATABASE j").unwrap();
+    let dir = dir_with_rules("r.yaml", RULES);
+    let daemon = Process::start(dir.path(), &config_on_postgres(dir.path(), &own.url("j")));
+    let before = post_dispute(&daemon).await;
+    assert_eq!(before.status, 200);
+
+    own.stop().unwrap();
+    let (file, event, _) = SELLIX_FIXTURES[2];
+    let body = fixture(&format!("sellix/{file}"));
+    let sig = sign(&body);
+    let headers = [
+        ("x-sellix-event", event),
+        ("x-sellix-signature", sig.as_str()),
+    ];
+    let down = post(&daemon.url("/hooks/sellix"), &headers, body.clone()).await;
+    assert_eq!(down.status, 503, "{}", down.json);
+
+    own.restart().unwrap();
+    let url = daemon.url("/hooks/sellix");
+    let up = wait_for_async("intake to take webhooks again", || {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            let a = post(&url, &headers, body).await;
+            (a.status == 200).then_some(a)
+        }
+    })
+    .await;
+    assert_eq!(up.json["duplicate"], false);
+    let config = dir.path().join("storeflow.yaml");
     assert_eq!(lines(&cli(&config, &["events", "--json"])).len(), 2);
 }

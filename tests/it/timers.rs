@@ -101,17 +101,23 @@ async fn an_unless_event_journaled_before_the_wait_started_cancels_it() {
     let mut slack = Receiver::answering(200, "ok").await;
     let d = Daemon::start_in(dir_with_rules("wait.yaml", WAIT_RULE), &config(&slack)).await;
     // The shipment's webhook overtook the payment's.
-    selldone(&d.base, "SentOrder", 7, "2026-01-01 10:00:01").await;
+    let shipped = selldone(&d.base, "SentOrder", 7, "2026-01-01 10:00:01").await;
     let paid = selldone(&d.base, "PaymentOrder", 7, "2026-01-01 10:00:00").await;
+    // The wait starts (the earlier shipment is looked for when it comes due, not when planned).
     let trace = d.trace(&paid).await;
-    assert_eq!(trace["time"][0]["what"], "cancelled", "{trace}");
-    let timers = d.journal().timers(&TimerFilter::default()).unwrap();
-    assert_eq!(timers.len(), 1);
-    assert_eq!(timers[0].status, TimerStatus::Cancelled);
+    assert_eq!(trace["time"][0]["what"], "wait", "{trace}");
     // Another order's wait still fires (and proves the worker ran past order 7's due time).
     selldone(&d.base, "PaymentOrder", 8, "2026-01-01 10:00:00").await;
     assert_eq!(text(&slack.next().await), "order 8 not shipped after 2s");
     assert!(slack.try_next().is_none());
+    let timers = d.journal().timers(&TimerFilter::default()).unwrap();
+    let of7 = timers.iter().find(|t| t.event_id == paid).unwrap();
+    assert_eq!(of7.status, TimerStatus::Cancelled);
+    let reason = of7.outcome.clone().unwrap();
+    assert_eq!(
+        reason,
+        format!("cancelled by selldone/SentOrder (event {shipped})")
+    );
     d.stop().await;
 }
 

@@ -175,3 +175,27 @@ fn simulate_prints_the_timers_an_event_would_create() {
     assert_eq!(json["timers"][0]["jobs"][0]["kind"], "log");
     assert_eq!(json["time"][0]["what"], "wait");
 }
+
+/// An `unless` event journaled before the wait started is found when the wait comes due (as the
+/// daemon's timer worker does), not when it starts: the wait is cancelled at its due time,
+/// never fired, and a failing expectation tells that story.
+#[test]
+fn regression_an_unless_event_before_the_wait_cancels_it_at_its_due_time_on_the_virtual_clock() {
+    let overtaken = "[{ at: +0s, source: selldone, fixture: SentOrder.json }, \
+                     { at: +1h, source: selldone, fixture: PaymentOrder.json }]";
+    let tests = format!(
+        "  - name: the shipment came first
+    events: {overtaken}
+    expect: {{ cancelled: [paid-not-shipped], not_fired: [paid-not-shipped], fires: [{{ rule: ping, at: +1h }}] }}
+  - name: expects the wait to fire anyway
+    events: {overtaken}
+    expect: {{ fired: [paid-not-shipped] }}
+"
+    );
+    let (code, out) = run_tests(&tests);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+    let want = "expected `paid-not-shipped` to fire, but it never did: at +1h: waiting 48h until \
+                2026-01-03T13:00:00.000Z; at +2d 1h: cancelled by selldone/SentOrder (event evt_";
+    assert!(out.contains(want), "missing {want:?} in:\n{out}");
+}

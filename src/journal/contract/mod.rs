@@ -12,6 +12,7 @@ use crate::journal::pg::{cluster, PgStore, PgUrl};
 use crate::journal::{SqliteStore, Store};
 
 mod admin;
+mod bodies;
 mod core;
 mod leases;
 mod postgres;

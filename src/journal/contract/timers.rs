@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{contract, TestStore};
 use crate::journal::{
-    Firing, NewJob, NewTimer, Processed, TimerFilter, TimerKind, TimerStatus, TimerWrites, Write,
-    Written,
+    Firing, NewJob, NewTimer, Processed, Settle, TimerFilter, TimerKind, TimerStatus, TimerWrites,
+    Write, Written,
 };
 use crate::model::event::{Event, Incoming, OrderView, Timestamp};
 
@@ -77,7 +77,6 @@ pub(super) fn wait(rule: &str) -> NewTimer {
         max_late_ms: None,
         if_still: None,
         note: None,
-        cancelled: None,
         digest_max: None,
     }
 }
@@ -100,7 +99,7 @@ fn a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule(mut s
     let fire = || {
         Write::FireTimers(vec![Firing {
             id: other.id,
-            outcome: Ok(other.jobs.clone()),
+            outcome: Settle::Fire(other.jobs.clone()),
         }])
     };
     assert_eq!(
@@ -117,6 +116,55 @@ fn a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule(mut s
     assert_eq!(jobs[0].rule, "other");
     assert_eq!(store.timers_pending().unwrap(), 0);
     assert_eq!(store.next_timer_due().unwrap(), None);
+}
+
+fn a_due_wait_settled_as_cancelled_creates_no_jobs_and_keeps_the_reason(mut store: TestStore) {
+    let paid = append(&mut store, "a", "order:paid");
+    process(&mut store, &paid, vec![wait("late")], &[]);
+    let id = store.timers(&TimerFilter::default()).unwrap()[0].id;
+    let cancel = |reason: &str| {
+        Write::FireTimers(vec![Firing {
+            id,
+            outcome: Settle::Cancel(reason.into()),
+        }])
+    };
+    assert_eq!(
+        store.write_batch(&[cancel("cancelled by x")], W).unwrap(),
+        vec![Written::Changed(1)]
+    );
+    assert_eq!(
+        store.write_batch(&[cancel("again")], W).unwrap(),
+        vec![Written::Changed(0)]
+    );
+    let t = store.timers(&TimerFilter::default()).unwrap().remove(0);
+    assert_eq!(t.status, TimerStatus::Cancelled);
+    assert_eq!(t.outcome.as_deref(), Some("cancelled by x"));
+    assert!(t.finished_at.is_some());
+    assert!(store.jobs(Some(&paid), None, 10).unwrap().is_empty());
+}
+
+fn expired_limit_state_is_deleted_unless_written_again_since_it_was_read(mut store: TestStore) {
+    let set = |k: &str| Write::State(k.into(), serde_json::json!([1]));
+    store
+        .write_batch(&[set("limit:r:a"), set("limit:r:b")], W)
+        .unwrap();
+    let read = store.state_keys("limit:").unwrap();
+    // A run planned between the worker's read and its delete rewrites `b`.
+    std::thread::sleep(Duration::from_millis(5));
+    store.write_batch(&[set("limit:r:b")], W).unwrap();
+    assert_eq!(
+        store
+            .write_batch(&[Write::DeleteStateUnchanged(read)], W)
+            .unwrap(),
+        vec![Written::Changed(1)]
+    );
+    let left: Vec<String> = store
+        .state_keys("limit:")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, vec!["limit:r:b"]);
 }
 
 fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers(mut store: TestStore) {
@@ -144,5 +192,7 @@ fn retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers(mut 
 
 contract!(
     a_timer_fires_once_and_a_later_event_of_the_order_cancels_only_its_rule,
+    a_due_wait_settled_as_cancelled_creates_no_jobs_and_keeps_the_reason,
+    expired_limit_state_is_deleted_unless_written_again_since_it_was_read,
     retention_keeps_an_event_with_a_pending_timer_and_prunes_finished_timers,
 );

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, Row};
+
+use super::Tx as Transaction;
 
 use super::events::{summary, SUMMARY_COLUMNS};
 use super::flags::{flag, FLAG_COLUMNS};
@@ -267,7 +269,8 @@ pub(super) async fn record_fired(
     if fired.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    super::execute(
+        tx,
         "INSERT INTO event_rules (rule, seq)
          SELECT r, e.seq FROM events e, unnest($2::text[]) r WHERE e.id = $1
          ON CONFLICT DO NOTHING",

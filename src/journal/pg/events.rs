@@ -1,107 +1,11 @@
-//! The `events` table on PostgreSQL: append with dedupe through the `event_dedupe` key, reads,
-//! retention.
+//! The `events` table on PostgreSQL: reads and retention (appends: [`super::append`]).
 
-use std::time::Duration;
+use tokio_postgres::{GenericClient, Row};
 
-use tokio_postgres::{GenericClient, Row, Transaction};
+use super::Tx as Transaction;
 
-use crate::journal::{Appended, EventStatus, EventSummary, JournalError, SecretCount, Unreadable};
-use crate::model::event::{Event, Incoming, OrderView, Timestamp};
-
-/// Appends the delivery unless its dedupe key opened a window still open at its time.
-///
-/// The key's row in `event_dedupe` names the event that opened the current window (the earliest
-/// event of the key inside it, as the SQLite journal answers). The upsert takes the key over
-/// only when that window has closed; a concurrent append of the same key (another replica)
-/// waits on the key's row and then sees it taken: one event, and `duplicate: true` for the other.
-pub(super) async fn append(
-    tx: &Transaction<'_>,
-    inc: &Incoming,
-    dedupe_window: Duration,
-) -> Result<Appended, JournalError> {
-    let e = &inc.event;
-    let at = e.received_at.millis();
-    let since = at.saturating_sub(dedupe_window.as_millis().min(i64::MAX as u128) as i64);
-    let took = tx
-        .query_opt(
-            "INSERT INTO event_dedupe (source, dedupe_key, event_id, received_at)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (source, dedupe_key) DO UPDATE
-               SET event_id = excluded.event_id, received_at = excluded.received_at
-               WHERE event_dedupe.received_at < $5
-             RETURNING event_id",
-            &[&e.source, &inc.dedupe_key, &e.id, &at, &since],
-        )
-        .await?;
-    if took.is_none() {
-        let row = tx
-            .query_one(
-                "SELECT event_id FROM event_dedupe WHERE source = $1 AND dedupe_key = $2",
-                &[&e.source, &inc.dedupe_key],
-            )
-            .await?;
-        return Ok(Appended {
-            event_id: row.try_get(0)?,
-            duplicate: true,
-        });
-    }
-    insert(tx, inc).await?;
-    Ok(Appended {
-        event_id: e.id.clone(),
-        duplicate: false,
-    })
-}
-
-async fn insert(tx: &Transaction<'_>, inc: &Incoming) -> Result<(), JournalError> {
-    let e = &inc.event;
-    let order_view = e
-        .order
-        .as_ref()
-        .map(serde_json::to_value)
-        .transpose()
-        .map_err(|err| JournalError::Corrupt {
-            id: e.id.clone(),
-            reason: err.to_string(),
-        })?;
-    let at = e.received_at.millis();
-    let order_id = e.order.as_ref().map(|o| o.id.as_str());
-    let row = tx
-        .query_one(
-            "INSERT INTO events (id, source, kind, topic, canonical, received_at, order_id,
-                                 dedupe_key, order_view, shop, secret)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING seq",
-            &[
-                &e.id,
-                &e.source,
-                &e.kind,
-                &e.topic,
-                &e.canonical,
-                &at,
-                &order_id,
-                &inc.dedupe_key,
-                &order_view.map(tokio_postgres::types::Json),
-                &e.shop,
-                &e.secret,
-            ],
-        )
-        .await?;
-    let seq: i64 = row.try_get(0)?;
-    tx.execute(
-        "INSERT INTO event_bodies (seq, payload) VALUES ($1, $2)",
-        &[&seq, &&inc.body[..]],
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO secret_counts (source, shop, secret, events, last)
-         VALUES ($1, $2, COALESCE($3, 'unknown'), 1, $4)
-         ON CONFLICT (source, shop, secret)
-         DO UPDATE SET events = secret_counts.events + 1,
-                       last = GREATEST(secret_counts.last, excluded.last)",
-        &[&e.source, &e.shop, &e.secret, &at],
-    )
-    .await?;
-    Ok(())
-}
+use crate::journal::{EventStatus, EventSummary, JournalError, SecretCount, Unreadable};
+use crate::model::event::{Event, OrderView, Timestamp};
 
 /// The columns [`summary`] reads, in order (`e`: events, `q`: quarantine joined on the id).
 pub(super) const SUMMARY_COLUMNS: &str = "e.id, e.source, e.kind, e.topic, e.canonical, \

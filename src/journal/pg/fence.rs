@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio_postgres::Transaction;
+use super::Tx as Transaction;
 
 use super::PgStore;
 use crate::journal::{Fence, JournalError, Write, Written};

@@ -2,7 +2,9 @@
 //! (source, order, kind, rule); a quarantined event is set aside with its reason, marked
 //! processed, until someone releases it.
 
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, Row};
+
+use super::Tx as Transaction;
 
 use crate::journal::{Flag, FlagFilter, JournalError, Release, Unreadable};
 use crate::model::event::Timestamp;

@@ -1,7 +1,9 @@
 //! Traces, jobs, attempts and script state on PostgreSQL: what the rules decided for an event,
 //! committed together with marking the event processed (as in the SQLite journal).
 
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, Row};
+
+use super::Tx as Transaction;
 
 use crate::journal::{
     Attempt, AttemptOutcome, Job, JobStatus, JournalError, NewJob, NextStep, Processed, Replan,
@@ -13,12 +15,12 @@ use crate::model::event::Timestamp;
 /// (and no writes) when it was already processed.
 pub(super) async fn processed(tx: &Transaction<'_>, p: &Processed) -> Result<bool, JournalError> {
     let now = Timestamp::now().millis();
-    let marked = tx
-        .execute(
-            "UPDATE events SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
-            &[&p.event_id, &now],
-        )
-        .await?;
+    let marked = super::execute(
+        tx,
+        "UPDATE events SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
+        &[&p.event_id, &now],
+    )
+    .await?;
     if marked == 0 {
         return Ok(false);
     }
@@ -39,7 +41,8 @@ pub(super) async fn put_trace(
     trace: &str,
     now: i64,
 ) -> Result<(), JournalError> {
-    tx.execute(
+    super::execute(
+        tx,
         "INSERT INTO traces (event_id, trace, created_at) VALUES ($1, $2, $3)
          ON CONFLICT (event_id) DO UPDATE SET trace = excluded.trace,
                                               created_at = excluded.created_at",
@@ -63,24 +66,24 @@ pub(super) async fn insert_jobs(
             Some(_) => JobStatus::Dead,
             None => JobStatus::Pending,
         };
-        created += tx
-            .execute(
-                "INSERT INTO jobs (event_id, rule, action_index, kind, params, status,
+        created += super::execute(
+            tx,
+            "INSERT INTO jobs (event_id, rule, action_index, kind, params, status,
                                    next_at, last_error, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $7)
                  ON CONFLICT (event_id, rule, action_index) DO NOTHING",
-                &[
-                    &event_id,
-                    &job.rule,
-                    &(job.action_index as i64),
-                    &job.kind,
-                    &job.params.to_string(),
-                    &status.as_str(),
-                    &now,
-                    &job.error,
-                ],
-            )
-            .await? as usize;
+            &[
+                &event_id,
+                &job.rule,
+                &(job.action_index as i64),
+                &job.kind,
+                &job.params.to_string(),
+                &status.as_str(),
+                &now,
+                &job.error,
+            ],
+        )
+        .await? as usize;
     }
     Ok(created)
 }
@@ -137,14 +140,14 @@ pub(super) async fn set_state(
     key: &str,
     value: &serde_json::Value,
 ) -> Result<usize, JournalError> {
-    Ok(tx
-        .execute(
-            "INSERT INTO kv (key, value, updated_at) VALUES ($1, $2, $3)
+    Ok(super::execute(
+        tx,
+        "INSERT INTO kv (key, value, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                                              updated_at = excluded.updated_at",
-            &[&key, &value.to_string(), &Timestamp::now().millis()],
-        )
-        .await? as usize)
+        &[&key, &value.to_string(), &Timestamp::now().millis()],
+    )
+    .await? as usize)
 }
 
 pub(super) async fn state(
@@ -226,23 +229,24 @@ pub(super) async fn record_attempt(
         NextStep::Retry(at) => (JobStatus::Pending, at, "retry"),
         NextStep::Dead => (JobStatus::Dead, a.finished_at, "dead"),
     };
-    let changed = tx
-        .execute(
-            "UPDATE jobs SET status = $2, attempts = attempts + 1, next_at = $3, last_error = $4,
+    let changed = super::execute(
+        tx,
+        "UPDATE jobs SET status = $2, attempts = attempts + 1, next_at = $3, last_error = $4,
                              updated_at = $5
              WHERE id = $1 AND status = 'pending' AND attempts = $6::bigint - 1",
-            &[
-                &a.job_id,
-                &status.as_str(),
-                &next_at.millis(),
-                &a.error,
-                &a.finished_at.millis(),
-                &i64::from(a.attempt),
-            ],
-        )
-        .await?;
+        &[
+            &a.job_id,
+            &status.as_str(),
+            &next_at.millis(),
+            &a.error,
+            &a.finished_at.millis(),
+            &i64::from(a.attempt),
+        ],
+    )
+    .await?;
     if changed > 0 {
-        tx.execute(
+        super::execute(
+            tx,
             "INSERT INTO attempts (job_id, number, started_at, finished_at, outcome, error)
              VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = $1),
                      $2, $3, $4, $5)",

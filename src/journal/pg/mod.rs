@@ -7,6 +7,7 @@
 //! replaces closed connections, so the store recovers by itself when the database comes back.
 
 mod admin;
+mod append;
 mod claims;
 pub mod conn;
 pub mod copy;
@@ -24,16 +25,32 @@ pub(crate) mod cluster;
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
+use tokio_postgres::types::ToSql;
 
 use super::query::{EventPage, EventQuery, FlagPage, FlagQuery, JobPage, JobQuery, LastFired};
 use super::{
     Attempt, BackupSummary, Claimed, Event, EventStatus, EventSummary, Flag, FlagFilter, Job,
     JobStatus, JournalError, SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
 };
-use crate::model::event::Timestamp;
+use crate::model::event::{Incoming, Timestamp};
 use crate::telemetry::metrics::JournalGauges;
 use conn::block_on;
 pub use conn::PgUrl;
+
+/// The transaction of one batch: deadpool's, whose statements are prepared once per
+/// connection ([`execute`]).
+pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+/// Runs `sql` with a statement prepared once per connection: the writes every batch repeats
+/// then cost one round trip, not two (parse, then bind and execute).
+pub(super) async fn execute(
+    tx: &Tx<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, JournalError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.execute(&statement, params).await?)
+}
 
 /// A handle on the PostgreSQL journal at one URL (cheap: the connections are pooled per URL).
 pub struct PgStore {
@@ -92,13 +109,12 @@ impl PgStore {
             .map_err(|e| JournalError::Db(Box::new(e)))
     }
 
-    async fn apply(
-        tx: &tokio_postgres::Transaction<'_>,
-        write: &Write,
-        window: Duration,
-    ) -> Result<Written, JournalError> {
+    async fn apply(tx: &Tx<'_>, write: &Write, window: Duration) -> Result<Written, JournalError> {
         Ok(match write {
-            Write::Append(inc) => Written::Appended(events::append(tx, inc, window).await?),
+            Write::Append(inc) => {
+                let mut one = append::append_many(tx, &[inc], window).await?;
+                Written::Appended(one.pop().ok_or(JournalError::Closed)?)
+            }
             Write::Processed(p) => Written::Processed(jobs::processed(tx, p).await?),
             Write::Attempt(a) => Written::Changed(jobs::record_attempt(tx, a).await?),
             Write::Flag(f) => Written::Changed(flags::add(tx, f).await?),
@@ -114,6 +130,9 @@ impl PgStore {
             Write::DeleteState(keys) => Written::Changed(jobs::delete_state(tx, keys).await?),
             Write::FireTimers(f) => Written::Changed(timers::fire(tx, f).await?),
             Write::CancelTimer(id) => Written::Changed(timers::cancel(tx, *id).await?),
+            Write::DeleteStateUnchanged(keys) => {
+                Written::Changed(timers::delete_state_unchanged(tx, keys).await?)
+            }
             Write::Fenced(f, inner) => fence::apply(tx, f, inner, window).await?,
         })
     }
@@ -127,11 +146,26 @@ impl Store for PgStore {
     ) -> Result<Vec<Written>, JournalError> {
         block_on(async {
             let mut object = self.client().await?;
-            let client: &mut tokio_postgres::Client = &mut object;
-            let tx = client.transaction().await?;
+            let tx = object.transaction().await?;
             let mut out = Vec::with_capacity(batch.len());
-            for write in batch {
-                out.push(Self::apply(&tx, write, dedupe_window).await?);
+            let mut rest = batch;
+            while let Some(write) = rest.first() {
+                // A run of appends goes in pipelined rounds (see `append`).
+                let run: Vec<&Incoming> = rest
+                    .iter()
+                    .map_while(|w| match w {
+                        Write::Append(inc) => Some(&**inc),
+                        _ => None,
+                    })
+                    .collect();
+                if run.is_empty() {
+                    out.push(Self::apply(&tx, write, dedupe_window).await?);
+                    rest = &rest[1..];
+                    continue;
+                }
+                rest = &rest[run.len()..];
+                let appended = append::append_many(&tx, &run, dedupe_window).await?;
+                out.extend(appended.into_iter().map(Written::Appended));
             }
             notify::after_batch(&tx, batch, &out).await?;
             tx.commit().await?;

@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, Transaction};
+use super::Tx as Transaction;
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::PgUrl;

@@ -1,7 +1,10 @@
 //! Timers (DESIGN.md §12) on PostgreSQL, as in the SQLite journal: created with the event's
-//! trace, cancelled by a later event of the same order, fired into jobs once.
+//! trace, cancelled by a later event of the same order (or settled as cancelled when due),
+//! fired into jobs once.
 
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, Row};
+
+use super::Tx as Transaction;
 
 use super::jobs::insert_jobs;
 use crate::journal::sqlite::timers::{jobs_json, jobs_of};
@@ -20,7 +23,8 @@ pub(super) async fn apply(
 ) -> Result<(), JournalError> {
     if let Some(order) = &w.order_id {
         for (rule, reason) in &w.cancels {
-            tx.execute(
+            super::execute(
+                tx,
                 "UPDATE timers SET status = 'cancelled', finished_at = $5, outcome = $6
                  WHERE status = 'pending' AND kind = 'wait' AND source = $1 AND order_id = $2
                    AND rule = $3 AND event_id <> $4",
@@ -46,11 +50,8 @@ async fn insert(
     now: i64,
     events: &[&str],
 ) -> Result<(), JournalError> {
-    let (status, finished, outcome) = match &t.cancelled {
-        Some(reason) => (TimerStatus::Cancelled, Some(now), Some(reason.clone())),
-        None => (TimerStatus::Pending, None, t.note.clone()),
-    };
-    tx.execute(
+    super::execute(
+        tx,
         "INSERT INTO timers (event_id, rule, kind, action_index, source, order_id, status,
              due_at, created_at, finished_at, outcome, if_still, max_late, digest_max, events, jobs)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
@@ -62,11 +63,11 @@ async fn insert(
             &t.action_index,
             &w.source,
             &w.order_id,
-            &status.as_str(),
+            &TimerStatus::Pending.as_str(),
             &t.due_at.millis(),
             &now,
-            &finished,
-            &outcome,
+            &None::<i64>,
+            &t.note,
             &t.if_still,
             &t.max_late_ms,
             &t.digest_max.map(i64::from),
@@ -124,10 +125,7 @@ pub(super) async fn fire(tx: &Transaction<'_>, firings: &[Firing]) -> Result<usi
     let now = Timestamp::now().millis();
     let mut changed = 0;
     for f in firings {
-        let (status, reason) = match &f.outcome {
-            Ok(_) => (TimerStatus::Fired, None),
-            Err(reason) => (TimerStatus::Skipped, Some(reason.as_str())),
-        };
+        let (status, reason) = f.outcome.status();
         let settled = tx
             .query_opt(
                 "UPDATE timers SET status = $2, finished_at = $3, outcome = COALESCE($4, outcome)
@@ -137,9 +135,9 @@ pub(super) async fn fire(tx: &Transaction<'_>, firings: &[Firing]) -> Result<usi
             .await?;
         let Some(settled) = settled else { continue };
         changed += 1;
-        if let Ok(jobs) = &f.outcome {
+        if !f.outcome.jobs().is_empty() {
             let event: String = settled.try_get(0)?;
-            insert_jobs(tx, &event, jobs, now).await?;
+            insert_jobs(tx, &event, f.outcome.jobs(), now).await?;
         }
     }
     Ok(changed)
@@ -154,6 +152,23 @@ pub(super) async fn cancel(tx: &Transaction<'_>, id: i64) -> Result<usize, Journ
             &[&id, &Timestamp::now().millis()],
         )
         .await? as usize)
+}
+
+/// Deletes state keys not written since the time given with each; returns how many went.
+pub(super) async fn delete_state_unchanged(
+    tx: &Transaction<'_>,
+    keys: &[(String, Timestamp)],
+) -> Result<usize, JournalError> {
+    let mut deleted = 0;
+    for (key, written) in keys {
+        deleted += tx
+            .execute(
+                "DELETE FROM kv WHERE key = $1 AND updated_at <= $2",
+                &[key, &written.millis()],
+            )
+            .await?;
+    }
+    Ok(deleted as usize)
 }
 
 pub(super) const COLUMNS: &str =

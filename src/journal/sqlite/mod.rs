@@ -295,6 +295,9 @@ impl Store for SqliteStore {
                 Write::DeleteState(keys) => Written::Changed(jobs::delete_state(&tx, keys)?),
                 Write::FireTimers(f) => Written::Changed(timers::fire(&tx, f)?),
                 Write::CancelTimer(id) => Written::Changed(timers::cancel(&tx, *id)?),
+                Write::DeleteStateUnchanged(keys) => {
+                    Written::Changed(timers::delete_state_unchanged(&tx, keys)?)
+                }
                 Write::Fenced(..) => unreachable_fenced()?,
             });
         }

@@ -1,5 +1,6 @@
 //! Timers (DESIGN.md §12): created with the event's trace, cancelled by a later event of the
-//! same order, fired into jobs by the timer worker. Firing marks the timer and creates its jobs
+//! same order (or, when due, by the timer worker for an `unless` event that came first), fired
+//! into jobs by the timer worker. Firing marks the timer and creates its jobs
 //! in one transaction, and only a pending timer fires: a timer fires once across crashes.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -114,10 +115,6 @@ fn insert(
     now: i64,
     events: &[&str],
 ) -> Result<(), JournalError> {
-    let (status, finished, outcome) = match &t.cancelled {
-        Some(reason) => (TimerStatus::Cancelled, Some(now), Some(reason.clone())),
-        None => (TimerStatus::Pending, None, t.note.clone()),
-    };
     tx.prepare_cached(
         "INSERT OR IGNORE INTO timers (event_id, rule, kind, action_index, source, order_id,
              status, due_at, created_at, finished_at, outcome, if_still, max_late, digest_max,
@@ -131,11 +128,11 @@ fn insert(
         t.action_index,
         w.source,
         w.order_id,
-        status.as_str(),
+        TimerStatus::Pending.as_str(),
         t.due_at.millis(),
         now,
-        finished,
-        outcome,
+        None::<i64>,
+        t.note,
         t.if_still,
         t.max_late_ms,
         t.digest_max,
@@ -182,8 +179,8 @@ fn add_to_digest(
     Ok(())
 }
 
-/// Settles due timers: each pending one is marked fired (creating its jobs) or skipped with the
-/// reason. Returns how many changed (a timer settled already is left alone).
+/// Settles due timers: each pending one is marked fired (creating its jobs), skipped or
+/// cancelled with the reason. Returns how many changed (a timer settled already is left alone).
 pub(super) fn fire(tx: &Connection, firings: &[Firing]) -> Result<usize, JournalError> {
     let now = Timestamp::now().millis();
     let mut settle = tx.prepare_cached(
@@ -192,17 +189,14 @@ pub(super) fn fire(tx: &Connection, firings: &[Firing]) -> Result<usize, Journal
     )?;
     let mut changed = 0;
     for f in firings {
-        let (status, reason) = match &f.outcome {
-            Ok(_) => (TimerStatus::Fired, None),
-            Err(reason) => (TimerStatus::Skipped, Some(reason.as_str())),
-        };
+        let (status, reason) = f.outcome.status();
         let event: Option<String> = settle
             .query_row(params![f.id, status.as_str(), now, reason], |r| r.get(0))
             .optional()?;
         let Some(event) = event else { continue };
         changed += 1;
-        if let Ok(jobs) = &f.outcome {
-            insert_jobs(tx, &event, jobs, now)?;
+        if !f.outcome.jobs().is_empty() {
+            insert_jobs(tx, &event, f.outcome.jobs(), now)?;
         }
     }
     Ok(changed)
@@ -215,6 +209,19 @@ pub(super) fn cancel(tx: &Connection, id: i64) -> Result<usize, JournalError> {
          WHERE id = ?1 AND status = 'pending'",
         params![id, Timestamp::now().millis()],
     )?)
+}
+
+/// Deletes state keys not written since the time given with each; returns how many went.
+pub(super) fn delete_state_unchanged(
+    tx: &Connection,
+    keys: &[(String, Timestamp)],
+) -> Result<usize, JournalError> {
+    let mut stmt = tx.prepare_cached("DELETE FROM kv WHERE key = ?1 AND updated_at <= ?2")?;
+    let mut deleted = 0;
+    for (key, written) in keys {
+        deleted += stmt.execute(params![key, written.millis()])?;
+    }
+    Ok(deleted)
 }
 
 const COLUMNS: &str = "id, event_id, rule, kind, action_index, source, order_id, status, due_at, \

@@ -23,7 +23,7 @@ use crate::journal::{NewJob, NewTimer, TimerKind};
 use crate::model::event::{Event, Timestamp};
 use crate::plan::time::TimeWhat;
 use crate::rules::RuleSet;
-use crate::script::{State, TimelineEntry};
+use crate::script::State;
 
 /// Where the virtual clock starts unless a test says `start:` (a Thursday, noon UTC).
 pub const DEFAULT_START: &str = "2026-01-01T12:00:00Z";
@@ -91,18 +91,11 @@ fn start_of(text: &str) -> Result<i64, String> {
 
 /// `+2d 1h`, `+30m`, `+0s` for messages.
 pub fn show(ms: i64) -> String {
-    let mut secs = ms.max(0) / 1000;
-    if secs == 0 {
-        return "+0s".into();
-    }
-    let mut parts = Vec::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            parts.push(format!("{}{unit}", secs / size));
-            secs %= size;
-        }
-    }
-    format!("+{}", parts.join(" "))
+    let secs = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
+    format!(
+        "+{}",
+        crate::rules::time::duration_text(std::time::Duration::from_secs(secs))
+    )
 }
 
 /// What happened during a run, on the virtual clock (ms offsets from the start).
@@ -159,14 +152,6 @@ struct Sim<'a> {
 impl State for Sim<'_> {
     fn get(&self, key: &str) -> Option<Value> {
         self.kv.get(key).cloned()
-    }
-
-    fn order_timeline(&self, source: &str, order_id: &str) -> Vec<TimelineEntry> {
-        self.journaled
-            .iter()
-            .filter(|e| e.source == source && e.order.as_ref().is_some_and(|o| o.id == order_id))
-            .map(|e| (e.id.clone(), e.topic.clone(), e.canonical.clone()))
-            .collect()
     }
 }
 
@@ -308,7 +293,7 @@ impl Sim<'_> {
             event: event.id.clone(),
             source: event.source.clone(),
             order,
-            pending: t.cancelled.is_none(),
+            pending: true,
             events: vec![event.id.clone()],
             t,
         });
@@ -321,9 +306,10 @@ impl Sim<'_> {
         let (rule, due) = (t.t.rule.clone(), t.t.due_at.millis());
         let outcome = match t.t.kind {
             TimerKind::Digest => self.digest_jobs(t),
-            _ => match &t.t.if_still {
-                Some(expr) => self.if_still(t, expr).map(|()| t.t.jobs.clone()),
-                None => Ok(t.t.jobs.clone()),
+            _ => match (self.cancelled_by(t), &t.t.if_still) {
+                (Some(why), _) => Err(why),
+                (None, Some(expr)) => self.if_still(t, expr).map(|()| t.t.jobs.clone()),
+                (None, None) => Ok(t.t.jobs.clone()),
             },
         };
         let n = t.events.len();
@@ -331,6 +317,19 @@ impl Sim<'_> {
             Ok(jobs) => self.history.fires.push((rule, due - self.start, jobs, n)),
             Err(why) => self.note(&rule, due, TimeWhat::Cancelled, why),
         }
+    }
+
+    /// An `unless` event of a due wait's order (later ones cancelled it when planned, so this
+    /// finds one that came first), checked at the due time as the timer worker does.
+    fn cancelled_by(&self, t: &SimTimer) -> Option<String> {
+        let order = t.order.as_ref().filter(|_| t.t.kind == TimerKind::Wait)?;
+        let wait = self.rules.rule(&t.t.rule)?.time.wait.as_ref()?;
+        let timeline = self
+            .journaled
+            .iter()
+            .filter(|e| e.source == t.source && e.order.as_ref().is_some_and(|o| &o.id == order))
+            .map(|e| (e.id.as_str(), e.topic.as_str(), e.canonical.as_deref()));
+        crate::plan::time::unless_match(&wait.unless, &t.event, timeline)
     }
 
     fn if_still(&self, t: &SimTimer, expr: &str) -> Result<(), String> {
