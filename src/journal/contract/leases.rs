@@ -250,7 +250,7 @@ fn a_timer_claimed_over_is_settled_only_by_its_new_holder() {
     let fire = |fence| {
         let firing = Firing {
             id,
-            outcome: Ok(Vec::new()),
+            outcome: crate::journal::Settle::Fire(Vec::new()),
         };
         fenced(
             Fence::Timers(vec![(id, fence)]),
