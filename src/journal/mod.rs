@@ -1,14 +1,15 @@
 //! The durable journal: storage only. It knows [`Event`]s and nothing above them: traces and job
 //! parameters arrive as JSON the layers above produced.
 //!
-//! [`Store`] is the storage interface (SQLite by default, see [`sqlite`]); [`Journal`] puts one
+//! [`Store`] is the storage interface (SQLite by default, see [`sqlite`]; PostgreSQL with
+//! `journal.url`, see [`pg`]; the contract tests run on both); [`Journal`] puts one
 //! writer thread in front of it that batches concurrent writes into one transaction (group
 //! commit), so durability costs one fsync per batch rather than one per webhook.
 //!
 //! The rest of the code gets in only through [`start_writer`] (the daemon's [`Journal`]),
 //! [`open_reader`] and [`open_existing`] (a [`Reader`]: an owned, clonable handle whose async
 //! reads run on a blocking thread), and sees the backend only as `dyn Store` and
-//! [`JournalError`]: this is where another backend (PostgreSQL) plugs in.
+//! [`JournalError`]; [`Location`] (picked in `open.rs` from the config) says which backend.
 
 #[cfg(test)]
 mod contract;

@@ -61,8 +61,12 @@ pub(super) async fn append_many(
 }
 
 /// Each delivery's key upsert, and right behind it (in the same round, so before the next
-/// delivery's upsert) the key's owner: the delivery itself when it took the key, else the
-/// event whose window is open (committed by another replica, or earlier in this batch).
+/// upsert) the key's owner: the delivery itself when it took the key, else the event whose
+/// window is open (committed by another replica, or earlier in this batch).
+///
+/// The keys are claimed sorted (stable: a key's deliveries keep their batch order), so two
+/// replicas' batches holding the same keys lock them in the same order and one waits for the
+/// other, instead of deadlocking (the database would fail one whole batch).
 async fn claim_keys(
     tx: &Tx<'_>,
     deliveries: &[&Incoming],
@@ -73,7 +77,10 @@ async fn claim_keys(
         tx.prepare_cached(UPSERT_KEY).await?,
         tx.prepare_cached(OWNER).await?,
     );
-    let claims = try_join_all(deliveries.iter().map(|inc| {
+    let mut order: Vec<usize> = (0..deliveries.len()).collect();
+    order.sort_by_key(|&i| (&deliveries[i].event.source, &deliveries[i].dedupe_key));
+    let claims = try_join_all(order.iter().map(|&i| {
+        let inc = deliveries[i];
         let e = &inc.event;
         let at = e.received_at.millis();
         let since = at.saturating_sub(window);
@@ -85,10 +92,11 @@ async fn claim_keys(
         }
     }))
     .await?;
-    claims
-        .into_iter()
-        .map(|(took, owner)| Ok((took.is_some(), owner.try_get(0)?)))
-        .collect()
+    let mut out = vec![(false, String::new()); deliveries.len()];
+    for (i, (took, owner)) in order.into_iter().zip(claims) {
+        out[i] = (took.is_some(), owner.try_get(0)?);
+    }
+    Ok(out)
 }
 
 /// Inserts the new events' rows; answers their seqs, in order.
