@@ -9,16 +9,24 @@
 #             big-paid-order rule appends every message to <data_dir>/slack.jsonl
 # then runs ../shared/bench/run-peers.sh against both beside the peers it starts itself.
 # While it runs, every second it samples each daemon's WAL size (max printed at the end) and,
-# at the end, prints per-thread CPU (from /proc/<pid>/task/*/stat) per journaled event, and
+# at the end, prints per-thread CPU (from /proc/<pid>/task/*/stat) and bytes written
+# (/proc/<pid>/task/*/io) per journaled event, and
 # checks that sf-rules planned and delivered every event (jobs done = events, slack.jsonl lines).
 #
 # Then (phase `e2e`) it measures each daemon on its own, independent of what else runs on the
 # machine: wrk for $DURATION, then polls /metrics until the pipeline lag and the pending jobs
 # are 0: events / (load + drain) is the sustained rate, with per-thread CPU of that phase.
 #
+# A daemon started with rules must have loaded them all (/healthz `rules.last_reload_ok`), else
+# the script stops at once with the errors: an older binary (BASE) refuses newer example rules
+# (e.g. `wait:` in rules/time.yaml), journals every webhook and plans none, so its drain never
+# ends (BENCHMARKS.md, issue 11 third round: "the stall"). Give it rules it reads with BASE_RULES.
+#
 # Knobs (environment): BODIES=40000 (passed on) SKIP_BUILD=1 KEEP=1 RUST_LOG (daemon log filter)
 #   PHASES="peers e2e" (which phases)  BASE=<path of an older storeflow binary>: also start it
-#   in both configurations (base-bare, base-rules), for before/after ratios from one run
+#   in both configurations (base-bare, base-rules), for before/after ratios from one run;
+#   BASE_RULES=<rules dir for BASE> (default rules/; e.g. `git archive <commit> rules | tar -x`)
+#   DRAIN_MAX=120 (seconds a daemon may take to drain in the e2e phase before the run fails)
 #   PEER_BENCH=<dir with run-peers.sh> (default ../shared/bench), SCRAPE=1 (also start
 #   sf-scraped, no rules like sf-bare, whose /metrics is scraped once a second during the whole
 #   run: the cost of scraping is sf-bare vs sf-scraped in the same run), and every run-peers.sh
@@ -89,16 +97,71 @@ YAML
     [[ -n "$port" ]] || { echo "$name did not start" >&2; cat "$dir/daemon.log" >&2; exit 2; }
     PORT[$name]=$port
     echo "peers.sh: $name pid ${PID[$name]} on 127.0.0.1:$port (data $dir/data)" >&2
+    [[ -z "${3:-}" ]] || rules_loaded "$name"
+}
+
+# drain NAME: waits until the pipeline lag and the pending jobs are 0, at most DRAIN_MAX s.
+drain() {
+    local lag= pending= until_s=$(($(date +%s) + ${DRAIN_MAX:-120}))
+    while (($(date +%s) < until_s)); do
+        lag=$(metric "$1" '^storeflow_pipeline_lag_seconds ')
+        pending=$(metric "$1" '^storeflow_jobs\\{status="pending"\\}')
+        [[ "$lag" == 0 && "$pending" == 0 ]] && return 0
+        sleep 0.1
+    done
+    echo "!! $1 did not drain in ${DRAIN_MAX:-120} s (lag $lag s, $pending jobs pending)" >&2
+    return 1
+}
+
+# rules_loaded NAME: exits unless the daemon loaded its rules without an error.
+rules_loaded() {
+    local health
+    health=$(curl -s "http://127.0.0.1:${PORT[$1]}/healthz")
+    python3 -c '
+import json, sys
+r = json.loads(sys.argv[2]).get("rules", {})
+if r.get("last_reload_ok") and r.get("loaded", 0) > 0:
+    print("peers.sh: %s loaded %d rules" % (sys.argv[1], r["loaded"]), file=sys.stderr)
+    sys.exit(0)
+print(f"peers.sh: {sys.argv[1]} did not load its rules; it would journal every webhook and plan none:", file=sys.stderr)
+for e in r.get("errors", []):
+    print("  " + e, file=sys.stderr)
+sys.exit(2)' "$1" "$health"
+}
+
+# slack_check NAME EVENTS: the drop file has one line per event of the rule every body fires,
+# and no idempotency key twice (a repeated delivery). Prints lines per rule.
+slack_check() {
+    python3 - "$WORK/$1/data/slack.jsonl" "$2" <<'PY'
+import collections, json, sys
+path, events = sys.argv[1], int(sys.argv[2])
+keys = collections.Counter()
+try:
+    for line in open(path):
+        keys[json.loads(line)["key"]] += 1
+except FileNotFoundError:
+    pass
+rules = collections.Counter(k.split("/")[1] for k in keys.elements())
+twice = [k for k, n in keys.items() if n > 1]
+big = rules.get("slack-big-paid-orders", 0)
+print(f"   slack.jsonl: {sum(keys.values())} lines, by rule {dict(rules)}; keys delivered twice: {len(twice)} {twice[:3]}")
+if big != events or twice:
+    print(f"   !! expected {events} slack-big-paid-orders lines and no key twice", file=sys.stderr)
+    sys.exit(1)
+PY
 }
 
 # thread_ticks PID: "comm ticks" per thread name (utime + stime, threads of one name summed).
+# Also "bytes written": wchar of /proc/<pid>/task/*/io (what the thread passed to write(2) and
+# pwrite(2): WAL frames and checkpoints for the journal threads), 0 where unreadable.
 thread_ticks() {
-    local t stat comm
+    local t stat comm wchar
     for t in /proc/"$1"/task/*; do
         stat=$(cat "$t/stat" 2>/dev/null) || continue
+        wchar=$(awk '/^wchar/ {print $2}' "$t/io" 2>/dev/null) || wchar=0
         comm=${stat#*(}; comm=${comm%%)*}
-        awk -v c="${comm// /_}" '{print c, $12 + $13}' <<<"${stat##*) }"
-    done | awk '{s[$1] += $2} END {for (c in s) print c, s[c]}' | sort
+        awk -v c="${comm// /_}" -v w="${wchar:-0}" '{print c, $12 + $13, w}' <<<"${stat##*) }"
+    done | awk '{s[$1] += $2; w[$1] += $3} END {for (c in s) print c, s[c], w[c]}' | sort
 }
 # metric NAME PATTERN: sum of the samples of a metric whose line matches PATTERN.
 metric() {
@@ -107,14 +170,15 @@ metric() {
 accepted() { metric "$1" '^storeflow_webhooks_total\\{.*outcome="accepted"'; }
 CLK_TCK=$(getconf CLK_TCK)
 cpu_table() { # cpu_table TICKS0 TICKS1 EVENTS
-    join -a2 -e0 -o 0,1.2,2.2 "$1" "$2" |
-        awk -v e="$3" -v hz="$CLK_TCK" '{d = $3 - $2; t += d; if (d > 0) printf "   %-22s %8.1f us/event\n", $1, d * 1e6 / hz / e}
-            END {printf "   %-22s %8.1f us/event\n", "TOTAL", t * 1e6 / hz / e}'
+    join -a2 -e0 -o 0,1.2,1.3,2.2,2.3 "$1" "$2" |
+        awk -v e="$3" -v hz="$CLK_TCK" '{d = $4 - $2; t += d; b = $5 - $3; tb += b
+                if (d > 0) printf "   %-22s %8.1f us/event %8.2f KB written/event\n", $1, d * 1e6 / hz / e, b / 1024 / e}
+            END {printf "   %-22s %8.1f us/event %8.2f KB written/event\n", "TOTAL", t * 1e6 / hz / e, tb / 1024 / e}'
 }
 
 if [[ -n "${BASE:-}" ]]; then
     start base-bare "$BASE" ""
-    start base-rules "$BASE" "$ROOT/rules"
+    start base-rules "$BASE" "${BASE_RULES:-$ROOT/rules}"
 fi
 start sf-bare "$DAEMON" ""
 start sf-rules "$DAEMON" "$ROOT/rules"
@@ -162,12 +226,7 @@ if [[ " $PHASES " == *" e2e "* ]]; then
         BODIES_FILE="$WORK/peers/bodies.bin" WRK_THREADS=2 wrk -t2 -c32 -d"$DURATION" --latency \
             -s "$PEER_BENCH/post-unique.lua" "http://127.0.0.1:${PORT[$n]}/hooks/sellix" >"$WORK/$n.e2e.txt" 2>&1
         t1=$(date +%s.%N)
-        for _ in $(seq 1200); do
-            lag=$(metric "$n" '^storeflow_pipeline_lag_seconds ')
-            pending=$(metric "$n" '^storeflow_jobs\\{status="pending"\\}')
-            [[ "$lag" == 0 && "$pending" == 0 ]] && break
-            sleep 0.1
-        done
+        drain "$n" || rc=1
         t2=$(date +%s.%N)
         thread_ticks "${PID[$n]}" >"$WORK/$n.e2e1"
         e1=$(accepted "$n")
@@ -182,8 +241,7 @@ echo ""
 for n in "${NAMES[@]}"; do
     db="$WORK/$n/data/storeflow.db"
     wal_max=$(awk -v n="$n" '$1 == n && $2 > m {m = $2} END {printf "%.1f", m / 1048576}' "$WORK/wal.txt")
-    extra=""
-    [[ -f "$WORK/$n/data/slack.jsonl" ]] && extra=", slack.jsonl $(wc -l <"$WORK/$n/data/slack.jsonl") lines"
-    echo "$n: $(accepted "$n") events accepted in all; WAL max ${wal_max} MiB (sampled every second); db $(du -m "$db" | cut -f1) MiB; RSS $(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/${PID[$n]}/status")$extra"
+    echo "$n: $(accepted "$n") events accepted in all; WAL max ${wal_max} MiB (sampled every second); db $(du -m "$db" | cut -f1) MiB; RSS $(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/${PID[$n]}/status")"
+    [[ "$n" == *rules ]] && { { drain "$n" && slack_check "$n" "$(accepted "$n")"; } || rc=1; }
 done
 exit "$rc"

@@ -26,6 +26,7 @@ mod receivers;
 mod regression_cli;
 mod regression_model;
 mod regression_perf;
+mod regression_perf3;
 mod regression_plan;
 mod regression_quarantine;
 mod regression_resilience;
