@@ -204,8 +204,11 @@ fn start(
         rules,
     } = parts;
     let bell = doorbell.0.clone();
+    // Who this process is among replicas sharing the journal (unused by SQLite).
+    let replica = journal::ReplicaId::new();
     let jobs_planned = Arc::new(Notify::new());
     let timers_planned = Arc::new(Notify::new());
+    watch_other_replicas(&pipeline_reader, &bell, &jobs_planned, shutdown)?;
     let timer_counts = Arc::new(TimerCounts::default());
     Pipeline {
         reader: pipeline_reader,
@@ -214,6 +217,8 @@ fn start(
         jobs_planned: jobs_planned.clone(),
         timers_planned: timers_planned.clone(),
         handoff: journal.handoff(),
+        owner: replica.to_string(),
+        terms: lease_terms(config),
     }
     .start(doorbell, shutdown.clone(), tracker)
     .map_err(|source| AppError::Thread {
@@ -226,6 +231,7 @@ fn start(
         bell,
         (shutdown.clone(), tracker),
     );
+    let duty_reader = timers_reader.clone();
     let timers = TimerWorker {
         reader: timers_reader,
         journal: journal.clone(),
@@ -233,6 +239,8 @@ fn start(
         jobs_planned: jobs_planned.clone(),
         timers_planned,
         counts: timer_counts.clone(),
+        owner: replica.to_string(),
+        terms: lease_terms(config),
     };
     tracker.spawn(timers.run(shutdown.clone()));
     let dispatcher = Dispatcher {
@@ -242,10 +250,22 @@ fn start(
         delivery: config.delivery.clone(),
         wake: jobs_planned.clone(),
         drain: SHUTDOWN_DEADLINE,
+        owner: replica.to_string(),
+        terms: lease_terms(config),
     };
     tracker.spawn(dispatcher.run(shutdown.clone(), tracker.clone()));
     let retention = retention::Retention::from_config(config);
-    tracker.spawn(retention::run(journal.clone(), retention, shutdown.clone()));
+    let duty = retention::Duty {
+        reader: duty_reader,
+        owner: replica.to_string(),
+        terms: lease_terms(config),
+    };
+    tracker.spawn(retention::run(
+        journal.clone(),
+        retention,
+        duty,
+        shutdown.clone(),
+    ));
     let served = serving(
         config,
         sources,
@@ -256,6 +276,25 @@ fn start(
         timer_counts,
     )?;
     Ok(Serving { served, watcher })
+}
+
+/// Wakes the pipeline and the dispatcher when other replicas sharing the journal append events
+/// or create jobs (nothing to do for a journal that is not shared).
+fn watch_other_replicas(
+    reader: &Reader,
+    pipeline: &SyncSender<()>,
+    dispatcher: &Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> Result<(), AppError> {
+    let (pipeline, dispatcher) = (pipeline.clone(), dispatcher.clone());
+    let wake: journal::Wake = Arc::new(move |change| match change {
+        journal::Change::Events => {
+            let _ = pipeline.try_send(());
+        }
+        journal::Change::Jobs => dispatcher.notify_one(),
+    });
+    reader.read_blocking(|s| s.watch_changes(wake, shutdown.clone()))?;
+    Ok(())
 }
 
 /// The intake route's and `/healthz`'s shared state.
@@ -335,6 +374,14 @@ async fn stop(tracker: TaskTracker) {
             "workers or the journal writer did not stop within {:?}",
             SHUTDOWN_DEADLINE * 2
         );
+    }
+}
+
+/// How long claims of replicas sharing the journal last, from the config.
+fn lease_terms(config: &Config) -> journal::LeaseTerms {
+    journal::LeaseTerms {
+        length: config.replicas.lease,
+        renew_every: config.replicas.renew_every,
     }
 }
 

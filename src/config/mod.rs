@@ -12,12 +12,14 @@ use serde::Deserialize;
 
 mod delivery;
 mod intake;
+mod replicas;
 mod sources;
 mod values;
 pub use delivery::{
     DeliveryConfig, EmailConfig, HttpConfig, SlackConfig, SmtpConfig, SmtpSecurity,
 };
 pub use intake::{IntakeConfig, IntakeLimitError};
+pub use replicas::{ReplicasConfig, ReplicasError};
 pub use sources::{SelldoneConfig, SellixConfig, ShopConfig, SourcesConfig, SourcesError};
 pub(crate) use values::yaml_error_message;
 use values::{de_duration, de_size};
@@ -48,6 +50,8 @@ pub struct Config {
     /// How long events, traces and finished jobs are kept.
     #[serde(deserialize_with = "de_duration")]
     pub retention: Duration,
+    /// `replicas: {lease, renew_every}`: claims of replicas sharing a PostgreSQL journal.
+    pub replicas: ReplicasConfig,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             tls: None,
             journal: JournalConfig::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
+            replicas: ReplicasConfig::default(),
         }
     }
 }
@@ -192,6 +197,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: IntakeLimitError,
     },
+    #[error("{path}: {source}")]
+    Replicas {
+        path: PathBuf,
+        source: ReplicasError,
+    },
     #[error("{path}: {message}")]
     Journal { path: PathBuf, message: String },
 }
@@ -246,6 +256,13 @@ impl Config {
             .intake
             .validate()
             .map_err(|source| ConfigError::Intake {
+                path: path(),
+                source,
+            })?;
+        config
+            .replicas
+            .validate()
+            .map_err(|source| ConfigError::Replicas {
                 path: path(),
                 source,
             })?;

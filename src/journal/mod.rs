@@ -16,6 +16,7 @@ mod contract;
 mod handoff;
 mod health;
 mod key;
+pub mod lease;
 mod open;
 pub mod pg;
 pub mod query;
@@ -31,6 +32,7 @@ use crate::model::event::{Event, Incoming, Timestamp};
 pub use handoff::Handoff;
 pub use health::{JournalHealth, Problem};
 pub use key::JobKey;
+pub use lease::{Change, Claimed, Fence, LeaseTerms, ReplicaId, Wake};
 pub use open::{migrate, open_existing, open_reader, start_writer, Location};
 pub use reader::Reader;
 pub use records::{
@@ -82,6 +84,10 @@ pub enum Write {
     /// Deletes script state keys (expired `limit` state) unless written again since the time
     /// given with each (the timer worker read them then; a run planned meanwhile keeps its key).
     DeleteStateUnchanged(Vec<(String, Timestamp)>),
+    /// A write made under a claim or a lease (replicas, see [`lease`]): applied only while the
+    /// fence still holds, else answered [`Written::Fenced`] and nothing changes. A store that is
+    /// not shared applies the inner write as it is.
+    Fenced(Fence, Box<Write>),
 }
 
 /// The answer to one [`Write`].
@@ -93,6 +99,9 @@ pub enum Written {
     /// Rows changed: jobs updated, flags added (0 when the flag existed), jobs re-queued,
     /// events pruned.
     Changed(usize),
+    /// A [`Write::Fenced`] refused: the claim or lease it was made under is no longer this
+    /// replica's (another took the work over). Nothing was written.
+    Fenced,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +313,92 @@ pub trait Store: Send + 'static {
             .into_iter()
             .map(|e| (e.id, e.topic, e.canonical))
             .collect())
+    }
+
+    /// Whether other processes (replicas) share this store (DESIGN.md §13): then work is
+    /// claimed under leases and writes made under a claim are fenced (see [`lease`]). SQLite
+    /// is not shared: the daemon holds it alone, claims stay in memory, fences are not checked.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Claims up to `limit` pending jobs due at `now` for `owner` for `lease`, skipping those
+    /// another replica holds, oldest due first; each with the fence its attempt must carry.
+    /// Not shared: the due jobs, fence 0 (the dispatcher keeps its claims in memory).
+    fn claim_jobs(
+        &self,
+        _owner: &str,
+        now: Timestamp,
+        _lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed<Job>>, JournalError> {
+        Ok(self
+            .due_jobs(now, limit)?
+            .into_iter()
+            .map(|item| Claimed { item, fence: 0 })
+            .collect())
+    }
+
+    /// Extends `owner`'s claims on `jobs` (id, fence) by `lease` from now; answers the ids it
+    /// still holds (a job missing from the answer was taken over: stop working on it).
+    fn renew_jobs(
+        &self,
+        _owner: &str,
+        jobs: &[(i64, i64)],
+        _lease: Duration,
+    ) -> Result<Vec<i64>, JournalError> {
+        Ok(jobs.iter().map(|j| j.0).collect())
+    }
+
+    /// Gives back claims that were never started (shutdown), so another replica may take
+    /// them at once instead of when the lease ends.
+    fn release_jobs(&self, _owner: &str, _jobs: &[(i64, i64)]) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    /// Claims up to `limit` pending timers due at `now` for `owner` for `lease`, soonest first,
+    /// each with the fence its settling must carry. Not shared: the due timers, fence 0.
+    fn claim_timers(
+        &self,
+        _owner: &str,
+        now: Timestamp,
+        _lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed<Timer>>, JournalError> {
+        Ok(self
+            .due_timers(now, limit)?
+            .into_iter()
+            .map(|item| Claimed { item, fence: 0 })
+            .collect())
+    }
+
+    /// Takes the lease `name` for `owner` for `lease` from now, or renews it when `owner`
+    /// holds it already; answers its fence (the same while `owner` keeps it, higher after a
+    /// change of owner), or `None` while another replica holds it. Not shared: always held.
+    fn hold_lease(
+        &self,
+        _name: &str,
+        _owner: &str,
+        _lease: Duration,
+    ) -> Result<Option<i64>, JournalError> {
+        Ok(Some(0))
+    }
+
+    /// Lets the lease `name` go if `owner` holds it (shutdown), so another replica takes it
+    /// over at once.
+    fn release_lease(&self, _name: &str, _owner: &str) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    /// Calls `wake` whenever another replica announces a [`Change`] (events appended, jobs
+    /// created), until `stop`, so workers start at once instead of at their next poll; polling
+    /// stays the fallback. Not shared: nothing to watch (the writer rings the workers itself).
+    fn watch_changes(
+        &self,
+        _wake: Wake,
+        _stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(), JournalError> {
+        Ok(())
     }
 }
 

@@ -126,16 +126,21 @@ impl Journal {
 
     /// Commits processed events from a blocking thread (the pipeline). All are queued before
     /// any answer is awaited, so they share commits. Each answer is `false` if that event had
-    /// already been processed.
+    /// already been processed, or (under a `fence`: replicas) the pipeline lease had moved.
     pub fn processed_many_blocking(
         &self,
         processed: Vec<Processed>,
+        fence: Option<&super::Fence>,
     ) -> Vec<Result<bool, JournalError>> {
         let answers: Vec<Option<_>> = processed
             .into_iter()
             .map(|p| {
                 let (reply, answer) = oneshot::channel();
-                let queued = self.tx.blocking_send((Write::Processed(p), reply)).is_ok();
+                let write = match fence {
+                    Some(f) => Write::Fenced(f.clone(), Box::new(Write::Processed(p))),
+                    None => Write::Processed(p),
+                };
+                let queued = self.tx.blocking_send((write, reply)).is_ok();
                 queued.then_some(answer)
             })
             .collect();
@@ -145,6 +150,11 @@ impl Journal {
                 let answer = a.ok_or(JournalError::Closed)?;
                 match answer.blocking_recv().map_err(|_| JournalError::Closed)?? {
                     Written::Processed(done) => Ok(done),
+                    Written::Fenced => {
+                        let what = crate::telemetry::replicas::Fenced::Planned;
+                        crate::telemetry::replicas::fenced_off(what, &"an event");
+                        Ok(false)
+                    }
                     other => Err(JournalError::CommitFailed(format!(
                         "unexpected answer {other:?}"
                     ))),

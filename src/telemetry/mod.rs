@@ -10,6 +10,7 @@
 
 pub mod metrics;
 mod repeated;
+pub mod replicas;
 
 use std::fmt::Display;
 

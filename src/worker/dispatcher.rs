@@ -18,6 +18,10 @@
 //! claimed again, no new job is started, and only the journal write is retried, with an
 //! exponential backoff, until it succeeds. A job that was delivered is then recorded done and
 //! never sent again; a retry keeps the time computed when it failed.
+//!
+//! When replicas share the journal (DESIGN.md §13) the jobs are claimed in the journal too,
+//! under a lease with a fence (see [`super::lease`]): a claim this replica can no longer renew
+//! is given up, and an attempt carries its fence so the journal refuses a late completion.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,12 +32,21 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::claims::{Claim, InFlight};
+use super::lease::JobLeases;
 use super::retry;
 use crate::actions::{ActionError, Actions, JobContext};
 use crate::config::DeliveryConfig;
-use crate::journal::{AttemptOutcome, Job, Journal, NextStep, Reader, Write};
+use crate::journal::{
+    AttemptOutcome, Claimed, Job, Journal, JournalError, LeaseTerms, NextStep, Reader, Write,
+    Written,
+};
 use crate::model::event::Timestamp;
+use crate::telemetry::replicas::Fenced;
+
+/// Claims, fences and lost claims when replicas share the journal.
+mod replicas;
 use crate::telemetry::{self, metrics::JobOutcome};
+use replicas::claim_sizes;
 
 /// Due jobs read per look at the journal.
 const CLAIM_BATCH: usize = 256;
@@ -58,6 +71,11 @@ struct Shared {
     wake: Arc<Notify>,
     /// Claimed jobs still waiting for a permit give up at shutdown (they stay pending).
     stop: CancellationToken,
+    /// Who claims jobs in the journal, for how long.
+    owner: String,
+    terms: LeaseTerms,
+    /// The claims held in a shared journal (replicas); `None` when the store is not shared.
+    leases: Option<Arc<JobLeases>>,
 }
 
 /// The journal failed a read or a write; the loop backs off.
@@ -88,6 +106,10 @@ pub struct Dispatcher {
     pub wake: Arc<Notify>,
     /// How long shutdown waits for deliveries in flight.
     pub drain: Duration,
+    /// This replica, as the owner of its claims in a shared journal.
+    pub owner: String,
+    /// How long claims in a shared journal last and how often they are renewed.
+    pub terms: LeaseTerms,
 }
 
 impl Dispatcher {
@@ -95,6 +117,11 @@ impl Dispatcher {
     /// pending in the journal. Deliveries are tasks of `tracker`, the daemon's one tracker.
     pub async fn run(self, stop: CancellationToken, tracker: TaskTracker) {
         let permits = Arc::new(Semaphore::new(self.delivery.concurrency.max(1)));
+        let replicas = self.reader.read_blocking(|s| s.shared());
+        let leases = replicas.then(|| JobLeases::new(self.owner.clone(), self.terms));
+        if let Some(leases) = &leases {
+            tracker.spawn(leases.clone().keep(self.reader.clone(), stop.clone()));
+        }
         let shared = Arc::new(Shared {
             journal: self.journal,
             actions: self.actions,
@@ -102,6 +129,9 @@ impl Dispatcher {
             in_flight: Mutex::default(),
             wake: self.wake,
             stop: stop.clone(),
+            owner: self.owner,
+            terms: self.terms,
+            leases,
         });
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() {
@@ -131,19 +161,29 @@ impl Dispatcher {
                 "attempts that could not be journaled are lost; those jobs run again at the next start"
             );
         }
+        if let Some(leases) = &shared.leases {
+            leases.give_back(&self.reader).await;
+        }
     }
 }
 
 /// How long to sleep: until the next retry falls due, at most [`MAX_IDLE`]; with jobs claimed,
-/// their deliveries wake the loop.
-async fn idle_time(reader: &Reader, claimed: usize) -> Result<Duration, JournalDown> {
+/// their deliveries wake the loop. In a shared journal a job due now that this replica could not
+/// claim is another replica's: it is looked at again after [`MAX_IDLE`] (when its claim may have
+/// run out), not every [`MIN_IDLE`] (new jobs wake the loop through the journal's notifications).
+async fn idle_time(reader: &Reader, claimed: usize, shared: bool) -> Result<Duration, JournalDown> {
     if claimed > 0 {
         return Ok(MAX_IDLE);
     }
     Ok(match logged(reader.next_due().await)? {
         Some(at) => {
             let wait = (at.millis() - Timestamp::now().millis()).max(0) as u64;
-            Duration::from_millis(wait).clamp(MIN_IDLE, MAX_IDLE)
+            let least = if shared && wait == 0 {
+                MAX_IDLE
+            } else {
+                MIN_IDLE
+            };
+            Duration::from_millis(wait).clamp(least, MAX_IDLE)
         }
         None => MAX_IDLE,
     })
@@ -169,25 +209,27 @@ impl Shared {
     ) -> Result<Duration, JournalDown> {
         self.flush_held().await?;
         let claimed = self.claimed();
-        if claimed >= REFILL_BELOW {
+        let shared = self.leases.is_some();
+        let (batch, refill_below) = claim_sizes(shared, self.delivery.concurrency);
+        if claimed >= refill_below {
             return Ok(MAX_IDLE);
         }
         let generation = self.generation();
-        let due = logged(
-            reader
-                .due_jobs(Timestamp::now(), CLAIM_BATCH - claimed)
-                .await,
-        )?;
-        for job in due {
+        let asked = Instant::now();
+        let due = logged(self.claim_due(reader, batch - claimed).await)?;
+        for Claimed { item: job, fence } in due {
             match self.claim(job.id, generation) {
                 Claim::Taken => {}
                 Claim::Busy => continue,
                 Claim::Stale => break,
             }
+            if let Some(leases) = &self.leases {
+                leases.add(job.id, fence, asked);
+            }
             let (shared, permits) = (self.clone(), permits.clone());
             tracker.spawn(async move { shared.queued(job, permits).await });
         }
-        idle_time(reader, self.claimed()).await
+        idle_time(reader, self.claimed(), shared).await
     }
 
     /// A claimed job: waits for a delivery permit, then delivers; at shutdown it gives the
@@ -207,6 +249,9 @@ impl Shared {
             }
             _ => {
                 self.unclaim(job.id);
+                if let Some(leases) = &self.leases {
+                    leases.unstarted(job.id); // given back to the journal at shutdown
+                }
                 self.wake.notify_one();
             }
         }
@@ -252,7 +297,13 @@ impl Shared {
         let Ok(mut f) = self.in_flight.lock() else {
             return Claim::Stale;
         };
-        match f.finished_since(read_at, id) {
+        // A shared journal's claim is never a stale list: the row was claimed for this replica
+        // just now, and a finished attempt ended its previous claim in the same commit.
+        let finished = match self.leases {
+            Some(_) => Some(false),
+            None => f.finished_since(read_at, id),
+        };
+        match finished {
             None => Claim::Stale,
             Some(true) => Claim::Busy,
             Some(false) if f.held.contains_key(&id) || !f.ids.insert(id) => Claim::Busy,
@@ -293,9 +344,16 @@ impl Shared {
     async fn flush_held(&self) -> Result<(), JournalDown> {
         for outcome in self.held() {
             let job_id = outcome.job_id;
-            if let Err(e) = self.journal.write(Write::Attempt(outcome)).await {
-                telemetry::attempt_unjournaled(Some(job_id), &e);
-                return Err(JournalDown);
+            match self.journal.write(self.attempt_write(outcome)).await {
+                Err(e) => {
+                    telemetry::attempt_unjournaled(Some(job_id), &e);
+                    return Err(JournalDown);
+                }
+                Ok(Written::Fenced) => telemetry::replicas::fenced_off(Fenced::Attempt, &job_id),
+                Ok(_) => {}
+            }
+            if let Some(leases) = &self.leases {
+                leases.remove(job_id);
             }
             if let Ok(mut f) = self.in_flight.lock() {
                 f.held.remove(&job_id);
@@ -322,7 +380,10 @@ impl Shared {
             attempt: job.attempts + 1,
         };
         let started_at = Timestamp::now();
-        let result = self.execute(&job, &ctx).await;
+        let Some(result) = self.execute_while_claimed(&job, &ctx).await else {
+            self.abandon(job.id);
+            return;
+        };
         let finished_at = Timestamp::now();
         let (next, error) = self.next_step(result, finished_at, ctx.attempt);
         telemetry::metrics::job_finished(
@@ -341,10 +402,7 @@ impl Shared {
             error,
             next,
         };
-        if let Err(e) = self.journal.write(Write::Attempt(outcome.clone())).await {
-            telemetry::attempt_unjournaled(None, &e);
-            self.hold(outcome);
-        }
+        self.journal_attempt(outcome).await;
         self.release(job.id);
         self.wake.notify_one();
     }

@@ -3,6 +3,7 @@
 
 mod claims;
 pub mod dispatcher;
+mod lease;
 pub mod pipeline;
 pub mod reload;
 pub mod retention;

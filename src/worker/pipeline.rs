@@ -5,6 +5,13 @@
 //!
 //! It runs on its own thread: rule evaluation (Rhai `if` expressions included) never runs on the
 //! async threads that answer webhooks.
+//!
+//! When replicas share the journal (DESIGN.md §13) one of them at a time runs the pipeline,
+//! under the [`lease::PIPELINE`] lease: every order's events are planned in journal order and
+//! script state is read and written by one planner, as with one process. Its commits carry the
+//! lease's fence, so a replica paused past its lease cannot commit plans once another took over
+//! (they are answered "already processed"); the others take over its unprocessed events when
+//! its lease runs out.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -15,6 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::journal::lease::{self, Fence, LeaseTerms};
 use crate::journal::{Handoff, Journal, JournalError, Processed, Reader, Store, Unreadable, Write};
 use crate::model::event::Event;
 use crate::plan::{try_plan, JournalState};
@@ -49,6 +57,9 @@ pub struct Pipeline {
     /// The events intake parsed, handed over by the writer after their commit
     /// ([`Journal::handoff`]).
     pub handoff: Arc<Handoff>,
+    /// This replica, as the owner of the pipeline lease in a shared journal.
+    pub owner: String,
+    pub terms: LeaseTerms,
 }
 
 impl Pipeline {
@@ -78,13 +89,20 @@ impl Pipeline {
     }
 
     fn run(self, doorbell: Receiver<()>, stop: CancellationToken) {
+        let shared = self.reader.read_blocking(|s| s.shared());
+        let mut held = None;
         while !stop.is_cancelled() {
-            let busy = match self.rules.current() {
-                Some(set) => self.round(&set).unwrap_or_else(|e| {
+            let lease = if shared {
+                self.lease(&mut held)
+            } else {
+                Some(None)
+            };
+            let busy = match (self.rules.current(), lease) {
+                (Some(set), Some(fence)) => self.round(&set, fence.as_ref()).unwrap_or_else(|e| {
                     crate::telemetry::pipeline_round_failed(&e);
                     false
                 }),
-                None => false,
+                _ => false,
             };
             if busy {
                 continue;
@@ -94,11 +112,44 @@ impl Pipeline {
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(IDLE),
             }
         }
+        if held.is_some() {
+            // Another replica takes over at once instead of when the lease runs out.
+            let owner = &self.owner;
+            let _ = self
+                .reader
+                .read_blocking(|s| s.release_lease(lease::PIPELINE, owner));
+        }
+    }
+
+    /// Takes or renews the pipeline lease in a shared journal: `Some(fence)` while this replica
+    /// runs the pipeline, `None` while another does (or the journal cannot say).
+    fn lease(&self, held: &mut Option<i64>) -> Option<Option<Fence>> {
+        let (owner, length) = (&self.owner, self.terms.length);
+        let fence = match self
+            .reader
+            .read_blocking(|s| s.hold_lease(lease::PIPELINE, owner, length))
+        {
+            Ok(fence) => fence,
+            Err(e) => {
+                crate::telemetry::replicas::lease_failed(lease::PIPELINE, &e);
+                None
+            }
+        };
+        if fence.is_some() && fence != *held {
+            crate::telemetry::replicas::lease_taken(lease::PIPELINE, fence.unwrap_or(0));
+        }
+        *held = fence;
+        let fence = fence?;
+        Some(Some(Fence::Lease {
+            name: lease::PIPELINE.into(),
+            owner: owner.clone(),
+            fence,
+        }))
     }
 
     /// Processes one batch; true when there may be more waiting. An event that cannot be read
     /// back or planned is quarantined instead of failing the round, so it blocks no other event.
-    fn round(&self, rules: &RuleSet) -> Result<bool, JournalError> {
+    fn round(&self, rules: &RuleSet, fence: Option<&Fence>) -> Result<bool, JournalError> {
         let (planned, quarantined, full) = self.reader.read_blocking(|store| {
             let limit = round_size(rules.len());
             let pending = pending(store, &self.handoff, limit)?;
@@ -114,7 +165,7 @@ impl Pipeline {
         let (planned, fired): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
         for (result, fired) in self
             .journal
-            .processed_many_blocking(planned)
+            .processed_many_blocking(planned, fence)
             .into_iter()
             .zip(fired)
         {
@@ -126,7 +177,7 @@ impl Pipeline {
                     .for_each(|rule| crate::telemetry::metrics::rule_fired(rule));
             }
         }
-        self.quarantine(quarantined)?;
+        self.quarantine(quarantined, fence)?;
         if jobs {
             self.jobs_planned.notify_one();
         }
@@ -137,13 +188,21 @@ impl Pipeline {
     }
 
     /// Sets events aside with their reason (see [`Write::Quarantine`]).
-    fn quarantine(&self, events: Vec<Unreadable>) -> Result<(), JournalError> {
+    fn quarantine(
+        &self,
+        events: Vec<Unreadable>,
+        fence: Option<&Fence>,
+    ) -> Result<(), JournalError> {
         for u in events {
             crate::telemetry::event_quarantined(&u.event_id, &u.reason);
             if u.event_id.is_empty() {
                 continue; // not even its id is readable: nothing to mark
             }
-            self.journal.write_blocking(Write::Quarantine(u))?;
+            let write = match fence {
+                Some(f) => Write::Fenced(f.clone(), Box::new(Write::Quarantine(u))),
+                None => Write::Quarantine(u),
+            };
+            self.journal.write_blocking(write)?;
         }
         Ok(())
     }

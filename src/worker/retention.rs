@@ -9,6 +9,10 @@
 //!   so a line is kept between one and about two periods. Renaming never loses a line: an append
 //!   in flight lands in the renamed file. (Where the file system does not record creation
 //!   times, the file is deleted once its newest line is older than the period.)
+//!
+//! When replicas share the journal, pruning the journal is a once-per-cluster duty: it runs on
+//! the replica holding the [`lease::RETENTION`] lease (its writes fenced by it); each replica
+//! still prunes the files under its own `data_dir`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -16,7 +20,8 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::journal::{Journal, JournalError, Store, Write, Written};
+use crate::journal::lease::{self, Fence, LeaseTerms};
+use crate::journal::{Journal, JournalError, Reader, Store, Write, Written};
 use crate::model::event::Timestamp;
 
 const EVERY: Duration = Duration::from_secs(3600);
@@ -43,9 +48,47 @@ impl Retention {
     }
 }
 
-pub async fn run(journal: Journal, retention: Retention, stop: CancellationToken) {
+/// Who may prune a shared journal: the replica holding the retention lease.
+pub struct Duty {
+    pub reader: Reader,
+    pub owner: String,
+    pub terms: LeaseTerms,
+}
+
+impl Duty {
+    /// `Some(fence)` when this replica prunes the journal this time: always when the journal
+    /// is not shared; in a shared one when it holds (or took) the retention lease, kept from one
+    /// pass to the next.
+    async fn hold(&self) -> Option<Option<Fence>> {
+        let (owner, length) = (self.owner.clone(), EVERY + self.terms.length);
+        let held = self
+            .reader
+            .read(move |s| match s.shared() {
+                false => Ok(Some(None)),
+                true => Ok(s.hold_lease(lease::RETENTION, &owner, length)?.map(Some)),
+            })
+            .await;
+        match held {
+            Ok(Some(fence)) => Some(fence.map(|fence| Fence::Lease {
+                name: lease::RETENTION.into(),
+                owner: self.owner.clone(),
+                fence,
+            })),
+            Ok(None) => None,
+            Err(e) => {
+                crate::telemetry::replicas::lease_failed(lease::RETENTION, &e);
+                None
+            }
+        }
+    }
+}
+
+pub async fn run(journal: Journal, retention: Retention, duty: Duty, stop: CancellationToken) {
     loop {
-        retention.pass(&journal).await;
+        match duty.hold().await {
+            Some(fence) => retention.pass(&journal, fence).await,
+            None => retention.pass_files().await,
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(EVERY) => {}
@@ -54,12 +97,21 @@ pub async fn run(journal: Journal, retention: Retention, stop: CancellationToken
 }
 
 impl Retention {
-    /// One pruning pass; failures are logged and retried on the next pass.
-    pub async fn pass(&self, journal: &Journal) {
-        let now = SystemTime::now();
+    /// One pruning pass, its journal writes fenced by `fence` (replicas); failures are logged
+    /// and retried on the next pass.
+    pub async fn pass(&self, journal: &Journal, fence: Option<Fence>) {
         let before = Timestamp(Timestamp::now().millis() - self.keep.as_millis() as i64);
-        match journal.write(Write::Prune { before }).await {
+        let fenced = |write: Write| match &fence {
+            Some(f) => Write::Fenced(f.clone(), Box::new(write)),
+            None => write,
+        };
+        match journal.write(fenced(Write::Prune { before })).await {
             Ok(Written::Changed(n)) if n > 0 => tracing::info!(events = n, "pruned old events"),
+            Ok(Written::Fenced) => {
+                let what = crate::telemetry::replicas::Fenced::Duty;
+                crate::telemetry::replicas::fenced_off(what, &lease::RETENTION);
+                return self.pass_files().await;
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention pruning failed"),
         }
@@ -70,7 +122,7 @@ impl Retention {
         match orphans {
             Ok(keys) if !keys.is_empty() => {
                 let n = keys.len();
-                match journal.write(Write::DeleteState(keys)).await {
+                match journal.write(fenced(Write::DeleteState(keys))).await {
                     Ok(_) => tracing::info!(keys = n, "pruned dynamic product answers"),
                     Err(e) => tracing::warn!(error = %e, "pruning dynamic answers failed"),
                 }
@@ -78,6 +130,12 @@ impl Retention {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reading dynamic answers failed"),
         }
+        self.pass_files().await;
+    }
+
+    /// Prunes the files under this replica's `data_dir` (`.eml` files, the Slack drop file).
+    pub async fn pass_files(&self) {
+        let now = SystemTime::now();
         let me = self.clone();
         let cutoff = now.checked_sub(self.keep).unwrap_or(SystemTime::UNIX_EPOCH);
         if let Err(e) = tokio::task::spawn_blocking(move || me.prune_files(cutoff)).await {

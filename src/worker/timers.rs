@@ -5,6 +5,10 @@
 //! transaction that marks each timer and creates its jobs; only a pending timer changes, so a
 //! timer fires exactly once even if the daemon dies between reading and committing. Timers
 //! that fell due while the daemon was down are simply due at start-up.
+//!
+//! When replicas share the journal, due timers are claimed for this replica under a lease
+//! (skipping those another holds) and their settling carries the claims' fences, so each timer
+//! is settled by one replica, and not by one paused past its lease.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +18,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::{
-    Firing, Journal, JournalError, NewJob, Reader, Settle, Store, Timer, TimerKind, Write, Written,
+    Claimed, Fence, Firing, Journal, JournalError, LeaseTerms, NewJob, Reader, Settle, Store,
+    Timer, TimerKind, Write, Written,
 };
 use crate::model::actions::ActionKind;
 use crate::model::event::{Event, Timestamp};
@@ -72,6 +77,9 @@ pub struct TimerWorker {
     pub timers_planned: Arc<Notify>,
     /// What `/healthz` reports.
     pub counts: Arc<TimerCounts>,
+    /// This replica, as the owner of its timer claims in a shared journal.
+    pub owner: String,
+    pub terms: LeaseTerms,
 }
 
 impl TimerWorker {
@@ -175,29 +183,44 @@ impl TimerWorker {
             return Ok(0); // no rules loaded yet: `if_still` and digests need them
         };
         let now = Timestamp::now();
-        let (due, firings) = self
+        let (owner, length) = (self.owner.clone(), self.terms.length);
+        let (due, firings, fences) = self
             .reader
             .read(move |store| {
-                let due = store.due_timers(now, BATCH)?;
+                let due = store.claim_timers(&owner, now, length, BATCH)?;
                 let firings = due
                     .iter()
-                    .map(|t| settle(t, now, &rules, store))
+                    .map(|t| settle(&t.item, now, &rules, store))
                     .collect::<Result<Vec<Firing>, _>>()?;
-                Ok((due.len(), firings))
+                Ok((due.len(), firings, fences(&due, store.shared())))
             })
             .await?;
         if firings.is_empty() {
             return Ok(due);
         }
         let jobs = firings.iter().any(|f| !f.outcome.jobs().is_empty());
-        if let Written::Changed(n) = self.journal.write(Write::FireTimers(firings)).await? {
-            crate::telemetry::timers_settled(n);
+        let write = match fences {
+            Some(fence) => Write::Fenced(fence, Box::new(Write::FireTimers(firings))),
+            None => Write::FireTimers(firings),
+        };
+        match self.journal.write(write).await? {
+            Written::Changed(n) => crate::telemetry::timers_settled(n),
+            Written::Fenced => {
+                let what = crate::telemetry::replicas::Fenced::Timers;
+                crate::telemetry::replicas::fenced_off(what, &"due timers");
+            }
+            _ => {}
         }
         if jobs {
             self.jobs_planned.notify_one();
         }
         Ok(due)
     }
+}
+
+/// The claims the settling of `due` is fenced by, in a shared journal.
+fn fences(due: &[Claimed<Timer>], shared: bool) -> Option<Fence> {
+    shared.then(|| Fence::Timers(due.iter().map(|t| (t.item.id, t.fence)).collect()))
 }
 
 /// Decides one due timer (a failed journal read fails the round: nothing is settled blind).

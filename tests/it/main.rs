@@ -36,6 +36,7 @@ mod regression_secure;
 mod regression_shops;
 mod regression_store;
 mod regression_traces;
+mod replicas;
 mod rules;
 mod scripts;
 mod sources;

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::helpers::*;
 
 #[path = "../../src/journal/pg/cluster.rs"]
-mod cluster;
+pub(crate) mod cluster;
 
 const RULES: &str = r#"
 rules:

@@ -14,6 +14,7 @@ use crate::journal::{SqliteStore, Store};
 mod admin;
 mod bodies;
 mod core;
+mod leases;
 mod postgres;
 mod timers;
 

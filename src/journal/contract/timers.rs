@@ -12,7 +12,7 @@ use crate::model::event::{Event, Incoming, OrderView, Timestamp};
 
 const W: Duration = Duration::from_secs(60);
 
-fn append(store: &mut TestStore, key: &str, kind: &str) -> String {
+pub(super) fn append(store: &mut TestStore, key: &str, kind: &str) -> String {
     let body = bytes::Bytes::from_static(br#"{"data":{}}"#);
     let event = Event {
         id: Event::new_id(),
@@ -41,7 +41,7 @@ fn append(store: &mut TestStore, key: &str, kind: &str) -> String {
     id
 }
 
-fn process(store: &mut TestStore, id: &str, timers: Vec<NewTimer>, cancels: &[&str]) {
+pub(super) fn process(store: &mut TestStore, id: &str, timers: Vec<NewTimer>, cancels: &[&str]) {
     let p = Processed {
         event_id: id.into(),
         trace: serde_json::json!({}),
@@ -61,7 +61,7 @@ fn process(store: &mut TestStore, id: &str, timers: Vec<NewTimer>, cancels: &[&s
     store.write_batch(&[Write::Processed(p)], W).unwrap();
 }
 
-fn wait(rule: &str) -> NewTimer {
+pub(super) fn wait(rule: &str) -> NewTimer {
     NewTimer {
         rule: rule.into(),
         kind: TimerKind::Wait,

@@ -49,7 +49,7 @@ impl PgUrl {
         Ok(PgUrl(url.to_string()))
     }
 
-    fn config(&self) -> Result<tokio_postgres::Config, JournalError> {
+    pub(super) fn config(&self) -> Result<tokio_postgres::Config, JournalError> {
         PgUrl::parse(&self.0).map_err(|reason| self.open_error(reason))?;
         let mut config =
             tokio_postgres::Config::from_str(&self.0).map_err(|e| self.open_error(e))?;
@@ -142,6 +142,15 @@ where
             .join()
             .map_err(|_| JournalError::ReadFailed("a journal query panicked".into()))
     })
+}
+
+/// Runs `f` in the background on the journal's runtime (the replicas' listener).
+pub(super) fn spawn<F>(f: F) -> Result<(), JournalError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    runtime()?.spawn(f);
+    Ok(())
 }
 
 /// Runs `f` on the journal's runtime from a thread outside any runtime (the CLI), without

@@ -8,11 +8,14 @@
 
 mod admin;
 mod append;
+mod claims;
 pub mod conn;
 pub mod copy;
 mod events;
+mod fence;
 mod flags;
 mod jobs;
+mod notify;
 pub mod schema;
 mod timers;
 
@@ -26,8 +29,8 @@ use tokio_postgres::types::ToSql;
 
 use super::query::{EventPage, EventQuery, FlagPage, FlagQuery, JobPage, JobQuery, LastFired};
 use super::{
-    Attempt, BackupSummary, Event, EventStatus, EventSummary, Flag, FlagFilter, Job, JobStatus,
-    JournalError, SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
+    Attempt, BackupSummary, Claimed, Event, EventStatus, EventSummary, Flag, FlagFilter, Job,
+    JobStatus, JournalError, SecretCount, Store, Timer, TimerFilter, Unreadable, Write, Written,
 };
 use crate::model::event::{Incoming, Timestamp};
 use crate::telemetry::metrics::JournalGauges;
@@ -130,6 +133,7 @@ impl PgStore {
             Write::DeleteStateUnchanged(keys) => {
                 Written::Changed(timers::delete_state_unchanged(tx, keys).await?)
             }
+            Write::Fenced(f, inner) => fence::apply(tx, f, inner, window).await?,
         })
     }
 }
@@ -163,6 +167,7 @@ impl Store for PgStore {
                 let appended = append::append_many(&tx, &run, dedupe_window).await?;
                 out.extend(appended.into_iter().map(Written::Appended));
             }
+            notify::after_batch(&tx, batch, &out).await?;
             tx.commit().await?;
             Ok(out)
         })?
@@ -333,6 +338,66 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
         read!(self, |c| timers::order_timeline(c, source, order_id, limit))
+    }
+
+    // Replicas (DESIGN.md §13): see `claims`, `fence` and `notify`.
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn claim_jobs(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed<Job>>, JournalError> {
+        read!(self, |c| claims::claim_jobs(c, owner, now, lease, limit))
+    }
+
+    fn renew_jobs(
+        &self,
+        owner: &str,
+        jobs: &[(i64, i64)],
+        lease: Duration,
+    ) -> Result<Vec<i64>, JournalError> {
+        read!(self, |c| claims::renew_jobs(c, owner, jobs, lease))
+    }
+
+    fn release_jobs(&self, owner: &str, jobs: &[(i64, i64)]) -> Result<(), JournalError> {
+        read!(self, |c| claims::release_jobs(c, owner, jobs))
+    }
+
+    fn claim_timers(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed<Timer>>, JournalError> {
+        read!(self, |c| claims::claim_timers(c, owner, now, lease, limit))
+    }
+
+    fn hold_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<i64>, JournalError> {
+        read!(self, |c| claims::hold_lease(c, name, owner, lease))
+    }
+
+    fn release_lease(&self, name: &str, owner: &str) -> Result<(), JournalError> {
+        read!(self, |c| claims::release_lease(c, name, owner))
+    }
+
+    fn watch_changes(
+        &self,
+        wake: super::Wake,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(), JournalError> {
+        conn::spawn(notify::listen(self.url.clone(), wake, stop))
     }
 }
 

@@ -13,7 +13,16 @@ use crate::journal::JournalError;
 const MIGRATION_LOCK: i64 = 0x73_746f_7265_666c;
 
 /// (version, name, SQL), in order. Append only: an applied migration is never edited.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", INITIAL)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", INITIAL),
+    (2, "attempts: the replica and fence", ATTEMPT_REPLICA),
+];
+
+/// Which replica made each attempt, under which claim (replicas, DESIGN.md §13): what shows
+/// that a job taken over was completed by the replica that held it.
+const ATTEMPT_REPLICA: &str = r#"
+ALTER TABLE attempts ADD COLUMN replica TEXT, ADD COLUMN fence BIGINT;
+"#;
 
 const INITIAL: &str = r#"
 CREATE TABLE events (

@@ -171,7 +171,8 @@ pub(super) async fn delete_state_unchanged(
     Ok(deleted as usize)
 }
 
-const COLUMNS: &str = "id, event_id, rule, kind, action_index, source, order_id, status, due_at, \
+pub(super) const COLUMNS: &str =
+    "id, event_id, rule, kind, action_index, source, order_id, status, due_at, \
                        created_at, finished_at, outcome, if_still, max_late, events, jobs";
 
 pub(super) async fn due(
@@ -223,7 +224,7 @@ pub(super) async fn list(
     rows.iter().map(timer).collect()
 }
 
-fn timer(r: &Row) -> Result<Timer, JournalError> {
+pub(super) fn timer(r: &Row) -> Result<Timer, JournalError> {
     let kind: String = r.try_get(3)?;
     let status: String = r.try_get(7)?;
     let action: i64 = r.try_get(4)?;

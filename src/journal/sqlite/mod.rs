@@ -278,7 +278,7 @@ impl Store for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
-            out.push(match write {
+            out.push(match unfenced(write) {
                 Write::Append(inc) => Written::Appended(events::append(&tx, inc, dedupe_window)?),
                 Write::Processed(p) => Written::Processed(jobs::processed(&tx, p)?),
                 Write::Attempt(a) => Written::Changed(jobs::record_attempt(&tx, a)?),
@@ -298,6 +298,7 @@ impl Store for SqliteStore {
                 Write::DeleteStateUnchanged(keys) => {
                     Written::Changed(timers::delete_state_unchanged(&tx, keys)?)
                 }
+                Write::Fenced(..) => unreachable_fenced()?,
             });
         }
         tx.commit()?;
@@ -475,6 +476,22 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(String, String, Option<String>)>, JournalError> {
         timers::order_timeline(&self.conn, source, order_id, limit)
     }
+}
+
+/// The write a [`Write::Fenced`] wraps: SQLite is not shared (this daemon holds the journal
+/// alone), so no claim can have moved and fenced writes apply as they are.
+fn unfenced(mut write: &Write) -> &Write {
+    while let Write::Fenced(_, inner) = write {
+        write = inner;
+    }
+    write
+}
+
+/// [`unfenced`] never answers a fenced write.
+fn unreachable_fenced() -> Result<Written, JournalError> {
+    Err(JournalError::CommitFailed(
+        "a fenced write was not unwrapped".into(),
+    ))
 }
 
 #[cfg(test)]
