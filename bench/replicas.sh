@@ -31,6 +31,8 @@
 # Knobs (environment): CONFIGS="sqlite pg1 pg2 pg3" RUNS=1 DURATION=10s CONNECTIONS=30
 #   BODIES=20000 (per daemon) DRAIN_MAX=300 (s) SKIP_BUILD=1 KEEP=1 PG_BIN RUST_LOG
 #   PEER_BENCH=<dir with post-unique.lua> (default ../shared/bench)
+#   STATS=1 (PostgreSQL with pg_stat_statements; per configuration <dir>/pg_stats.txt: rows written
+#   per table and the 25 statements taking the most time, per event; needs KEEP=1 to read them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -93,7 +95,7 @@ mkdir -p "$PGDIR/sock"
     --locale=C >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; exit 2; }
 PGPORT=$(free_port)
 "${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PGDIR/data" -w -t 60 -l "$PGDIR/log" \
-    -o "-p $PGPORT -k $PGDIR/sock -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on -c synchronous_commit=on -c full_page_writes=on" \
+    -o "-p $PGPORT -k $PGDIR/sock -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on -c synchronous_commit=on -c full_page_writes=on${STATS:+ -c shared_preload_libraries=pg_stat_statements}" \
     start >/dev/null || { cat "$PGDIR/log" >&2; exit 2; }
 PG_STARTED=1
 PGVERSION=$("$PG_BIN/postgres" --version)
@@ -177,6 +179,20 @@ STATE_SQL="SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events WH
     (SELECT count(*) FROM jobs WHERE status = 'dead'), (SELECT count(*) FROM attempts)"
 PG_STATS_SQL="SELECT xact_commit, pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_database WHERE datname = current_database()"
 
+# pg_stats DB EVENTS (STATS=1): rows written per table and the statements by time, per event.
+pg_stats() {
+    psql -h 127.0.0.1 -p "$PGPORT" -U storeflow -d "$1" -qX -v ev="$2" <<'SQL'
+SELECT relname, round(n_tup_ins::numeric / :ev, 2) AS ins, round(n_tup_upd::numeric / :ev, 2) AS upd,
+       round(n_tup_hot_upd::numeric / :ev, 2) AS hot, round(n_tup_del::numeric / :ev, 2) AS del,
+       round(coalesce(idx_scan, 0)::numeric / :ev, 2) AS idx_scans, round(seq_scan::numeric / :ev, 3) AS seq_scans
+FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del + seq_scan + coalesce(idx_scan, 0) > 0
+ORDER BY relname;
+SELECT round(total_exec_time::numeric * 1000 / :ev) AS us_per_event, round(calls::numeric / :ev, 2) AS calls_per_event,
+       round(rows::numeric / greatest(calls, 1), 1) AS rows_per_call, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time DESC LIMIT 25;
+SQL
+}
 RESULTS=$WORK/results.tsv
 FAILED=0
 fail() { echo "   !! $*" >&2; FAILED=1; }
@@ -190,6 +206,7 @@ run_config() { # run_config CFG RUN
         db=sf_${cfg}_$run
         psqlq postgres "CREATE DATABASE $db" >/dev/null
         url="postgres://storeflow@127.0.0.1:$PGPORT/$db"
+        [[ -z "${STATS:-}" ]] || psqlq "$db" "CREATE EXTENSION pg_stat_statements" >/dev/null
     else
         db=$dir/r0/data/storeflow.db
     fi
@@ -266,6 +283,7 @@ PY
     ((errors == 0)) || fail "$cfg run $run: $errors ERROR lines: $(grep -h ' ERROR ' "$dir"/r*/daemon.log | head -n3)"
     ((warns == 0)) || echo "   $cfg run $run: $warns WARN lines, e.g. $(grep -h ' WARN ' "$dir"/r*/daemon.log | grep -v 'has no token' | head -n2)" >&2
     stop_daemons
+    [[ "$cfg" == sqlite || -z "${STATS:-}" ]] || pg_stats "$db" "$ev" >"$dir/pg_stats.txt"
     [[ "$cfg" == sqlite ]] || psqlq postgres "DROP DATABASE $db" >/dev/null || true
     awk -v cfg="$cfg" -v run="$run" -v ev="$ev" -v aw="$acked_w" -v a="$t0" -v b="$t1" -v c="$t2" \
         -v jobs="$jobs" -v att="$att" -v fen="$fences" -v ds="$((s1 - s0))" -v dp="$((pg1 - pg0))" \
