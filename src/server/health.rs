@@ -1,7 +1,9 @@
 //! `GET /healthz`: liveness, journal and rules status, and deliveries per shop secret, answered
 //! from memory (no journal round trip), so it stays cheap enough to poll often. It answers 503 with
 //! `"status": "unhealthy"` while the journal cannot be written (commits fail, or its file was
-//! removed or replaced), so a load balancer or monitor notices what intake's 503s mean.
+//! removed or replaced), so a load balancer or monitor notices what intake's 503s mean, and
+//! `"status": "degraded"` (still 200: intake acknowledges and loses nothing) while no valid rule
+//! set is loaded, so events are held instead of planned.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -78,11 +80,15 @@ pub fn route(
                     "since": p.since,
                 }),
             };
-            let (status, code) = match problem {
-                None => ("ok", StatusCode::OK),
-                Some(_) => ("unhealthy", StatusCode::SERVICE_UNAVAILABLE),
+            let rules_loaded = health.rules.current().is_some();
+            let (status, code) = match (problem, rules_loaded) {
+                (Some(_), _) => ("unhealthy", StatusCode::SERVICE_UNAVAILABLE),
+                // Intake still acknowledges (nothing is lost), so a load balancer keeps routing:
+                // 200, but a monitor sees that events are held.
+                (None, false) => ("degraded", StatusCode::OK),
+                (None, true) => ("ok", StatusCode::OK),
             };
-            let body = json!({
+            let mut body = json!({
                 "status": status,
                 "version": health.version,
                 "journal": journal,
@@ -91,6 +97,12 @@ pub fn route(
                 "secrets": health.counts.snapshot(),
                 "timers": health.timers.snapshot(),
             });
+            if !rules_loaded {
+                body["reason"] = json!(
+                    "no valid rule set is loaded: webhooks are journaled but held until the rule \
+                     files load (see rules.errors; fix them and they reload)"
+                );
+            }
             warp::reply::with_status(warp::reply::json(&body), code).into_response()
         })
 }

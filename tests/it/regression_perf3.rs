@@ -118,7 +118,14 @@ async fn regression_stall_rules_the_daemon_cannot_read_hold_events_until_a_good_
     // As main@07b969c saw rules/time.yaml: a key it does not know.
     let broken = "rules:\n  - name: big\n    on: order.paid\n    frobnicate: 48h\n    actions:\n      - slack: { text: \"paid {{ order.id }}\" }\n";
     let d = Daemon::start_in(dir_with_rules("shop.yaml", broken), &config()).await;
-    let rules = d.health().await["rules"].clone();
+    let health = d.health().await;
+    // A monitor sees that events are held (200: intake still acknowledges and loses nothing).
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["reason"].as_str().unwrap().contains("held"),
+        "{health}"
+    );
+    let rules = health["rules"].clone();
     assert_eq!(rules["loaded"], 0);
     assert_eq!(rules["last_reload_ok"], false);
     assert!(
@@ -139,6 +146,9 @@ async fn regression_stall_rules_the_daemon_cannot_read_hold_events_until_a_good_
         (keys.len() == 3).then_some(keys)
     })
     .await;
+    let health = d.health().await;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(health.get("reason").is_none(), "{health}");
     assert!(keys.values().all(|n| *n == 1), "{keys:?}");
     assert_eq!(d.health().await["rules"]["loaded"], 1);
     assert!(d.journal().unprocessed_ids(10).unwrap().is_empty());
