@@ -291,3 +291,60 @@ async fn regression_a_database_outage_is_a_503_and_the_daemon_recovers_by_itself
     let config = dir.path().join("storeflow.yaml");
     assert_eq!(lines(&cli(&config, &["events", "--json"])).len(), 2);
 }
+
+/// The console on PostgreSQL: sign in, and the overview, the events list, the event's own page
+/// (the failing rule, its flag job) and the timers page show what the database holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_reads_a_journal_in_postgres() {
+    use crate::console::{client, session_cookie, TOKEN};
+    let url = cluster::cluster().database();
+    let dir = dir_with_rules("r.yaml", RULES);
+    let yaml = format!(
+        "{}admin:\n  token: {TOKEN}\n",
+        config_on_postgres(dir.path(), &url)
+    );
+    let daemon = Process::start(dir.path(), &yaml);
+    let config = dir.path().join("storeflow.yaml");
+    let id = post_dispute(&daemon).await.json["event_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the dispute flag", || {
+        (!lines(&cli(&config, &["flags", "--json"])).is_empty()).then_some(())
+    })
+    .await;
+
+    let signed = client()
+        .post(daemon.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let (cookie, _) = session_cookie(&signed).expect("signing in sets the session cookie");
+    let page = |path: &str| {
+        let req = client().get(daemon.url(path)).header("cookie", &cookie);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let (status, overview) = page("/ui/").await;
+    assert_eq!(status, 200, "{overview}");
+    assert!(
+        overview.contains("sellix"),
+        "webhooks per source: {overview}"
+    );
+    let (_, events) = page("/ui/events?order=").await;
+    assert!(events.contains(&format!("/ui/events/{id}")), "{events}");
+    let (status, event) = page(&format!("/ui/events/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        event.contains("flag-disputes") && event.contains("done"),
+        "{event}"
+    );
+    let (_, timers) = page("/ui/timers").await;
+    assert!(timers.contains("nudge"), "the pending wait: {timers}");
+    drop(daemon);
+}

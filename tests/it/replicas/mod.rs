@@ -175,13 +175,20 @@ async fn database_restart_during_load_loses_nothing_acknowledged() {
     }
     assert!(refused > 0, "503 while the database is down");
     db.restart().unwrap();
+    // Each replica recovers by itself, at its next probe of the database (503 until then).
     let mut n = 40;
-    wait_for_async("intake to recover", || {
-        n += 1;
-        let replica = &replicas[n % 2];
-        async move { (send(replica, n).await.0 == 200).then_some(()) }
-    })
-    .await;
+    for replica in &replicas {
+        let id = wait_for_async("the replica to recover", || {
+            n += 1;
+            let k = n;
+            async move {
+                let (status, id, _) = send(replica, k).await;
+                (status == 200).then_some(id)
+            }
+        })
+        .await;
+        acked.push(id);
+    }
     for n in 100..110 {
         let (status, id, _) = send(&replicas[n % 2], n).await;
         assert_eq!(status, 200, "both replicas recovered");
