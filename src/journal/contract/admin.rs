@@ -12,7 +12,7 @@ use crate::model::event::{Customer, Incoming, OrderView, Timestamp};
 const W: Duration = Duration::from_secs(1);
 
 /// Event `n`: sellix on even n, selldone on odd; order `o-n`; customer `Buyer n`.
-fn incoming(n: usize) -> Incoming {
+pub(crate) fn incoming(n: usize) -> Incoming {
     let body = bytes::Bytes::from_static(br#"{"event":"order:paid","data":{}}"#);
     let (source, topic, canonical) = match n % 2 {
         0 => ("sellix", "sellix/order:paid", "order.paid"),

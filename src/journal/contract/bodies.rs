@@ -7,7 +7,8 @@ use super::{contract, TestStore};
 use crate::journal::Write;
 use crate::model::event::{Event, Incoming, OrderView, Timestamp};
 
-fn fixture(uniqid: &str) -> Incoming {
+/// A Sellix `order:paid` fixture with its own uniqid (order id and dedupe key follow it).
+pub(crate) fn fixture(uniqid: &str) -> Incoming {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/sellix/order_paid.json"

@@ -11,8 +11,8 @@ use std::ops::{Deref, DerefMut};
 use crate::journal::pg::{cluster, PgStore, PgUrl};
 use crate::journal::{SqliteStore, Store};
 
-mod admin;
-mod bodies;
+pub(crate) mod admin;
+pub(crate) mod bodies;
 mod core;
 mod leases;
 mod postgres;

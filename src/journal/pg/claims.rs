@@ -27,41 +27,80 @@ pub(super) async fn claim_jobs(
     lease: Duration,
     limit: usize,
 ) -> Result<Vec<Claimed<Job>>, JournalError> {
-    let columns = super::jobs::JOB_COLUMNS
+    let due = Due {
+        owner,
+        now,
+        lease,
+        limit,
+    };
+    let mut claimed = claim(
+        c,
+        "jobs",
+        super::jobs::JOB_COLUMNS,
+        "next_at",
+        &due,
+        super::jobs::job,
+    )
+    .await?;
+    claimed.sort_by_key(|c| (c.item.next_at, c.item.id));
+    Ok(claimed)
+}
+
+/// Who claims what is due when, for how long, how many.
+struct Due<'a> {
+    owner: &'a str,
+    now: Timestamp,
+    lease: Duration,
+    limit: usize,
+}
+
+/// Claims due pending rows of `table` (jobs or timers: `status`, `lease_*`, `fence` columns)
+/// whose `due_column` has passed: `fence + 1` and a lease for `due.owner`, skipping locked rows.
+async fn claim<T>(
+    c: &impl GenericClient,
+    table: &str,
+    columns: &str,
+    due_column: &str,
+    due: &Due<'_>,
+    read: fn(&tokio_postgres::Row) -> Result<T, JournalError>,
+) -> Result<Vec<Claimed<T>>, JournalError> {
+    let columns = columns
         .split(',')
-        .map(|c| format!("j.{}", c.trim()))
+        .map(|c| format!("x.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
         "WITH due AS (
-             SELECT id FROM jobs
-             WHERE status = 'pending' AND next_at <= $1
+             SELECT id FROM {table}
+             WHERE status = 'pending' AND {due_column} <= $1
                AND (lease_until IS NULL OR lease_until < now())
-             ORDER BY next_at, id LIMIT $2
+             ORDER BY {due_column}, id LIMIT $2
              FOR UPDATE SKIP LOCKED)
-         UPDATE jobs j SET lease_owner = $3, fence = j.fence + 1,
-                           lease_until = now() + $4::bigint * interval '1 millisecond'
-         FROM due WHERE j.id = due.id
-         RETURNING {columns}, j.fence"
+         UPDATE {table} x SET lease_owner = $3, fence = x.fence + 1,
+                              lease_until = now() + $4::bigint * interval '1 millisecond'
+         FROM due WHERE x.id = due.id
+         RETURNING {columns}, x.fence"
     );
     let rows = c
         .query(
             &sql,
-            &[&now.millis(), &(limit as i64), &owner, &millis(lease)],
+            &[
+                &due.now.millis(),
+                &(due.limit as i64),
+                &due.owner,
+                &millis(due.lease),
+            ],
         )
         .await?;
     let fence_at = rows.first().map_or(0, |r| r.len() - 1);
-    let mut claimed = rows
-        .iter()
+    rows.iter()
         .map(|r| {
             Ok(Claimed {
-                item: super::jobs::job(r)?,
+                item: read(r)?,
                 fence: r.try_get(fence_at)?,
             })
         })
-        .collect::<Result<Vec<_>, JournalError>>()?;
-    claimed.sort_by_key(|c| (c.item.next_at, c.item.id));
-    Ok(claimed)
+        .collect()
 }
 
 /// Extends `owner`'s claims `(id, fence)`; answers the ids still held. A row locked right now
@@ -121,39 +160,21 @@ pub(super) async fn claim_timers(
     lease: Duration,
     limit: usize,
 ) -> Result<Vec<Claimed<Timer>>, JournalError> {
-    let columns = super::timers::COLUMNS
-        .split(',')
-        .map(|c| format!("t.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "WITH due AS (
-             SELECT id FROM timers
-             WHERE status = 'pending' AND due_at <= $1
-               AND (lease_until IS NULL OR lease_until < now())
-             ORDER BY due_at, id LIMIT $2
-             FOR UPDATE SKIP LOCKED)
-         UPDATE timers t SET lease_owner = $3, fence = t.fence + 1,
-                             lease_until = now() + $4::bigint * interval '1 millisecond'
-         FROM due WHERE t.id = due.id
-         RETURNING {columns}, t.fence"
-    );
-    let rows = c
-        .query(
-            &sql,
-            &[&now.millis(), &(limit as i64), &owner, &millis(lease)],
-        )
-        .await?;
-    let fence_at = rows.first().map_or(0, |r| r.len() - 1);
-    let mut claimed = rows
-        .iter()
-        .map(|r| {
-            Ok(Claimed {
-                item: super::timers::timer(r)?,
-                fence: r.try_get(fence_at)?,
-            })
-        })
-        .collect::<Result<Vec<_>, JournalError>>()?;
+    let due = Due {
+        owner,
+        now,
+        lease,
+        limit,
+    };
+    let mut claimed = claim(
+        c,
+        "timers",
+        super::timers::COLUMNS,
+        "due_at",
+        &due,
+        super::timers::timer,
+    )
+    .await?;
     claimed.sort_by_key(|c| (c.item.due_at, c.item.id));
     Ok(claimed)
 }

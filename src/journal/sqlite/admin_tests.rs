@@ -1,43 +1,10 @@
 use std::time::Duration;
 
 use super::*;
+use crate::journal::contract::admin::incoming;
 use crate::journal::query::EventQuery;
-use crate::model::event::{Customer, Incoming, OrderView, Timestamp};
 
 const W: Duration = Duration::from_secs(1);
-
-/// Event `n`: sellix on even n, selldone on odd; order `o-n`; customer `Buyer n`.
-fn incoming(n: usize) -> Incoming {
-    let body = bytes::Bytes::from_static(br#"{"event":"order:paid","data":{}}"#);
-    let (source, topic, canonical) = match n % 2 {
-        0 => ("sellix", "sellix/order:paid", "order.paid"),
-        _ => ("selldone", "selldone/SentOrder", "order.shipped"),
-    };
-    Incoming {
-        event: Event {
-            id: Event::new_id(),
-            source: source.into(),
-            shop: "default".into(),
-            secret: None,
-            kind: "k".into(),
-            topic: topic.into(),
-            canonical: Some(canonical.into()),
-            received_at: Timestamp(1_000 + n as i64),
-            payload: serde_json::json!({}),
-            order: Some(OrderView {
-                id: format!("o-{n}"),
-                customer: Customer {
-                    email: format!("Buyer{n}@Example.com"),
-                    name: format!("Buyer {n}"),
-                    phone: String::new(),
-                },
-                ..Default::default()
-            }),
-        },
-        dedupe_key: format!("k{n}"),
-        body,
-    }
-}
 
 /// A journal with `n` events (ids in append order).
 fn journal(n: usize) -> (tempfile::TempDir, SqliteStore, Vec<String>) {
