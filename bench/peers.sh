@@ -223,8 +223,10 @@ if [[ " $PHASES " == *" e2e "* ]]; then
         sleep 2   # the 1 s dedupe window of the bodies sent before has passed
         thread_ticks "${PID[$n]}" >"$WORK/$n.e2e0"
         e0=$(accepted "$n"); t0=$(date +%s.%N)
-        BODIES_FILE="$WORK/peers/bodies.bin" WRK_THREADS=2 wrk -t2 -c32 -d"$DURATION" --latency \
-            -s "$PEER_BENCH/post-unique.lua" "http://127.0.0.1:${PORT[$n]}/hooks/sellix" >"$WORK/$n.e2e.txt" 2>&1
+        # wrk's own CPU (user + sys), to show what the load generator takes of the 2 cores
+        TIMEFORMAT='%3U %3S'
+        { time BODIES_FILE="$WORK/peers/bodies.bin" WRK_THREADS=2 wrk -t2 -c32 -d"$DURATION" --latency \
+            -s "$PEER_BENCH/post-unique.lua" "http://127.0.0.1:${PORT[$n]}/hooks/sellix" >"$WORK/$n.e2e.txt" 2>&1; } 2>"$WORK/$n.wrk-cpu"
         t1=$(date +%s.%N)
         drain "$n" || rc=1
         t2=$(date +%s.%N)
@@ -234,6 +236,7 @@ if [[ " $PHASES " == *" e2e "* ]]; then
         awk -v n="$n" -v e="$ev" -v a="$t0" -v b="$t1" -v c="$t2" -v p99="$(sed -n 's/.*p99_ms=\([^ ]*\).*/\1/p' "$WORK/$n.e2e.txt")" \
             'BEGIN {printf "%-11s %7d events  load %5.1f s  %8.0f/s  drain %5.1f s  incl. drain %8.0f/s  p99 %s ms\n", n, e, b - a, e / (b - a), c - b, e / (c - a), p99}'
         cpu_table "$WORK/$n.e2e0" "$WORK/$n.e2e1" "$ev"
+        awk -v e="$ev" '{printf "   wrk (load generator)  %10.1f us/request (user %.1f s, sys %.1f s)\n", ($1 + $2) * 1e6 / e, $1, $2}' "$WORK/$n.wrk-cpu"
     done
 fi
 
