@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use warp::http::HeaderMap;
@@ -72,28 +72,33 @@ async fn resolve(
     method: warp::http::Method,
     intake: Arc<Intake>,
 ) -> Result<(Arc<Intake>, Arc<dyn Source>, Route), Rejection> {
-    let segments: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
-    // Only the source segment is shown: the rest may hold a token.
-    let shown = match segments.as_slice() {
-        [] => "/hooks".to_string(),
-        [name] => format!("/hooks/{name}"),
-        [name, ..] => format!("/hooks/{name}/…"),
+    let mut segments = tail.as_str().split('/').filter(|s| !s.is_empty());
+    let name = segments.next();
+    let rest: Vec<&str> = segments.collect();
+    let found = name.and_then(|name| {
+        let source = intake.sources.get(name)?;
+        Some((source.clone(), source.route(&rest)?))
+    });
+    let Some((source, route)) = found else {
+        return Err(not_found(&intake, name, rest.is_empty()));
     };
-    let not_found = || {
-        warp::reject::custom(ApiError::NotFound {
-            path: shown.clone(),
-            routes: intake.sources.routes(),
-        })
-    };
-    let Some((name, rest)) = segments.split_first() else {
-        return Err(not_found());
-    };
-    let source = intake.sources.get(name).ok_or_else(not_found)?.clone();
-    let route = source.route(rest).ok_or_else(not_found)?;
     if method != warp::http::Method::POST {
         return Err(warp::reject::custom(ApiError::MethodNotAllowed));
     }
     Ok((intake.clone(), source, route))
+}
+
+/// The 404 listing the routes. Only the source segment is shown: the rest may hold a token.
+fn not_found(intake: &Intake, name: Option<&str>, alone: bool) -> Rejection {
+    let path = match (name, alone) {
+        (None, _) => "/hooks".to_string(),
+        (Some(name), true) => format!("/hooks/{name}"),
+        (Some(name), false) => format!("/hooks/{name}/…"),
+    };
+    warp::reject::custom(ApiError::NotFound {
+        path,
+        routes: intake.sources.routes(),
+    })
 }
 
 async fn handle(
@@ -231,18 +236,30 @@ where
     B: Buf,
 {
     let mut stream = std::pin::pin!(stream);
-    let mut body = BytesMut::new();
+    // Most bodies arrive in one chunk: that chunk is the body, not copied (`copy_to_bytes` of
+    // hyper's `Bytes` is a reference count). Only a second chunk starts a buffer.
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    let mut len = 0u64;
     while let Some(chunk) = stream.next().await {
         let mut chunk = chunk.map_err(|e| ApiError::BodyRead(e.to_string()))?;
-        if (body.len() + chunk.remaining()) as u64 > max {
+        len += chunk.remaining() as u64;
+        if len > max {
             return Err(ApiError::TooLarge { max });
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            body.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
+        match (&first, &mut rest) {
+            (None, _) => first = Some(chunk.copy_to_bytes(chunk.remaining())),
+            (Some(head), None) => {
+                let mut buf = BytesMut::with_capacity(len as usize);
+                buf.extend_from_slice(head);
+                rest.insert(buf).put(&mut chunk);
+            }
+            (Some(_), Some(buf)) => buf.put(&mut chunk),
         }
     }
-    Ok(body.freeze())
+    Ok(match (first, rest) {
+        (_, Some(buf)) => buf.freeze(),
+        (Some(head), None) => head,
+        (None, None) => Bytes::new(),
+    })
 }

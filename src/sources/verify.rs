@@ -46,15 +46,20 @@ pub fn sign_sha512_hex(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// Checks `body` against each candidate hex signature in constant time; true if any matches.
-/// Candidates that are not hex never match (and are not echoed anywhere).
+/// Candidates that are not hex never match (and are not echoed anywhere). The MAC of the body is
+/// computed once, however many candidates there are, and candidates are decoded on the stack.
 pub fn hmac_sha512_matches(secret: &[u8], body: &[u8], candidates: &[&str]) -> bool {
+    if candidates.is_empty() {
+        return false;
+    }
+    let mut mac = HmacSha512::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
     candidates.iter().any(|sig| {
-        let Ok(sig) = hex::decode(sig.trim()) else {
-            return false;
-        };
-        let mut mac = HmacSha512::new_from_slice(secret).expect("HMAC accepts keys of any length");
-        mac.update(body);
-        mac.verify_slice(&sig).is_ok()
+        let mut given = [0u8; 64];
+        // A candidate of another length or with a non-hex character does not decode: no match.
+        hex::decode_to_slice(sig.trim(), &mut given).is_ok()
+            && bool::from(given.ct_eq(expected.as_slice()))
     })
 }
 
@@ -129,6 +134,20 @@ mod tests {
         assert!(!hmac_sha512_matches(b"other", MINIMAL, &[MINIMAL_SIG]));
         assert!(!hmac_sha512_matches(b"whsec_test", b"{}", &[MINIMAL_SIG]));
         assert!(!hmac_sha512_matches(b"whsec_test", MINIMAL, &[]));
+    }
+
+    #[test]
+    fn signatures_of_another_length_never_match() {
+        let short = &MINIMAL_SIG[..MINIMAL_SIG.len() - 2];
+        let long = format!("{MINIMAL_SIG}00");
+        assert!(!hmac_sha512_matches(b"whsec_test", MINIMAL, &[short]));
+        assert!(!hmac_sha512_matches(b"whsec_test", MINIMAL, &[&long]));
+        assert!(!hmac_sha512_matches(b"whsec_test", MINIMAL, &[""]));
+        assert!(hmac_sha512_matches(
+            b"whsec_test",
+            MINIMAL,
+            &[short, &format!(" {MINIMAL_SIG} ")]
+        ));
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod regression_scripts;
 mod regression_secure;
 mod regression_shops;
 mod regression_store;
+mod regression_tokio;
 mod regression_traces;
 mod replicas;
 mod rules;
