@@ -156,9 +156,8 @@ pub trait Store: Send + 'static {
     }
 
     /// Housekeeping on the writer thread between two batches (e.g. a WAL checkpoint that needs
-    /// the write lock). Callers of the last batch have their answers already; `queued`: writes
-    /// are waiting for the next one (housekeeping that can wait should).
-    fn between_batches(&mut self, _queued: bool) {}
+    /// the write lock). Callers of the last batch have their answers already.
+    fn between_batches(&mut self) {}
 
     /// The newest events first.
     fn recent_events(&self, limit: usize) -> Result<Vec<EventSummary>, JournalError>;

@@ -203,7 +203,7 @@ impl Writer {
                 }
             }
             batch.clear();
-            store.between_batches(!rx.is_empty());
+            store.between_batches();
         }
     }
 

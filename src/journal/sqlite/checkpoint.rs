@@ -7,18 +7,16 @@
 //! 1.3 GB after 30 s of load, kept at that size while idle. So the WAL is bounded in two steps,
 //! split between the writer and the `journal-checkpoint` thread:
 //!
-//! - the writer counts the frames in the WAL after every commit (a WAL hook). Every
-//!   [`COPY_FRAMES`] not yet copied it asks the checkpoint thread to copy them (a PASSIVE
-//!   checkpoint, off the commit path: small copies, so each database fsync is short). Past
-//!   [`RESTART_FRAMES`], once at most [`RESIDUE_FRAMES`] are left to copy and no write is
-//!   waiting, it runs a RESTART checkpoint between two batches: it copies only that residue,
-//!   and the next commit starts the WAL over, which `journal_size_limit` ([`WAL_SIZE_LIMIT`])
-//!   cuts back. The RESTART is on the writer because it needs the write lock: from another
-//!   thread it starved behind back-to-back group commits (the WAL reached 82 MB at 3,400
-//!   webhooks/s), and the writer would wait on it anyway. It does not wait for readers (it
-//!   tries again after the next batch) unless the WAL passed [`FORCE_FRAMES`]: then it restarts
-//!   whatever that costs, so the WAL stays bounded whatever the checkpoint thread, readers and
-//!   the load do;
+//! - the writer counts the frames in the WAL after every commit (a WAL hook). Past
+//!   [`RESTART_FRAMES`] it asks the checkpoint thread to copy them (a PASSIVE checkpoint, off
+//!   the commit path), and once that copy left at most [`RESIDUE_FRAMES`] behind, it runs a
+//!   RESTART checkpoint between two batches: it copies only that residue, and the next commit
+//!   starts the WAL over, which `journal_size_limit` ([`WAL_SIZE_LIMIT`]) cuts back. The
+//!   RESTART is on the writer because it needs the write lock: from another thread it starved
+//!   behind back-to-back group commits (the WAL reached 82 MB at 3,400 webhooks/s), and the
+//!   writer would wait on it anyway. It does not wait for readers (it tries again after the
+//!   next batch) unless the WAL passed [`FORCE_FRAMES`]: then it restarts whatever that
+//!   costs, so the WAL stays bounded whatever the checkpoint thread and readers do;
 //! - the checkpoint thread also copies every [`PASSIVE_EVERY`], and when nothing was committed
 //!   for [`IDLE_AFTER`] a TRUNCATE checkpoint empties the file; at shutdown, a last TRUNCATE.
 //!
@@ -46,10 +44,6 @@ pub const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 pub const RESTART_FRAMES: i64 = 4096;
 /// Frames not yet copied into the database that the writer's RESTART may copy itself.
 pub const RESIDUE_FRAMES: i64 = 256;
-/// Frames (~4 MiB) not yet copied past which the writer asks the checkpoint thread to copy:
-/// small copies, each a short database fsync, rather than one of the whole WAL (a long fsync
-/// of scattered pages that the commits' WAL fsyncs queue behind on the disk).
-pub const COPY_FRAMES: i64 = 1024;
 /// Frames (~32 MiB) past which the writer restarts the WAL whatever it costs: copying all that
 /// is left and waiting (busy timeout) for readers to leave the WAL. Keeps it bounded when the
 /// checkpoint thread cannot keep up or readers never let go.
@@ -105,32 +99,28 @@ enum Signal {
     Stop,
 }
 
-/// What the writer does between two batches, given the frames in the WAL, how many of them
-/// the checkpoint thread has copied, and whether writes are waiting for the next batch.
+/// What the writer does between two batches, given the frames in the WAL and how many of
+/// them the checkpoint thread has copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Nothing,
     /// Ask the checkpoint thread to copy (if not asked already).
     Copy,
-    /// RESTART; `force`: copy whatever is left and wait for readers, even with writes waiting.
+    /// RESTART; `force`: copy whatever is left and wait for readers.
     Restart {
         force: bool,
     },
 }
 
-fn step(frames: i64, backfilled: i64, queued: bool) -> Step {
-    let behind = frames - backfilled;
+fn step(frames: i64, backfilled: i64) -> Step {
     if frames >= FORCE_FRAMES {
         Step::Restart { force: true }
-    } else if frames >= RESTART_FRAMES && behind <= RESIDUE_FRAMES {
-        match queued {
-            true => Step::Nothing,
-            false => Step::Restart { force: false },
-        }
-    } else if behind >= COPY_FRAMES || frames >= RESTART_FRAMES {
-        Step::Copy
-    } else {
+    } else if frames < RESTART_FRAMES {
         Step::Nothing
+    } else if frames - backfilled <= RESIDUE_FRAMES {
+        Step::Restart { force: false }
+    } else {
+        Step::Copy
     }
 }
 
@@ -173,9 +163,8 @@ impl WalBound {
         }
     }
 
-    /// Between two batches: asks for a copy, or restarts the WAL, when it is due. `queued`:
-    /// writes are waiting for the next batch, so a restart that can wait does.
-    pub(super) fn between_batches(&mut self, conn: &Connection, queued: bool) {
+    /// Between two batches: asks for a copy, or restarts the WAL, when it is due.
+    pub(super) fn between_batches(&mut self, conn: &Connection) {
         let frames = FRAMES.with(Cell::get);
         let (backfilled, requested) = {
             let mut progress = self.shared.lock();
@@ -186,7 +175,7 @@ impl WalBound {
             (progress.backfilled, progress.requested)
         };
         self.last_frames = frames;
-        match step(frames, backfilled, queued) {
+        match step(frames, backfilled) {
             Step::Nothing => {}
             Step::Copy if requested => {}
             Step::Copy => {

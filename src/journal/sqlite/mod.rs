@@ -320,9 +320,9 @@ impl Store for SqliteStore {
         self.files.clone()
     }
 
-    fn between_batches(&mut self, queued: bool) {
+    fn between_batches(&mut self) {
         if let Some(wal) = &mut self.wal {
-            wal.between_batches(&self.conn, queued);
+            wal.between_batches(&self.conn);
         }
     }
 
