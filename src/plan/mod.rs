@@ -51,7 +51,7 @@ impl Plan {
         Ok(Processed {
             event_id: event_id.to_string(),
             fired: self.trace.fired().map(String::from).collect(),
-            trace: serde_json::to_value(&self.trace)?,
+            trace: (&serde_json::to_value(&self.trace)?).into(),
             jobs: self.jobs,
             state: self.state,
             timers: self.timers,
