@@ -335,7 +335,10 @@ mod tests {
             r#""paths":[["order.total",1],["order.email","buyer@example.com"],["order.missing",null]]}"#
         ));
         // Matched rules stay objects: `$.matched` finds them (event_rules backfill).
-        assert!(stored.contains(r#"{"rule":"a","file":0,"matched":true"#), "{stored}");
+        assert!(
+            stored.contains(r#"{"rule":"a","file":0,"matched":true"#),
+            "{stored}"
+        );
     }
 
     #[test]
@@ -349,9 +352,11 @@ mod tests {
     #[test]
     fn regression_candidates_of_a_thousand_rules_take_a_few_dozen_bytes_each() {
         let rules: Vec<Value> = (0..375)
-            .map(|i| json!({"rule": format!("rule-{i:04}"), "file": "/etc/storeflow/rules/gen.yaml",
+            .map(|i| {
+                json!({"rule": format!("rule-{i:04}"), "file": "/etc/storeflow/rules/gen.yaml",
                 "matched": false, "miss": {"reason": "condition", "path": "payload.data.product_id",
-                "expected": format!("== \"prod-{i:04}\""), "actual": "65f2c9a1b7d4e"}}))
+                "expected": format!("== \"prod-{i:04}\""), "actual": "65f2c9a1b7d4e"}})
+            })
             .collect();
         let trace = json!({"rules": rules, "not_listening": 625, "shop": "default"});
         let stored = round_trip(&trace);
