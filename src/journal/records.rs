@@ -113,6 +113,11 @@ pub struct Processed {
 pub struct StoredTrace(String);
 
 impl StoredTrace {
+    /// Text already in the stored form (`plan::trace_store` writes it from the typed trace).
+    pub fn from_text(text: String) -> StoredTrace {
+        StoredTrace(text)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
