@@ -13,7 +13,11 @@
 #   - RSS (VmRSS and VmHWM from /proc) of the daemon after start, and after 2,000 signed
 #     webhooks (tests/fixtures/sellix/order_paid.json, unique bodies) went through the pipeline;
 #   - the stored trace bytes per event (sqlite3, if installed).
+#   - CPU per event of the pipeline and journal-writer threads (/proc/<pid>/task/*/stat) over
+#     the load and the drain.
 # Knobs: SKIP_BUILD=1 KEEP=1 STARTS=5 POSTS=2000 DAEMON=<storeflow binary> LOADGEN=<loadgen binary>
+#   BASE=<an older storeflow binary>: measure it too, alternating with DAEMON, ROUNDS=1 times
+#   each (before/after from one run on a noisy machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -87,22 +91,25 @@ sources:
     secret: $SECRET
 YAML
 }
+measure() { # measure LABEL BINARY
+LABEL=$1 BIN=$2
+echo "== $LABEL ($BIN)"
 config "$WORK/check-data" >"$WORK/storeflow.yaml"
-"$DAEMON" check -c "$WORK/storeflow.yaml" >"$WORK/check.txt" 2>&1 || { cat "$WORK/check.txt"; exit 1; }
+"$BIN" check -c "$WORK/storeflow.yaml" >"$WORK/check.txt" 2>&1 || { cat "$WORK/check.txt"; exit 1; }
 echo "rules: $N in $(ls "$WORK/rules" | wc -l) files; check: $(tail -n1 "$WORK/check.txt")"
 
 now_ms() { date +%s%3N; }
 starts=()
 for s in $(seq "$STARTS"); do
-    config "$WORK/data-$s" >"$WORK/storeflow.yaml"
+    config "$WORK/$LABEL-data-$s" >"$WORK/storeflow.yaml"
     t0=$(now_ms)
-    : >"$WORK/daemon-$s.log"
-    "$DAEMON" serve -c "$WORK/storeflow.yaml" 2>>"$WORK/daemon-$s.log" &
+    : >"$WORK/$LABEL-daemon-$s.log"
+    "$BIN" serve -c "$WORK/storeflow.yaml" 2>>"$WORK/$LABEL-daemon-$s.log" &
     DAEMON_PID=$!
     port=
     until [[ -n "$port" ]]; do
-        port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/daemon-$s.log" | head -n1)
-        kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon-$s.log"; exit 1; }
+        port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/$LABEL-daemon-$s.log" | head -n1)
+        kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/$LABEL-daemon-$s.log"; exit 1; }
         [[ -n "$port" ]] || sleep 0.002
     done
     until curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; do sleep 0.002; done
@@ -114,9 +121,17 @@ for s in $(seq "$STARTS"); do
 done
 sorted=$(printf '%s\n' "${starts[@]}" | sort -n)
 echo "cold start to first 200 on /healthz, ms: [${starts[*]}] median $(sed -n "$(((STARTS + 1) / 2))p" <<<"$sorted") max $(tail -n1 <<<"$sorted")"
+ticks() { # pipeline and journal-writer CPU ticks of the daemon
+    for t in /proc/"$DAEMON_PID"/task/*; do
+        local stat; stat=$(cat "$t/stat" 2>/dev/null) || continue
+        local comm=${stat#*(}; comm=${comm%%)*}
+        awk -v c="${comm// /_}" '{print c, $12 + $13}' <<<"${stat##*) }"
+    done | awk '{s[$1] += $2} END {print s["pipeline"] + 0, s["journal-writer"] + 0}'
+}
 rss() { awk '/^VmRSS|^VmHWM/ {printf "%s %.1f MB  ", $1, $2 / 1024}' "/proc/$DAEMON_PID/status"; }
 echo "RSS after start: $(rss)"
 rate=$((POSTS / 4))
+read -r p0 w0 < <(ticks)
 SELLIX_WEBHOOK_SECRET=$SECRET "$LOADGEN" --addr "127.0.0.1:$port" --target intake --rate "$rate" \
     --duration 4 --warmup 0 >"$WORK/load.txt" 2>&1 || { cat "$WORK/load.txt"; exit 1; }
 grep '^RESULT' "$WORK/load.txt" | cut -c1-160
@@ -125,8 +140,18 @@ for _ in $(seq 600); do
     [[ "$lag" == 0 ]] && break
     sleep 0.1
 done
+read -r p1 w1 < <(ticks)
+awk -v p=$((p1 - p0)) -v w=$((w1 - w0)) -v e="$POSTS" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "CPU per event: pipeline %.0f us, journal-writer %.0f us\n", p * 1e6 / hz / e, w * 1e6 / hz / e}'
 echo "RSS after $POSTS webhooks through $N rules: $(rss)"
 if command -v sqlite3 >/dev/null; then
-    sqlite3 "$WORK/data-$STARTS/storeflow.db" \
+    sqlite3 "$WORK/$LABEL-data-$STARTS/storeflow.db" \
         "SELECT 'stored trace bytes per event: ' || CAST(AVG(LENGTH(trace)) AS INT) || ' (' || COUNT(*) || ' traces, ' || (SELECT page_count * page_size / 1024 / 1024 FROM pragma_page_count(), pragma_page_size()) || ' MiB db)' FROM traces"
 fi
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=
+}
+echo "rules1000.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "${ROUNDS:-1}"); do
+    [[ -z "${BASE:-}" ]] || measure "base-$r" "$BASE"
+    measure "after-$r" "$DAEMON"
+done

@@ -38,7 +38,7 @@ pub use reader::Reader;
 pub use records::{
     base_rule, replan_rule_key, replay_rule_key, Appended, Attempt, AttemptOutcome, EventStatus,
     EventSummary, Flag, FlagFilter, Job, JobStatus, NewJob, NextStep, Processed, Release, Replan,
-    Requeue, SecretCount, Unreadable,
+    Requeue, SecretCount, StoredTrace, Unreadable,
 };
 pub use sqlite::{FileIdentity, SqliteStore};
 pub use timers::{

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use super::pg::{PgStore, PgUrl};
-use super::sqlite::{Checkpointer, SqliteStore};
+use super::sqlite::SqliteStore;
 use super::{Journal, JournalError, Reader};
 use crate::config::Config;
 
@@ -78,8 +78,7 @@ pub fn start_writer(
 ) -> Result<Journal, JournalError> {
     match at.into() {
         Location::Sqlite(path) => {
-            let store = SqliteStore::open_writer(&path)?;
-            let checkpointer = Checkpointer::start(&path)?;
+            let (store, checkpointer) = SqliteStore::open_writer(&path)?;
             Journal::start(
                 store,
                 dedupe_window,

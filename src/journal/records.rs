@@ -95,8 +95,8 @@ pub struct SecretCount {
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub event_id: String,
-    /// What the rules decided and why (opaque to the journal).
-    pub trace: serde_json::Value,
+    /// What the rules decided and why (opaque to the journal), already in its stored form.
+    pub trace: StoredTrace,
     pub jobs: Vec<NewJob>,
     /// Script state written while processing this event (`state_set`, `state_incr`).
     pub state: Vec<(String, serde_json::Value)>,
@@ -104,6 +104,35 @@ pub struct Processed {
     pub fired: Vec<String>,
     /// Timers created and cancelled by this event (DESIGN.md §12).
     pub timers: super::TimerWrites,
+}
+
+/// A trace as the journal stores it, encoded compactly when the event is planned (on the
+/// pipeline's thread, not the writer's), so a round holds text, not JSON trees of hundreds of
+/// candidate rules. [`Store::trace`](super::Store::trace) reads it back as the JSON it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTrace(String);
+
+impl StoredTrace {
+    /// Text already in the stored form (`plan::trace_store` writes it from the typed trace).
+    pub fn from_text(text: String) -> StoredTrace {
+        StoredTrace(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&serde_json::Value> for StoredTrace {
+    fn from(trace: &serde_json::Value) -> StoredTrace {
+        StoredTrace(super::sqlite::trace_codec::compact(trace))
+    }
+}
+
+impl From<serde_json::Value> for StoredTrace {
+    fn from(trace: serde_json::Value) -> StoredTrace {
+        StoredTrace::from(&trace)
+    }
 }
 
 /// A job to create. Its key is (event id, rule, action index).

@@ -9,6 +9,7 @@ pub mod ruletest;
 pub mod run;
 pub mod time;
 pub mod trace;
+pub mod trace_store;
 
 use std::collections::BTreeMap;
 
@@ -51,7 +52,7 @@ impl Plan {
         Ok(Processed {
             event_id: event_id.to_string(),
             fired: self.trace.fired().map(String::from).collect(),
-            trace: serde_json::to_value(&self.trace)?,
+            trace: trace_store::stored(&self.trace)?,
             jobs: self.jobs,
             state: self.state,
             timers: self.timers,

@@ -63,7 +63,7 @@ fn journal(mut store: TestStore, n: usize) -> (TestStore, Vec<String>) {
 fn process(store: &mut TestStore, id: &str, fired: &[&str], jobs: Vec<NewJob>) {
     let p = Processed {
         event_id: id.to_string(),
-        trace: serde_json::json!({}),
+        trace: serde_json::json!({}).into(),
         jobs,
         state: Vec::new(),
         fired: fired.iter().map(|s| s.to_string()).collect(),

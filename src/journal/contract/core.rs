@@ -111,7 +111,7 @@ fn processing_is_recorded_once_with_trace_and_jobs(mut store: TestStore) {
     };
     let p = Processed {
         event_id: a.event.id.clone(),
-        trace: serde_json::json!({"rules": [{"rule": "r", "matched": true}]}),
+        trace: serde_json::json!({"rules": [{"rule": "r", "matched": true}]}).into(),
         jobs: vec![job(0, None), job(1, Some("template error"))],
         state: vec![("orders:buyer@example.com".into(), serde_json::json!(3))],
         fired: vec!["r".into()],
@@ -181,7 +181,7 @@ fn attempts_move_jobs_on_and_dead_letters_can_be_requeued(mut store: TestStore) 
     };
     let p = Processed {
         event_id: a.event.id.clone(),
-        trace: serde_json::json!({}),
+        trace: serde_json::json!({}).into(),
         jobs: vec![job(0), job(1)],
         state: Vec::new(),
         fired: Vec::new(),
@@ -303,7 +303,7 @@ fn retention_prunes_finished_history_but_keeps_dead_letters_and_flags(mut store:
         };
         let p = Processed {
             event_id: e.event.id.clone(),
-            trace: serde_json::json!({}),
+            trace: serde_json::json!({}).into(),
             jobs: vec![job],
             state: Vec::new(),
             fired: Vec::new(),

@@ -46,7 +46,7 @@ fn one_job(store: &mut TestStore) -> i64 {
     };
     let processed = Processed {
         event_id: id.clone(),
-        trace: serde_json::json!({}),
+        trace: serde_json::json!({}).into(),
         jobs: vec![job],
         state: vec![],
         fired: vec![],

@@ -44,7 +44,7 @@ pub(super) fn append(store: &mut TestStore, key: &str, kind: &str) -> String {
 pub(super) fn process(store: &mut TestStore, id: &str, timers: Vec<NewTimer>, cancels: &[&str]) {
     let p = Processed {
         event_id: id.into(),
-        trace: serde_json::json!({}),
+        trace: serde_json::json!({}).into(),
         jobs: Vec::new(),
         state: Vec::new(),
         fired: Vec::new(),

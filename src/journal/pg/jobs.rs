@@ -24,8 +24,7 @@ pub(super) async fn processed(tx: &Transaction<'_>, p: &Processed) -> Result<boo
     if marked == 0 {
         return Ok(false);
     }
-    let trace = crate::journal::sqlite::trace_codec::compact(&p.trace);
-    put_trace(tx, &p.event_id, &trace, now).await?;
+    put_trace(tx, &p.event_id, p.trace.as_str(), now).await?;
     for (key, value) in &p.state {
         set_state(tx, key, value).await?;
     }

@@ -24,11 +24,7 @@ pub(super) fn processed(tx: &Connection, p: &Processed) -> Result<bool, JournalE
     tx.prepare_cached(
         "INSERT OR REPLACE INTO traces (event_id, trace, created_at) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![
-        p.event_id,
-        super::trace_codec::compact(&p.trace),
-        now
-    ])?;
+    .execute(params![p.event_id, p.trace.as_str(), now])?;
     for (key, value) in &p.state {
         set_state(tx, key, value)?;
     }

@@ -15,7 +15,7 @@ mod quarantine;
 pub(super) mod timers;
 pub(super) mod trace_codec;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -172,12 +172,15 @@ const MIGRATIONS: &[&str] = &[
     timers::MIGRATION,
 ];
 
+/// How long a connection waits for a lock another one holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct SqliteStore {
     conn: Connection,
     /// Set on the daemon's writer: every batch checks that the files are still in place.
     files: Option<FileIdentity>,
-    /// Set on the daemon's writer: its WAL, checkpointed between batches once it is large.
-    wal: Option<PathBuf>,
+    /// Set on the daemon's writer: bounds its WAL between batches.
+    wal: Option<checkpoint::WalBound>,
 }
 
 impl SqliteStore {
@@ -193,7 +196,7 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let mut store = SqliteStore {
             conn,
             files: None,
@@ -203,15 +206,17 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Opens the connection that writes for the daemon. It does no routine checkpoints: a
-    /// checkpoint flushes and fsyncs the database file, and doing that after every commit would
-    /// stall every webhook waiting on it; [`Checkpointer`] does them on its own thread.
+    /// Opens the connection that writes for the daemon, and starts the [`Checkpointer`] thread
+    /// beside it. The writer does no routine checkpoints: a checkpoint flushes and fsyncs the
+    /// database file, and doing that after every commit would stall every webhook waiting on
+    /// it; the checkpoint thread does them.
     ///
-    /// It only bounds the WAL: past [`checkpoint::WAL_RESTART_AT`] it runs a RESTART checkpoint
-    /// between batches, and when the WAL starts over the file is cut back to
-    /// [`checkpoint::WAL_SIZE_LIMIT`] (`journal_size_limit`). And it records the identity of
-    /// the files so no batch is committed into a journal that was removed or replaced.
-    pub fn open_writer(path: &Path) -> Result<SqliteStore, JournalError> {
+    /// It only bounds the WAL (see [`checkpoint`]): past [`checkpoint::RESTART_FRAMES`] it has
+    /// the checkpoint thread copy the WAL, then restarts it between batches, and when the WAL
+    /// starts over the file is cut back to [`checkpoint::WAL_SIZE_LIMIT`]
+    /// (`journal_size_limit`). And it records the identity of the files so no batch is
+    /// committed into a journal that was removed or replaced.
+    pub fn open_writer(path: &Path) -> Result<(SqliteStore, Checkpointer), JournalError> {
         let mut store = Self::open(path)?;
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         store
@@ -222,10 +227,10 @@ impl SqliteStore {
             reason: e.to_string(),
         })?;
         store.files = Some(files);
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        store.wal = Some(PathBuf::from(wal));
-        Ok(store)
+        let checkpointer = Checkpointer::start(path)?;
+        let bound = checkpoint::WalBound::watch(&store.conn, &checkpointer, BUSY_TIMEOUT);
+        store.wal = Some(bound);
+        Ok((store, checkpointer))
     }
 
     /// Opens an existing journal for reading (the CLI), failing clearly if there is none.
@@ -270,12 +275,14 @@ impl Store for SqliteStore {
         dedupe_window: Duration,
     ) -> Result<Vec<Written>, JournalError> {
         self.check_files()?;
+        let t0 = std::time::Instant::now();
         // IMMEDIATE: take the write lock up front, waiting (busy timeout) while a RESTART or
         // TRUNCATE checkpoint holds it. A deferred transaction that read first (the dedupe
         // lookup) and then wants to write gets SQLITE_BUSY at once, without waiting.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let t_begin = t0.elapsed();
         let mut out = Vec::with_capacity(batch.len());
         for write in batch {
             out.push(match unfenced(write) {
@@ -301,7 +308,9 @@ impl Store for SqliteStore {
                 Write::Fenced(..) => unreachable_fenced()?,
             });
         }
+        let t_stmts = t0.elapsed();
         tx.commit()?;
+        tracing::debug!(target: "diag", begin_us = t_begin.as_micros() as u64, stmts_us = (t_stmts - t_begin).as_micros() as u64, commit_us = (t0.elapsed() - t_stmts).as_micros() as u64, "commit");
         // Checked again: a batch committed into a file unlinked meanwhile is not durable.
         self.check_files()?;
         Ok(out)
@@ -312,8 +321,8 @@ impl Store for SqliteStore {
     }
 
     fn between_batches(&mut self) {
-        if let Some(wal) = &self.wal {
-            checkpoint::restart_if_large(&self.conn, wal);
+        if let Some(wal) = &mut self.wal {
+            wal.between_batches(&self.conn);
         }
     }
 

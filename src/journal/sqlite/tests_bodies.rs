@@ -90,7 +90,7 @@ fn regression_a_journal_from_before_event_bodies_reads_prunes_and_counts_its_old
     let done = |id: &str| {
         Write::Processed(crate::journal::Processed {
             event_id: id.into(),
-            trace: serde_json::json!({}),
+            trace: serde_json::json!({}).into(),
             jobs: vec![],
             state: vec![],
             fired: vec![],
