@@ -50,8 +50,15 @@ impl SecretCounts {
 
     fn add(&self, source: &str, shop: &str, secret: &str, n: u64) {
         if let Ok(mut map) = self.0.lock() {
-            let shop = map.entry(format!("{source}/{shop}")).or_default();
-            *shop.entry(secret.to_string()).or_default() += n;
+            let key = format!("{source}/{shop}");
+            let shop = map.entry(key).or_default();
+            // The secret's entry exists after the first delivery: no new String per webhook.
+            match shop.get_mut(secret) {
+                Some(count) => *count += n,
+                None => {
+                    shop.insert(secret.to_string(), n);
+                }
+            }
         }
     }
 
