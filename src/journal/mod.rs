@@ -24,6 +24,7 @@ mod reader;
 mod records;
 pub mod sqlite;
 mod timers;
+mod trace_codec;
 mod writer;
 
 use std::time::Duration;

@@ -18,6 +18,29 @@ pub struct Page<T> {
     pub next: Option<i64>,
 }
 
+/// How many rows a page of `limit` shows: at least one, at most [`MAX_PAGE`]. Backends read one
+/// row more, to know whether another page follows.
+pub(crate) fn page_limit(limit: usize) -> usize {
+    limit.clamp(1, MAX_PAGE)
+}
+
+impl<T> Page<T> {
+    /// The page of the rows read (up to `limit + 1`, each with its cursor), the cursor of its
+    /// last row kept when another page follows.
+    pub(crate) fn from_rows(mut rows: Vec<(i64, T)>, limit: usize) -> Page<T> {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = match more {
+            true => rows.last().map(|(cursor, _)| *cursor),
+            false => None,
+        };
+        Page {
+            items: rows.into_iter().map(|(_, item)| item).collect(),
+            next,
+        }
+    }
+}
+
 /// Which events a page shows. Every filter given must hold.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventQuery {

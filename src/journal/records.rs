@@ -125,7 +125,7 @@ impl StoredTrace {
 
 impl From<&serde_json::Value> for StoredTrace {
     fn from(trace: &serde_json::Value) -> StoredTrace {
-        StoredTrace(super::sqlite::trace_codec::compact(trace))
+        StoredTrace(super::trace_codec::compact(trace))
     }
 }
 
@@ -163,6 +163,31 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status, in the order lists and gauges show them.
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Done,
+        JobStatus::Dead,
+        JobStatus::Dismissed,
+        JobStatus::Replanned,
+    ];
+
+    /// Jobs per status for every status, 0 where `counted` (status text, jobs) has none: a gauge
+    /// that dropped to none must say 0.
+    pub fn each_counted(counted: &[(String, u64)]) -> Vec<(String, u64)> {
+        JobStatus::ALL
+            .iter()
+            .map(|s| {
+                let n = counted
+                    .iter()
+                    .find(|(c, _)| c == s.as_str())
+                    .map_or(0, |c| c.1);
+                (s.as_str().to_string(), n)
+            })
+            .collect()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Pending => "pending",
@@ -175,16 +200,7 @@ impl JobStatus {
     }
 
     pub fn parse(s: &str) -> Option<JobStatus> {
-        [
-            JobStatus::Pending,
-            JobStatus::Running,
-            JobStatus::Done,
-            JobStatus::Dead,
-            JobStatus::Dismissed,
-            JobStatus::Replanned,
-        ]
-        .into_iter()
-        .find(|j| j.as_str() == s)
+        JobStatus::ALL.into_iter().find(|j| j.as_str() == s)
     }
 }
 

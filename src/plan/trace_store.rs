@@ -1,4 +1,4 @@
-//! A [`Trace`] in the journal's stored form (`journal/sqlite/trace_codec.rs`, v2), written
+//! A [`Trace`] in the journal's stored form (`journal/trace_codec.rs`, v2), written
 //! straight from the typed trace. Building the JSON tree of hundreds of candidate rules first
 //! (`serde_json::to_value`) and compacting it took three quarters of the pipeline thread with
 //! 1,000 rules. The text is the same as the journal's `compact` of that tree (tested below).

@@ -12,8 +12,8 @@ use super::events::{summary, SUMMARY_COLUMNS};
 use super::flags::{flag, FLAG_COLUMNS};
 use super::jobs::{job, JOB_COLUMNS};
 use crate::journal::query::{
-    CustomerQuery, EventItem, EventOutcome, EventPage, EventQuery, FlagPage, FlagQuery, JobPage,
-    JobQuery, LastFired, Page, MAX_PAGE,
+    page_limit, CustomerQuery, EventItem, EventOutcome, EventPage, EventQuery, FlagPage, FlagQuery,
+    JobPage, JobQuery, LastFired, Page,
 };
 use crate::journal::{Flag, JobStatus, JournalError};
 use crate::model::event::Timestamp;
@@ -55,23 +55,6 @@ impl Filter {
     }
 }
 
-fn page_limit(limit: usize) -> usize {
-    limit.clamp(1, MAX_PAGE)
-}
-
-fn paged<T>(mut rows: Vec<(i64, T)>, limit: usize) -> Page<T> {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = match more {
-        true => rows.last().map(|(cursor, _)| *cursor),
-        false => None,
-    };
-    Page {
-        items: rows.into_iter().map(|(_, item)| item).collect(),
-        next,
-    }
-}
-
 pub(super) async fn events(
     c: &impl GenericClient,
     q: &EventQuery,
@@ -93,7 +76,7 @@ pub(super) async fn events(
         .iter()
         .map(|r| Ok((r.try_get::<_, i64>(0)?, event_item(r)?)))
         .collect::<Result<Vec<_>, JournalError>>()?;
-    Ok(paged(items, limit))
+    Ok(Page::from_rows(items, limit))
 }
 
 fn event_filter(q: &EventQuery) -> (Filter, &'static str, &'static str) {
@@ -190,7 +173,7 @@ pub(super) async fn jobs(c: &impl GenericClient, q: &JobQuery) -> Result<JobPage
         .iter()
         .map(|r| job(r).map(|j| (j.id, j)))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(paged(items, limit))
+    Ok(Page::from_rows(items, limit))
 }
 
 pub(super) async fn flags(c: &impl GenericClient, q: &FlagQuery) -> Result<FlagPage, JournalError> {
@@ -207,7 +190,7 @@ pub(super) async fn flags(c: &impl GenericClient, q: &FlagQuery) -> Result<FlagP
         .iter()
         .map(|r| flag(r).map(|f| (f.id, f)))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(paged(items, limit))
+    Ok(Page::from_rows(items, limit))
 }
 
 pub(super) async fn flag_by_id(
@@ -280,15 +263,6 @@ pub(super) async fn record_fired(
     Ok(())
 }
 
-const STATUSES: [JobStatus; 6] = [
-    JobStatus::Pending,
-    JobStatus::Running,
-    JobStatus::Done,
-    JobStatus::Dead,
-    JobStatus::Dismissed,
-    JobStatus::Replanned,
-];
-
 pub(super) async fn gauges(
     c: &impl GenericClient,
     now: Timestamp,
@@ -305,16 +279,7 @@ pub(super) async fn gauges(
             ))
         })
         .collect::<Result<Vec<_>, JournalError>>()?;
-    let jobs = STATUSES
-        .iter()
-        .map(|s| {
-            let n = counted
-                .iter()
-                .find(|(c, _)| c == s.as_str())
-                .map_or(0, |c| c.1);
-            (s.as_str().to_string(), n)
-        })
-        .collect();
+    let jobs = JobStatus::each_counted(&counted);
     let row = c
         .query_one(
             "SELECT (SELECT COUNT(*) FROM flags WHERE resolved_at IS NULL),

@@ -176,7 +176,7 @@ pub(super) async fn trace(
     let Some(row) = row else { return Ok(None) };
     let text: String = row.try_get(0)?;
     serde_json::from_str(&text)
-        .map(|t| Some(crate::journal::sqlite::trace_codec::restore(t)))
+        .map(|t| Some(crate::journal::trace_codec::restore(t)))
         .map_err(|e| JournalError::Corrupt {
             id: event_id.to_string(),
             reason: e.to_string(),

@@ -15,8 +15,8 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 use super::events::{summary, SUMMARY_COLUMNS};
 use super::jobs::{job, JOB_COLUMNS};
 use crate::journal::query::{
-    CustomerQuery, EventItem, EventOutcome, EventPage, EventQuery, FlagPage, FlagQuery, JobPage,
-    JobQuery, LastFired, Page, MAX_PAGE,
+    page_limit, CustomerQuery, EventItem, EventOutcome, EventPage, EventQuery, FlagPage, FlagQuery,
+    JobPage, JobQuery, LastFired, Page,
 };
 use crate::journal::{Flag, JobStatus, JournalError};
 use crate::model::event::Timestamp;
@@ -51,25 +51,6 @@ impl Filter {
     }
 }
 
-/// How many rows to read: one more than the page, to know whether another page follows.
-fn page_limit(limit: usize) -> usize {
-    limit.clamp(1, MAX_PAGE)
-}
-
-/// The page of the rows read (up to `limit + 1`), with the cursor of the last one kept.
-fn paged<T>(mut rows: Vec<(i64, T)>, limit: usize) -> Page<T> {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = match more {
-        true => rows.last().map(|(cursor, _)| *cursor),
-        false => None,
-    };
-    Page {
-        items: rows.into_iter().map(|(_, item)| item).collect(),
-        next,
-    }
-}
-
 pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<EventPage, JournalError> {
     let limit = page_limit(q.limit);
     let (mut f, from, seq) = event_filter(q);
@@ -90,7 +71,7 @@ pub(super) fn events(conn: &Connection, q: &EventQuery) -> Result<EventPage, Jou
     let rows = stmt.query_map(params_from_iter(&f.params), |r| {
         Ok((r.get::<_, i64>(0)?, event_item(r)?))
     })?;
-    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+    Ok(Page::from_rows(rows.collect::<Result<_, _>>()?, limit))
 }
 
 /// The WHERE clause of `q`, the table(s) to walk and the seq column that orders them.
@@ -182,7 +163,7 @@ pub(super) fn jobs(conn: &Connection, q: &JobQuery) -> Result<JobPage, JournalEr
         let j = job(r)?;
         Ok((j.id, j))
     })?;
-    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+    Ok(Page::from_rows(rows.collect::<Result<_, _>>()?, limit))
 }
 
 pub(super) fn flags(conn: &Connection, q: &FlagQuery) -> Result<FlagPage, JournalError> {
@@ -196,7 +177,7 @@ pub(super) fn flags(conn: &Connection, q: &FlagQuery) -> Result<FlagPage, Journa
         let f = flag(r)?;
         Ok((f.id, f))
     })?;
-    Ok(paged(rows.collect::<Result<_, _>>()?, limit))
+    Ok(Page::from_rows(rows.collect::<Result<_, _>>()?, limit))
 }
 
 pub(super) fn flag_by_id(conn: &Connection, id: i64) -> Result<Option<Flag>, JournalError> {

@@ -6,14 +6,6 @@ use rusqlite::Connection;
 
 use super::{JobStatus, JournalError};
 
-const STATUSES: [JobStatus; 6] = [
-    JobStatus::Pending,
-    JobStatus::Running,
-    JobStatus::Done,
-    JobStatus::Dead,
-    JobStatus::Dismissed,
-    JobStatus::Replanned,
-];
 use crate::model::event::Timestamp;
 use crate::telemetry::metrics::JournalGauges;
 
@@ -24,17 +16,7 @@ pub(super) fn read(conn: &Connection, now: Timestamp) -> Result<JournalGauges, J
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    // Every status, 0 when no job has it: a gauge that dropped to none must say 0.
-    let jobs = STATUSES
-        .iter()
-        .map(|s| {
-            let n = counted
-                .iter()
-                .find(|(c, _)| c == s.as_str())
-                .map_or(0, |c| c.1);
-            (s.as_str().to_string(), n)
-        })
-        .collect();
+    let jobs = JobStatus::each_counted(&counted);
     let flags_open: i64 = conn.query_row(
         "SELECT COUNT(*) FROM flags WHERE resolved_at IS NULL",
         [],

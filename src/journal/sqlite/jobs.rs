@@ -158,7 +158,7 @@ pub(super) fn trace(
         .optional()?;
     text.map(|t| {
         serde_json::from_str(&t)
-            .map(super::trace_codec::restore)
+            .map(crate::journal::trace_codec::restore)
             .map_err(|e| JournalError::Corrupt {
                 id: event_id.to_string(),
                 reason: e.to_string(),

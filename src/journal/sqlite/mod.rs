@@ -13,7 +13,6 @@ mod identity;
 mod jobs;
 mod quarantine;
 pub(super) mod timers;
-pub(super) mod trace_codec;
 
 use std::path::Path;
 use std::time::Duration;
