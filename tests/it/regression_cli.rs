@@ -47,11 +47,25 @@ async fn post_shipped(d: &Daemon) -> String {
 }
 
 async fn job_of(d: &Daemon, event: &str, rule: &str, status: JobStatus) -> storeflow::journal::Job {
-    wait_for(&format!("{rule} to be {}", status.as_str()), || {
-        let jobs = d.journal().jobs(Some(event), None, 100).unwrap();
-        jobs.into_iter()
-            .find(|j| j.rule == rule && j.status == status)
-    })
+    job_of_kind(d, event, rule, None, status).await
+}
+
+/// Waits for the job of `rule` (and of action `kind`, when the rule has several actions).
+async fn job_of_kind(
+    d: &Daemon,
+    event: &str,
+    rule: &str,
+    kind: Option<&str>,
+    status: JobStatus,
+) -> storeflow::journal::Job {
+    wait_for(
+        &format!("{rule} {kind:?} to be {}", status.as_str()),
+        || {
+            let jobs = d.journal().jobs(Some(event), None, 100).unwrap();
+            jobs.into_iter()
+                .find(|j| j.rule == rule && j.status == status && kind.is_none_or(|k| j.kind == k))
+        },
+    )
     .await
 }
 
@@ -326,7 +340,8 @@ async fn regression_events_show_starts_with_a_summary_for_people() {
     let rules = "rules:\n  - name: mail-buyer\n    on: order.shipped\n    actions:\n      - email: { to: \"{{ order.customer.email }}\", subject: shipped, body: hi }\n      - slack: { text: shipped }\n  - name: big-orders\n    on: order.shipped\n    match:\n      order.total: { gte: 1000000 }\n    actions:\n      - log: { message: big }\n";
     let d = Daemon::start_in(dir_with_rules("r.yaml", rules), SECURED).await;
     let id = post_shipped(&d).await;
-    job_of(&d, &id, "mail-buyer", JobStatus::Done).await;
+    // The rule has two actions: the .eml exists once the email job (not just any job) is done.
+    job_of_kind(&d, &id, "mail-buyer", Some("email"), JobStatus::Done).await;
     let c = cli_config(d.dir.path(), "");
     let out = storeflow(&c, &["events", "show", &id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
