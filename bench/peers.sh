@@ -27,6 +27,9 @@
 #   in both configurations (base-bare, base-rules), for before/after ratios from one run;
 #   BASE_RULES=<rules dir for BASE> (default rules/; e.g. `git archive <commit> rules | tar -x`)
 #   DRAIN_MAX=120 (seconds a daemon may take to drain in the e2e phase before the run fails)
+#   FLOOR="verify parse file sqlite" (also start examples/floor.rs in those modes as peers-phase
+#   targets: the least a verifying receiver on storeflow's HTTP stack does, without and with a
+#   durable write; FLOOR_BIN=<path>, default beside DAEMON under examples/)
 #   PEER_BENCH=<dir with run-peers.sh> (default ../shared/bench), SCRAPE=1 (also start
 #   sf-scraped, no rules like sf-bare, whose /metrics is scraped once a second during the whole
 #   run: the cost of scraping is sf-bare vs sf-scraped in the same run), and every run-peers.sh
@@ -41,6 +44,7 @@ SECRET=whsec_test
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     cargo build --release --bins
+    [[ -z "${FLOOR:-}" ]] || cargo build --release --example floor
 fi
 DAEMON=${DAEMON:-${CARGO_TARGET_DIR:-target}/release/storeflow}
 [[ -x "$DAEMON" ]] || { echo "missing $DAEMON" >&2; exit 2; }
@@ -176,6 +180,29 @@ cpu_table() { # cpu_table TICKS0 TICKS1 EVENTS
             END {printf "   %-22s %8.1f us/event %8.2f KB written/event\n", "TOTAL", t * 1e6 / hz / e, tb / 1024 / e}'
 }
 
+# start_floor MODE: the floor example (examples/floor.rs) in one mode, a peers-phase target only.
+FLOORS=()
+start_floor() {
+    local name="floor-$1" dir="$WORK/floor-$1"
+    mkdir -p "$dir"
+    "$FLOOR_BIN" --listen 127.0.0.1:0 --secret "$SECRET" --mode "$1" --data "$dir" >"$dir/out.log" 2>&1 &
+    PID[$name]=$!
+    local port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/out.log")
+        [[ -n "$port" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$port" ]] || { echo "$name did not start" >&2; cat "$dir/out.log" >&2; exit 2; }
+    PORT[$name]=$port
+    FLOORS+=("$name")
+}
+if [[ -n "${FLOOR:-}" ]]; then
+    FLOOR_BIN=${FLOOR_BIN:-$(dirname "$DAEMON")/examples/floor}
+    [[ -x "$FLOOR_BIN" ]] || { echo "missing $FLOOR_BIN (cargo build --release --example floor)" >&2; exit 2; }
+    for m in $FLOOR; do start_floor "$m"; done
+fi
+
 if [[ -n "${BASE:-}" ]]; then
     start base-bare "$BASE" ""
     start base-rules "$BASE" "${BASE_RULES:-$ROOT/rules}"
@@ -207,7 +234,7 @@ fi
 echo "peers.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 rc=0
 TARGETS=()
-for n in "${NAMES[@]}"; do TARGETS+=("$n=http://127.0.0.1:${PORT[$n]}/hooks/sellix"); done
+for n in "${NAMES[@]}" "${FLOORS[@]+"${FLOORS[@]}"}"; do TARGETS+=("$n=http://127.0.0.1:${PORT[$n]}/hooks/sellix"); done
 mkdir -p "$WORK/peers"
 if [[ " $PHASES " == *" peers "* ]]; then
     OUT_DIR="$WORK/peers" DURATION=$DURATION "$PEER_BENCH/run-peers.sh" "${TARGETS[@]}" || rc=$?
