@@ -27,7 +27,8 @@
 #   in both configurations (base-bare, base-rules), for before/after ratios from one run;
 #   BASE_RULES=<rules dir for BASE> (default rules/; e.g. `git archive <commit> rules | tar -x`)
 #   DRAIN_MAX=120 (seconds a daemon may take to drain in the e2e phase before the run fails)
-#   FLOOR="verify parse file sqlite" (also start examples/floor.rs in those modes as peers-phase
+#   FLOOR="verify parse file sqlite sqlite:typed" (also start examples/floor.rs in those modes
+#   (MODE[:value|typed|none], how the body is parsed) as peers-phase
 #   targets: the least a verifying receiver on storeflow's HTTP stack does, without and with a
 #   durable write; FLOOR_BIN=<path>, default beside DAEMON under examples/)
 #   PEER_BENCH=<dir with run-peers.sh> (default ../shared/bench), SCRAPE=1 (also start
@@ -182,10 +183,11 @@ cpu_table() { # cpu_table TICKS0 TICKS1 EVENTS
 
 # start_floor MODE: the floor example (examples/floor.rs) in one mode, a peers-phase target only.
 FLOORS=()
-start_floor() {
-    local name="floor-$1" dir="$WORK/floor-$1"
+start_floor() { # start_floor MODE[:PARSE]
+    local name="floor-${1/:/-}" dir="$WORK/floor-${1/:/-}" mode=${1%%:*} parse=value
+    [[ "$1" == *:* ]] && parse=${1#*:}
     mkdir -p "$dir"
-    "$FLOOR_BIN" --listen 127.0.0.1:0 --secret "$SECRET" --mode "$1" --data "$dir" >"$dir/out.log" 2>&1 &
+    "$FLOOR_BIN" --listen 127.0.0.1:0 --secret "$SECRET" --mode "$mode" --parse "$parse" --data "$dir" >"$dir/out.log" 2>&1 &
     PID[$name]=$!
     local port=
     for _ in $(seq 100); do

@@ -12,6 +12,11 @@
 //!   a durable receiver: one writer thread, every request waits for the sync that covers it);
 //! - `sqlite`: + inserting the body into a one-table SQLite journal (WAL, `synchronous = FULL`),
 //!   group commit on one writer thread (storeflow's journal without its indexes, dedupe or rows).
+//!
+//! `--parse value|typed|none` says how `parse`, `file` and `sqlite` read the body: `value` (the
+//! default) builds a `serde_json::Value` as storeflow's intake does; `typed` validates the whole
+//! body but reads only the fields intake needs (event, data.uniqid, customer email) into borrowed
+//! structs; `none` skips parsing. In `peers.sh` a mode may carry it: `FLOOR="sqlite:typed"`.
 
 // A benchmark tool, not daemon code: failing loudly on a broken setup is what we want here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,6 +33,40 @@ use warp::http::StatusCode;
 use warp::Filter;
 
 type Job = (Bytes, oneshot::Sender<()>);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Parse {
+    Value,
+    Typed,
+    None,
+}
+
+/// The few fields intake needs; everything else is validated and skipped.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Typed<'a> {
+    #[serde(borrow)]
+    event: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: TypedData<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct TypedData<'a> {
+    #[serde(borrow)]
+    uniqid: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    customer_email: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn parsed(parse: Parse, body: &[u8]) -> bool {
+    match parse {
+        Parse::Value => serde_json::from_slice::<serde_json::Value>(body).is_ok(),
+        Parse::Typed => serde_json::from_slice::<Typed<'_>>(body).is_ok(),
+        Parse::None => true,
+    }
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -53,6 +92,13 @@ fn main() {
         Some("file") => Mode::File,
         Some("sqlite") => Mode::Sqlite,
         Some(other) => panic!("unknown --mode {other}: verify, parse, file or sqlite"),
+    };
+    let parse = match arg(&args, "--parse").as_deref() {
+        _ if mode == Mode::Verify => Parse::None,
+        Some("value") | None => Parse::Value,
+        Some("typed") => Parse::Typed,
+        Some("none") => Parse::None,
+        Some(other) => panic!("unknown --parse {other}: value, typed or none"),
     };
     let data = PathBuf::from(arg(&args, "--data").unwrap_or_else(|| ".".into()));
     let writer = (mode == Mode::File || mode == Mode::Sqlite).then(|| spawn_writer(mode, &data));
@@ -80,9 +126,8 @@ fn main() {
                     if !signed(key, sig.as_deref(), &body) {
                         return unauthorized();
                     }
-                    if mode != Mode::Verify {
-                        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
-                        if parsed.is_err() {
+                    {
+                        if !parsed(parse, &body) {
                             return warp::reply::with_status(
                                 r#"{"error":"not json"}"#,
                                 StatusCode::BAD_REQUEST,
