@@ -86,7 +86,7 @@ mod tests {
             topic: "sellix/order:paid".into(),
             canonical: None,
             received_at: Timestamp(0),
-            payload: serde_json::Value::Null,
+            payload: serde_json::Value::Null.into(),
             order: None,
             shop: "default".into(),
             secret: None,

@@ -4,9 +4,13 @@
 //! rules need to serve both platforms with one definition: a `topic` (`source/kind`), a canonical
 //! name from the table in DESIGN.md §3, and an [`OrderView`] with the fields shop owners ask for.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 
 /// One journaled webhook, normalized.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,8 +33,8 @@ pub struct Event {
     /// The cross-platform name (`order.paid`), when the table knows the event.
     pub canonical: Option<String>,
     pub received_at: Timestamp,
-    /// The request body as JSON, unknown fields and all.
-    pub payload: serde_json::Value,
+    /// The request body as JSON, unknown fields and all (parsed when first read).
+    pub payload: Payload,
     /// Present for order events of either platform.
     pub order: Option<OrderView>,
 }
@@ -48,6 +52,100 @@ impl Event {
     /// A new event id: time-ordered, so ids sort like arrival.
     pub fn new_id() -> String {
         format!("evt_{}", uuid::Uuid::now_v7().simple())
+    }
+}
+
+/// An event's payload: the webhook body as JSON, built from the body's bytes the first time
+/// something reads it (a `payload.*` condition, template or script) and kept from then on.
+///
+/// Intake validates the body in full and reads only the fields it needs
+/// ([`crate::sources::sparse`]), so an event that nothing reads the payload of is never
+/// converted into a tree: that conversion was most of intake's CPU. Reads through `Deref` as a
+/// `serde_json::Value`; compares, prints and serializes as that value.
+#[derive(Clone, Default)]
+pub struct Payload {
+    /// The body; `None` once the value is the truth (built from a value, or written to).
+    raw: Option<Bytes>,
+    value: OnceLock<Value>,
+}
+
+impl Payload {
+    /// The payload of a body that was already validated as JSON (intake, the journal). A body
+    /// that is not JSON after all reads as `null` rather than failing a reader later.
+    pub fn from_body(body: Bytes) -> Self {
+        Payload {
+            raw: Some(body),
+            value: OnceLock::new(),
+        }
+    }
+
+    /// Whether the value was built yet (tests and benchmarks check that nothing did).
+    pub fn is_parsed(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    fn value(&self) -> &Value {
+        self.value.get_or_init(|| {
+            self.raw
+                .as_deref()
+                .and_then(|body| serde_json::from_slice(body).ok())
+                .unwrap_or(Value::Null)
+        })
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Payload {
+            raw: None,
+            value: OnceLock::from(value),
+        }
+    }
+}
+
+impl Deref for Payload {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl DerefMut for Payload {
+    fn deref_mut(&mut self) -> &mut Value {
+        self.value();
+        self.raw = None;
+        self.value.get_mut().expect("the value was just built")
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl PartialEq<Value> for Payload {
+    fn eq(&self, other: &Value) -> bool {
+        self.value() == other
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value().fmt(f)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Payload::from)
     }
 }
 

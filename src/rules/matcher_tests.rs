@@ -27,7 +27,8 @@ fn event() -> Event {
                 "items": [{"count": 2, "title": "Mug"}, {"count": 5}],
                 "map": {"0": "zero-key"}
             }
-        }),
+        })
+        .into(),
         order: Some(OrderView {
             id: "ord-7".into(),
             total: Some(49.98),

@@ -19,7 +19,9 @@ pub fn event() -> Event {
         topic: "sellix/order:paid".into(),
         canonical: Some("order.paid".into()),
         received_at: Timestamp(1_742_040_000_000),
-        payload: json!({"event": "order:paid", "data": {"total": 49.98, "custom_fields": {"vip": true}}}),
+        payload:
+            json!({"event": "order:paid", "data": {"total": 49.98, "custom_fields": {"vip": true}}})
+                .into(),
         order: Some(OrderView {
             id: "ord_1".into(),
             status: "COMPLETED".into(),

@@ -8,6 +8,7 @@ pub mod json;
 pub mod selldone;
 pub mod sellix;
 pub mod shops;
+pub(crate) mod sparse;
 pub mod verify;
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::config::Config;
-use crate::model::event::{Event, Incoming, OrderView, Timestamp};
+use crate::model::event::{Event, Incoming, OrderView, Payload, Timestamp};
 pub use shops::{SecretUsed, Shops, DEFAULT_SHOP};
 pub use verify::Verified;
 
@@ -153,9 +154,13 @@ impl Sources {
     }
 }
 
-/// Parses a body as a JSON object, with a message that says where it broke.
-pub(crate) fn parse_object(body: &[u8]) -> Result<serde_json::Value, IntakeError> {
-    let v: serde_json::Value = serde_json::from_slice(body)
+/// Validates a body as a JSON object and keeps `keep`'s paths of it ([`sparse`]; `WHOLE` keeps
+/// it all), with a message that says where it broke.
+pub(crate) fn parse_object(
+    body: &[u8],
+    keep: sparse::Keep,
+) -> Result<serde_json::Value, IntakeError> {
+    let v = sparse::parse(body, keep)
         .map_err(|e| IntakeError::Malformed(format!("body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(IntakeError::Malformed("body must be a JSON object".into()));
@@ -221,14 +226,14 @@ pub(crate) fn verify_with(
 pub(crate) struct Parsed {
     pub kind: String,
     pub canonical: Option<String>,
-    pub payload: serde_json::Value,
     pub order: Option<OrderView>,
     /// The platform's delivery identity; [`incoming`] scopes it to the shop.
     pub dedupe_key: String,
 }
 
 /// The journaled form of a verified delivery: the event (topic `{source}/{kind}`, the shop and
-/// secret the verifier recorded) and its shop-scoped dedupe key.
+/// secret the verifier recorded, the body as its payload, parsed in full when first read) and
+/// its shop-scoped dedupe key.
 pub(crate) fn incoming(
     source: &'static str,
     body: &Verified,
@@ -244,7 +249,7 @@ pub(crate) fn incoming(
         canonical: parsed.canonical,
         kind: parsed.kind,
         received_at,
-        payload: parsed.payload,
+        payload: Payload::from_body(body.body().clone()),
         order: parsed.order,
     };
     Incoming {
@@ -253,3 +258,6 @@ pub(crate) fn incoming(
         body: body.body().clone(),
     }
 }
+
+#[cfg(test)]
+mod sparse_props;

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::json::{number, text};
+use super::sparse::{Keep, WHOLE};
 use super::verify::{digest_hex, hmac_sha512_matches};
 use super::{
     parse_object, IntakeError, IntakeRequest, Parsed, Route, Shops, Source, Verified, DEFAULT_SHOP,
@@ -86,33 +87,7 @@ impl Source for Sellix {
     }
 
     fn normalize(&self, body: &Verified, received_at: Timestamp) -> Result<Incoming, IntakeError> {
-        let payload = parse_object(body.body())?;
-        let kind = body
-            .kind_hint()
-            .map(str::to_string)
-            .filter(|k| !k.is_empty())
-            .or_else(|| {
-                payload
-                    .get("event")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                IntakeError::Malformed(
-                    "no event name: send the X-Sellix-Event header or a body `event` field".into(),
-                )
-            })?;
-        let order = kind.starts_with("order:").then(|| order_view(&payload));
-        let parsed = Parsed {
-            canonical: sellix_canonical(&kind),
-            kind,
-            payload,
-            order,
-            // Sellix sends each delivery's exact bytes again on retry, so the body identifies it.
-            dedupe_key: digest_hex(&[body.body()]),
-        };
-        Ok(super::incoming("sellix", body, parsed, received_at))
+        read(body, received_at, KEEP)
     }
 
     fn shops(&self) -> &Shops {
@@ -126,6 +101,65 @@ impl Source for Sellix {
     fn allow_unsigned(&self) -> bool {
         self.config.allow_unsigned
     }
+}
+
+/// What [`read`] and [`order_view`] look at; the rest of the body is validated, not kept.
+pub(super) const KEEP: Keep = Keep(&[
+    ("event", WHOLE),
+    (
+        "data",
+        Keep(&[
+            ("product_title", WHOLE),
+            (
+                "product",
+                Keep(&[("title", WHOLE), ("price_display", WHOLE), ("price", WHOLE)]),
+            ),
+            ("quantity", WHOLE),
+            ("uniqid", WHOLE),
+            ("status", WHOLE),
+            ("total_display", WHOLE),
+            ("total", WHOLE),
+            ("currency", WHOLE),
+            ("customer_email", WHOLE),
+            ("shop_id", WHOLE),
+            ("name", WHOLE),
+        ]),
+    ),
+]);
+
+/// The event of a verified body, reading `keep`'s paths of it ([`KEEP`] at intake; the tests
+/// check that it reads the same as the whole body).
+pub(super) fn read(
+    body: &Verified,
+    received_at: Timestamp,
+    keep: Keep,
+) -> Result<Incoming, IntakeError> {
+    let payload = parse_object(body.body(), keep)?;
+    let kind = body
+        .kind_hint()
+        .map(str::to_string)
+        .filter(|k| !k.is_empty())
+        .or_else(|| {
+            payload
+                .get("event")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            IntakeError::Malformed(
+                "no event name: send the X-Sellix-Event header or a body `event` field".into(),
+            )
+        })?;
+    let order = kind.starts_with("order:").then(|| order_view(&payload));
+    let parsed = Parsed {
+        canonical: sellix_canonical(&kind),
+        kind,
+        order,
+        // Sellix sends each delivery's exact bytes again on retry, so the body identifies it.
+        dedupe_key: digest_hex(&[body.body()]),
+    };
+    Ok(super::incoming("sellix", body, parsed, received_at))
 }
 
 /// The order view of a Sellix order object (`data`). Amounts are in the order's currency

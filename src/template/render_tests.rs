@@ -15,7 +15,7 @@ fn event() -> Event {
         topic: "sellix/order:paid".into(),
         canonical: Some("order.paid".into()),
         received_at: Timestamp(1_742_040_000_000),
-        payload: json!({"data": {"created_at": 1_742_040_000, "reason": "not received"}}),
+        payload: json!({"data": {"created_at": 1_742_040_000, "reason": "not received"}}).into(),
         order: Some(OrderView {
             id: "ord-7".into(),
             total: Some(24.99),

@@ -36,7 +36,7 @@ fn dynamic_event(topic: &str) -> Event {
         topic: topic.into(),
         canonical: None,
         received_at: Timestamp(1_742_040_000_000),
-        payload: json!({"event": "product:dynamic", "data": {"uniqid": "abc"}}),
+        payload: json!({"event": "product:dynamic", "data": {"uniqid": "abc"}}).into(),
         order: None,
     }
 }

@@ -28,7 +28,7 @@ pub(crate) fn incoming(n: usize) -> Incoming {
             topic: topic.into(),
             canonical: Some(canonical.into()),
             received_at: Timestamp(1_000 + n as i64),
-            payload: serde_json::json!({}),
+            payload: serde_json::json!({}).into(),
             order: Some(OrderView {
                 id: format!("o-{n}"),
                 customer: Customer {

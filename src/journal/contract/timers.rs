@@ -23,7 +23,7 @@ pub(super) fn append(store: &mut TestStore, key: &str, kind: &str) -> String {
         topic: format!("sellix/{kind}"),
         canonical: None,
         received_at: Timestamp(1),
-        payload: serde_json::json!({}),
+        payload: serde_json::json!({}).into(),
         order: Some(OrderView {
             id: "o-1".into(),
             ..Default::default()

@@ -208,7 +208,7 @@ fn raw_event(r: &Row<'_>) -> Result<RawEvent, Unreadable> {
         topic: r.get(3).map_err(unreadable)?,
         canonical: r.get(4).map_err(unreadable)?,
         received_at: Timestamp(r.get(5).map_err(unreadable)?),
-        payload: serde_json::Value::Null,
+        payload: serde_json::Value::Null.into(),
         order: None,
         shop: r.get(8).map_err(unreadable)?,
         secret: r.get(9).map_err(unreadable)?,
