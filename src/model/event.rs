@@ -58,9 +58,9 @@ impl Event {
 /// An event's payload: the webhook body as JSON, built from the body's bytes the first time
 /// something reads it (a `payload.*` condition, template or script) and kept from then on.
 ///
-/// Intake validates the body in full and reads only the fields it needs
-/// ([`crate::sources::sparse`]), so an event that nothing reads the payload of is never
-/// converted into a tree: that conversion was most of intake's CPU. Reads through `Deref` as a
+/// Intake validates the body in full and reads only the fields it needs (the sources' sparse
+/// parse), so an event that nothing reads the payload of is never converted into a tree: that
+/// conversion was most of intake's CPU. Reads through `Deref` as a
 /// `serde_json::Value`; compares, prints and serializes as that value.
 #[derive(Clone, Default)]
 pub struct Payload {
