@@ -61,4 +61,46 @@ fn regression_an_event_reads_back_exactly_as_intake_parsed_it(mut store: TestSto
     );
 }
 
-contract!(regression_an_event_reads_back_exactly_as_intake_parsed_it);
+/// The secret counts over a batch of appends: every appended event counted once under its
+/// secret, a duplicate not at all, the newest time kept (out-of-order arrivals included).
+fn secret_counts_sum_a_batch_per_secret_and_skip_duplicates(mut store: TestStore) {
+    let at = |uniqid: &str, secret: &str, ms: i64| {
+        let mut inc = fixture(uniqid);
+        inc.event.secret = Some(secret.into());
+        inc.event.received_at = Timestamp(ms);
+        Write::Append(Box::new(inc))
+    };
+    let batch = [
+        at("s-1", "current", 1_700_000_000_000),
+        at("s-2", "previous", 1_700_000_000_500),
+        at("s-3", "current", 1_700_000_002_000),
+        at("s-4", "current", 1_700_000_001_000),
+        at("s-1", "current", 1_700_000_003_000),
+    ];
+    store.write_batch(&batch, Duration::from_secs(60)).unwrap();
+    store
+        .write_batch(
+            &[at("s-5", "previous", 1_700_000_000_100)],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let counts: Vec<(String, u64, i64)> = store
+        .secret_counts()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.secret, c.events, c.last.millis()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("current".to_string(), 3, 1_700_000_002_000),
+            ("previous".to_string(), 2, 1_700_000_000_500),
+        ],
+        "the repeated s-1 is a duplicate and not counted"
+    );
+}
+
+contract!(
+    regression_an_event_reads_back_exactly_as_intake_parsed_it,
+    secret_counts_sum_a_batch_per_secret_and_skip_duplicates,
+);
