@@ -70,8 +70,9 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// The payload of a body that was already validated as JSON (intake, the journal). A body
-    /// that is not JSON after all reads as `null` rather than failing a reader later.
+    /// The payload of a body intake already validated as JSON (journal reads parse the stored
+    /// body at once, so an unreadable row is caught there). A body that is not JSON after all
+    /// reads as `null` rather than failing a reader later.
     pub fn from_body(body: Bytes) -> Self {
         Payload {
             raw: Some(body),

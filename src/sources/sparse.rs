@@ -2,8 +2,9 @@
 //! `serde_json::Value` would validate it (same tokenizer, same number ranges, same UTF-8 and
 //! depth checks, same error messages), but only the paths a source reads — the event name, the
 //! dedupe fields, the order view — are kept. Building the full tree cost most of intake's CPU
-//! (30–38 µs of a 3 KB body against ~5 µs for this); the event's payload is parsed in full
-//! later, and only when a rule, template or script reads it ([`crate::model::event::Payload`]).
+//! (verify + normalise of a 3 KB Sellix body: 40–42 µs with it, 22.7 µs with this;
+//! `cargo bench --bench intake`); the event's payload is parsed in full later, and only when a
+//! rule, template or script reads it ([`crate::model::event::Payload`]).
 //!
 //! The kept tree has the same shape as the full one along the kept paths, so the lenient
 //! readers of [`super::json`] give the same answers on it as on the full payload.
